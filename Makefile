@@ -1,0 +1,43 @@
+# Two commands matter: `make demo` and `make check`. Both build their own virtual environment.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+export HYPOTHESIS_PROFILE ?= ci
+
+.PHONY: demo check lint typecheck test docs bench bench-smoke clean
+
+$(STAMP): pyproject.toml
+	rm -f $(VENV)/.installed-*
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+demo: $(STAMP)
+	$(PY) -m shadowsync.demo
+
+check: lint typecheck test docs bench-smoke
+	@echo "all checks passed"
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff format --check src tests benchmarks
+
+typecheck: $(STAMP)
+	$(PY) -m mypy --strict src tests
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+docs: $(STAMP)
+	$(PY) -m mkdocs build --strict --quiet --site-dir $(VENV)/site
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+bench-smoke: $(STAMP)
+	$(PY) -m benchmarks --smoke
+
+clean:
+	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,216 @@
+"""JSON at the boundary: decoding payloads, validating and copying values, exact equality.
+
+Everything that enters shadowsync from outside passes through here once, so the rest of the
+core can assume plain, finite, depth-bounded JSON made of ``dict``/``list``/scalars.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, NoReturn, TypeAlias, cast
+
+from shadowsync.errors import InvalidRequestError, UnsupportedEncodingError
+
+JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
+"""Any JSON value, as the standard library's :mod:`json` module represents it."""
+
+JSONObject: TypeAlias = dict[str, JSONValue]
+"""A JSON object."""
+
+NESTING_MESSAGE = "JSON contains too many levels of nesting; maximum is {depth}"
+INVALID_JSON = "Invalid JSON"
+NULL_IN_ARRAY = "Array values must not be null"
+
+_COMPACT = (",", ":")
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def decode_payload(payload: bytes | bytearray | memoryview | str, *, max_depth: int) -> Any:
+    """Decode a UTF-8 JSON payload, mapping every failure to the AWS rejection for it."""
+    if isinstance(payload, str):
+        text = payload
+    elif isinstance(payload, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(payload).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnsupportedEncodingError(detail=f"payload is not UTF-8: {exc.reason}") from None
+    else:
+        raise InvalidRequestError(
+            INVALID_JSON,
+            detail=f"expected bytes, str or a mapping, got {type(payload).__name__}",
+        )
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise InvalidRequestError(
+            NESTING_MESSAGE.format(depth=max_depth), detail="payload nests too deeply to parse"
+        ) from None
+    except ValueError as exc:
+        # JSONDecodeError, NaN/Infinity, and integers beyond the interpreter's digit limit.
+        raise InvalidRequestError(INVALID_JSON, detail=str(exc)) from None
+
+
+def format_path(parts: list[str | int] | tuple[str | int, ...]) -> str:
+    """Render a path such as ``desired.lights[2].color`` for error messages."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def normalize_section(value: Any, *, section: str, max_depth: int, nulls: bool) -> JSONObject:
+    """Validate a ``desired``/``reported`` object and return a private, normalized copy.
+
+    ``nulls`` says whether ``null`` may appear as an object member (it may in an update, where
+    it deletes, but never in a stored document). ``null`` inside an array is always refused.
+    The section object itself is nesting level 1; arrays count as levels, leaves do not.
+    """
+    if not isinstance(value, Mapping):
+        raise InvalidRequestError(INVALID_JSON, detail=f"{section} is not an object")
+    try:
+        result = _normalize(value, 1, max_depth, None if nulls else INVALID_JSON)
+    except _BadValue as bad:
+        bad.path.append(section)
+        detail = f"{bad.reason} at {format_path(bad.path[::-1])}"
+        raise InvalidRequestError(bad.message, detail=detail) from None
+    assert isinstance(result, dict)
+    return result
+
+
+class _BadValue(Exception):
+    """Internal: a value failed validation; ``path`` is filled in while unwinding."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(reason)
+        self.message = message
+        self.reason = reason
+        self.path: list[str | int] = []
+
+
+def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -> JSONValue:
+    """Copy ``value`` as plain JSON; ``null_error`` is the message for a null (None: allowed)."""
+    kind = type(value)
+    if kind is str or kind is bool or kind is int:
+        return cast("JSONValue", value)
+    if kind is float:
+        if math.isfinite(value):
+            return cast("JSONValue", value)
+        raise _BadValue(INVALID_JSON, f"{value!r} is not a JSON number")
+    if value is None:
+        if null_error is None:
+            return None
+        raise _BadValue(null_error, "null is not allowed here")
+    if kind is dict or kind is list or kind is tuple or isinstance(value, Mapping):
+        if depth > max_depth:
+            raise _BadValue(NESTING_MESSAGE.format(depth=max_depth), f"level {depth} is too deep")
+        if kind is list or kind is tuple:
+            items: list[JSONValue] = []
+            for index, item in enumerate(value):
+                try:
+                    # Inside an array nothing is a delete, so null is refused at any depth.
+                    items.append(_normalize(item, depth + 1, max_depth, NULL_IN_ARRAY))
+                except _BadValue as bad:
+                    bad.path.append(index)
+                    raise
+            return items
+        out: JSONObject = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                if not isinstance(key, str):
+                    raise _BadValue(INVALID_JSON, f"object key {key!r} is not a string")
+                key = str(key)
+            try:
+                out[key] = _normalize(item, depth + 1, max_depth, null_error)
+            except _BadValue as bad:
+                bad.path.append(key)
+                raise
+        return out
+    # Subclasses of the JSON scalar types (IntEnum, str-based enums, float subclasses).
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _normalize(float(value), depth, max_depth, null_error)
+    if isinstance(value, str):
+        return str(value)
+    raise _BadValue(INVALID_JSON, f"{type(value).__name__} is not a JSON type")
+
+
+def json_equal(a: JSONValue, b: JSONValue) -> bool:
+    """Compare two JSON values as JSON does: ``1 == 1.0`` but ``true != 1``.
+
+    >>> json_equal({"a": [1, 2.0]}, {"a": [1.0, 2]})
+    True
+    >>> json_equal(True, 1)
+    False
+    """
+    kind = type(a)
+    if kind is type(b):
+        if kind is dict:
+            da, db = cast("JSONObject", a), cast("JSONObject", b)
+            if len(da) != len(db):
+                return False
+            for key, value in da.items():
+                if key not in db or not json_equal(value, db[key]):
+                    return False
+            return True
+        if kind is list:
+            la, lb = cast("list[JSONValue]", a), cast("list[JSONValue]", b)
+            return len(la) == len(lb) and all(map(json_equal, la, lb))
+        return bool(a == b)
+    # Mixed int/float compare by value; every other mix of types differs.
+    return (kind is int or kind is float) and (type(b) is int or type(b) is float) and a == b
+
+
+def copy_json(value: JSONValue) -> JSONValue:
+    """Deep-copy plain JSON (much faster than :func:`copy.deepcopy` for this shape)."""
+    kind = type(value)
+    if kind is dict:
+        assert isinstance(value, dict)
+        return {k: (copy_json(v) if type(v) in _CONTAINERS else v) for k, v in value.items()}
+    if kind is list:
+        assert isinstance(value, list)
+        return [copy_json(v) if type(v) in _CONTAINERS else v for v in value]
+    return value
+
+
+_CONTAINERS = (dict, list)
+
+
+def copy_object(value: JSONObject) -> JSONObject:
+    """Deep-copy a JSON object."""
+    result = copy_json(value)
+    assert isinstance(result, dict)
+    return result
+
+
+def encoded_size(value: JSONValue) -> int:
+    """Bytes of the compact UTF-8 JSON encoding of ``value``.
+
+    Raises :class:`InvalidRequestError` for strings that cannot be UTF-8 (lone surrogates).
+    """
+    try:
+        return len(json.dumps(value, separators=_COMPACT, ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidRequestError(
+            INVALID_JSON, detail="a string holds a lone UTF-16 surrogate, which is not UTF-8"
+        ) from None
+
+
+def dumps_compact(value: Any) -> str:
+    """Compact JSON text (the wire form used for MQTT payloads)."""
+    return json.dumps(value, separators=_COMPACT, ensure_ascii=False)
+
+
+def canonical_json(value: Any) -> str:
+    """Canonical JSON text: sorted keys, compact separators, ASCII-only (stable for hashing)."""
+    return json.dumps(value, separators=_COMPACT, sort_keys=True, ensure_ascii=True)

@@ -1,0 +1,123 @@
+"""Patches between two shadow states: RFC 7396 JSON Merge Patch and RFC 6902 JSON Patch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jsonpatch
+import jsonpointer
+
+from shadowsync._json import JSONValue, copy_json, json_equal
+from shadowsync.errors import PatchError
+
+_PATCH_ERRORS = (
+    jsonpatch.JsonPatchException,
+    jsonpointer.JsonPointerException,
+    KeyError,
+    IndexError,
+    TypeError,
+    ValueError,
+    AttributeError,
+)
+
+
+def make_merge_patch(source: JSONValue, target: JSONValue) -> JSONValue:
+    """The RFC 7396 merge patch that turns ``source`` into ``target``.
+
+    Shadow updates are merge patches too (``null`` deletes, objects merge, the rest replaces),
+    so the result restricted to ``desired``/``reported`` is a valid update state.
+    Merge patches cannot carry ``null`` as a value; shadow states never hold one.
+
+    >>> make_merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"a": 1, "b": {"c": 5}, "e": [1]})
+    {'b': {'c': 5, 'd': None}, 'e': [1]}
+    """
+    if type(source) is not dict or type(target) is not dict:
+        return copy_json(target)
+    try:
+        return _merge_patch(source, target)
+    except RecursionError:
+        raise PatchError("values nest too deeply to diff") from None
+
+
+def _merge_patch(source: dict[str, JSONValue], target: dict[str, JSONValue]) -> JSONValue:
+    patch: dict[str, JSONValue] = {}
+    for key, value in target.items():
+        if key not in source:
+            patch[key] = copy_json(value)
+            continue
+        old = source[key]
+        if type(old) is dict and type(value) is dict:
+            sub = _merge_patch(old, value)
+            if sub:
+                patch[key] = sub
+        elif type(value) is dict:
+            # A merge patch merges objects into objects; replacing a scalar needs the whole object.
+            patch[key] = copy_json(value)
+        elif not json_equal(old, value):
+            patch[key] = copy_json(value)
+    for key in source:
+        if key not in target:
+            patch[key] = None
+    return patch
+
+
+def apply_merge_patch(target: JSONValue, patch: JSONValue) -> JSONValue:
+    """Apply an RFC 7396 merge patch, returning a new value (the inputs are not changed).
+
+    >>> apply_merge_patch({"a": 1, "b": 2}, {"b": None, "c": {"d": 4}})
+    {'a': 1, 'c': {'d': 4}}
+    """
+    try:
+        return _apply_merge(target, patch)
+    except RecursionError:
+        raise PatchError("merge patch nests too deeply to apply") from None
+
+
+def _apply_merge(target: JSONValue, patch: JSONValue) -> JSONValue:
+    if not isinstance(patch, Mapping):
+        return copy_json(patch)
+    result: dict[str, JSONValue] = dict(target) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _apply_merge(result.get(key), value)
+    return result
+
+
+def make_json_patch(source: JSONValue, target: JSONValue) -> list[dict[str, Any]]:
+    """The RFC 6902 JSON Patch (a list of operations) that turns ``source`` into ``target``.
+
+    >>> make_json_patch({"a": 1, "b": [1, 2]}, {"a": 2, "b": [1, 2]})
+    [{'op': 'replace', 'path': '/a', 'value': 2}]
+    """
+    try:
+        operations: list[dict[str, Any]] = jsonpatch.make_patch(source, target).patch
+    except RecursionError:
+        raise PatchError("values nest too deeply to diff") from None
+    except _PATCH_ERRORS as exc:
+        raise PatchError(f"cannot diff these values: {exc}") from None
+    return operations
+
+
+def apply_json_patch(target: JSONValue, patch: list[Mapping[str, Any]]) -> JSONValue:
+    """Apply an RFC 6902 JSON Patch, returning a new value (``target`` is not changed).
+
+    Raises :class:`~shadowsync.errors.PatchError` when an operation is malformed or a ``test``
+    fails.
+
+    >>> apply_json_patch({"a": 1}, [{"op": "add", "path": "/b", "value": [2]}])
+    {'a': 1, 'b': [2]}
+    """
+    if not isinstance(patch, list):
+        raise PatchError(f"a JSON Patch is a list of operations, got {type(patch).__name__}")
+    try:
+        result: JSONValue = jsonpatch.apply_patch(
+            copy_json(target), [dict(op) for op in patch], in_place=True
+        )
+    except RecursionError:
+        raise PatchError("JSON Patch nests too deeply to apply") from None
+    except _PATCH_ERRORS as exc:
+        raise PatchError(f"cannot apply JSON Patch: {exc}") from None
+    return result

@@ -1,0 +1,381 @@
+"""AWS update semantics: parse a request, merge it, check limits, render the service's replies."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from shadowsync._delta import delta_metadata
+from shadowsync._document import ShadowDocument, leaf_metadata
+from shadowsync._json import (
+    INVALID_JSON,
+    JSONObject,
+    copy_object,
+    decode_payload,
+    normalize_section,
+)
+from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
+from shadowsync.errors import (
+    InvalidArgumentError,
+    InvalidRequestError,
+    PayloadTooLargeError,
+    ShadowRejectedError,
+    VersionConflictError,
+)
+
+Payload = bytes | bytearray | memoryview | str | Mapping[str, Any]
+"""What an update request may be given as: UTF-8 JSON bytes, JSON text, or a parsed mapping."""
+
+
+class _Absent:
+    """Marks a section the request does not mention (distinct from ``null``, which clears it)."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ABSENT = _Absent()
+"""A section that is not in the request."""
+
+SectionPatch = JSONObject | None | _Absent
+
+
+@attrs.frozen(kw_only=True)
+class UpdateRequest:
+    """A validated update request document.
+
+    Each section is ``ABSENT`` (not in the request), ``None`` (``"desired": null``: clear it) or an
+    object to deep-merge, in which ``None`` members delete. ``clear`` is ``{"state": null}``.
+    """
+
+    desired: SectionPatch = ABSENT
+    reported: SectionPatch = ABSENT
+    clear: bool = False
+    version: int | None = None
+    client_token: str | None = None
+
+    @classmethod
+    def parse(cls, payload: Payload, *, limits: ShadowLimits = DEFAULT_LIMITS) -> UpdateRequest:
+        """Validate an update request, raising the AWS rejection for the first problem found.
+
+        The order of checks is: encoding (415), JSON syntax, clientToken, version, the
+        ``state`` node, its members, then nesting depth and ``null`` inside arrays (all 400).
+
+        >>> UpdateRequest.parse(b'{"state": {"desired": {"on": true}}, "version": 4}').version
+        4
+        """
+        if isinstance(payload, Mapping):
+            body: Any = payload
+        else:
+            body = decode_payload(payload, max_depth=limits.max_depth)
+        if not isinstance(body, Mapping):
+            raise InvalidRequestError(
+                INVALID_JSON,
+                detail=f"the request must be a JSON object, got {_json_type(body)}",
+            )
+        client_token = _client_token(body, limits)
+        try:
+            return cls._parse_body(body, client_token, limits)
+        except ShadowRejectedError as exc:
+            raise exc.with_context(client_token=client_token) from None
+
+    @classmethod
+    def _parse_body(
+        cls, body: Mapping[str, Any], client_token: str | None, limits: ShadowLimits
+    ) -> UpdateRequest:
+        version = body.get("version")
+        if version is not None and (type(version) is not int or version < 0):
+            raise InvalidRequestError(
+                "Invalid version", detail=f"version must be a non-negative integer, got {version!r}"
+            )
+        if "state" not in body:
+            raise InvalidRequestError("Missing required node: state")
+        state = body["state"]
+        if state is None:
+            return cls(clear=True, version=version, client_token=client_token)
+        if not isinstance(state, Mapping):
+            raise InvalidRequestError(
+                "State node must be an object", detail=f"state is {_json_type(state)}"
+            )
+        for key in state:
+            if key not in ("desired", "reported"):
+                raise InvalidRequestError(f"State contains an invalid node: '{key}'")
+        sections: dict[str, SectionPatch] = {}
+        for name in ("desired", "reported"):
+            if name not in state:
+                sections[name] = ABSENT
+                continue
+            value = state[name]
+            if value is None:
+                sections[name] = None
+            elif not isinstance(value, Mapping):
+                raise InvalidRequestError(
+                    f"{name.capitalize()} node must be an object",
+                    detail=f"{name} is {_json_type(value)}",
+                )
+            else:
+                sections[name] = normalize_section(
+                    value, section=name, max_depth=limits.max_depth, nulls=True
+                )
+        return cls(
+            desired=sections["desired"],
+            reported=sections["reported"],
+            version=version,
+            client_token=client_token,
+        )
+
+    def state(self) -> JSONObject | None:
+        """The request's ``state`` node as AWS echoes it in ``/update/accepted``."""
+        if self.clear:
+            return None
+        state: JSONObject = {}
+        for name in ("desired", "reported"):
+            patch = getattr(self, name)
+            if patch is not ABSENT:
+                state[name] = patch
+        return state
+
+    def to_dict(self) -> JSONObject:
+        """The request document, ready to publish on ``.../update``."""
+        state = self.state()
+        body: JSONObject = {"state": None if state is None else copy_object(state)}
+        if self.version is not None:
+            body["version"] = self.version
+        if self.client_token is not None:
+            body["clientToken"] = self.client_token
+        return body
+
+
+def _client_token(body: Mapping[str, Any], limits: ShadowLimits) -> str | None:
+    if "clientToken" not in body:
+        return None
+    token = body["clientToken"]
+    if not isinstance(token, str):
+        raise InvalidRequestError(
+            "Invalid clientToken", detail=f"clientToken must be a string, got {_json_type(token)}"
+        )
+    try:
+        size = len(token.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidRequestError(
+            "Invalid clientToken", detail="clientToken is not UTF-8"
+        ) from None
+    if size > limits.max_client_token_bytes:
+        raise InvalidRequestError(
+            "Invalid clientToken",
+            detail=f"clientToken is {size} bytes; the limit is {limits.max_client_token_bytes}",
+        )
+    return str(token)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+@attrs.frozen(kw_only=True)
+class UpdateResult:
+    """The outcome of an accepted update: the new document and the service's messages.
+
+    ``accepted`` is the ``/update/accepted`` body (also the REST UpdateThingShadow response),
+    ``delta`` the ``/update/delta`` body or ``None`` when AWS publishes none, and ``documents``
+    the ``/update/documents`` body. Each body is rendered on first access and is yours to keep.
+    """
+
+    document: ShadowDocument
+    previous: ShadowDocument | None
+    request: UpdateRequest
+    timestamp: int
+
+    def _stamp(self, body: JSONObject) -> JSONObject:
+        if self.request.client_token is not None:
+            body["clientToken"] = self.request.client_token
+        return body
+
+    @functools.cached_property
+    def accepted(self) -> JSONObject:
+        """The ``/update/accepted`` body: the request's state echoed with its metadata."""
+        state = self.request.state()
+        return self._stamp(
+            {
+                "state": None if state is None else copy_object(state),
+                "metadata": leaf_metadata(state, self.timestamp),
+                "version": self.document.version,
+                "timestamp": self.timestamp,
+            }
+        )
+
+    @functools.cached_property
+    def delta(self) -> JSONObject | None:
+        """The ``/update/delta`` body, or ``None`` when desired and reported agree."""
+        delta = self.document.delta
+        if delta is None:
+            return None
+        return self._stamp(
+            {
+                "state": copy_object(delta),
+                "metadata": copy_object(delta_metadata(delta, self.document.desired_metadata)),
+                "version": self.document.version,
+                "timestamp": self.timestamp,
+            }
+        )
+
+    @functools.cached_property
+    def documents(self) -> JSONObject:
+        """The ``/update/documents`` body; ``previous`` is left out when the update created it."""
+        body: JSONObject = {}
+        if self.previous is not None:
+            body["previous"] = self.previous.versioned_state()
+        body["current"] = self.document.versioned_state()
+        body["timestamp"] = self.timestamp
+        return self._stamp(body)
+
+
+def _merge(
+    value: JSONObject, metadata: JSONObject, patch: JSONObject, timestamp: int
+) -> tuple[JSONObject, JSONObject]:
+    """Deep-merge ``patch`` into ``value`` and keep ``metadata`` in step with it.
+
+    Objects merge recursively, anything else replaces whole, ``None`` deletes. Untouched
+    subtrees (and their timestamps) are shared with the previous version, not copied.
+    """
+    new_value = dict(value)
+    new_metadata = dict(metadata)
+    for key, item in patch.items():
+        if item is None:
+            new_value.pop(key, None)
+            new_metadata.pop(key, None)
+        elif type(item) is dict:
+            current = value.get(key)
+            if type(current) is dict:
+                current_meta = metadata.get(key)
+                new_value[key], new_metadata[key] = _merge(
+                    current,
+                    current_meta if type(current_meta) is dict else {},
+                    item,
+                    timestamp,
+                )
+            else:
+                new_value[key], new_metadata[key] = _merge({}, {}, item, timestamp)
+        else:
+            new_value[key] = item
+            new_metadata[key] = leaf_metadata(item, timestamp)
+    return new_value, new_metadata
+
+
+def apply_update(
+    document: ShadowDocument | None,
+    request: Payload | UpdateRequest,
+    *,
+    timestamp: int,
+    limits: ShadowLimits = DEFAULT_LIMITS,
+    previous_version: int = 0,
+) -> UpdateResult:
+    """Apply an update request to a shadow exactly as AWS IoT does, or raise its rejection.
+
+    ``document`` is the stored shadow, or ``None`` when it does not exist (the update then
+    creates it at ``previous_version + 1``; pass the deleted shadow's version to continue its
+    sequence). ``request`` is the request document as bytes, text or a mapping.
+
+    Rejections are :class:`~shadowsync.errors.ShadowRejectedError` subclasses carrying the AWS
+    code and message (400, 409 ``Version conflict``, 413, 415) plus the request's clientToken and
+    ``timestamp``; a rejected update changes nothing.
+
+    >>> result = apply_update(None, {"state": {"desired": {"on": True}}}, timestamp=100)
+    >>> result.document.version, result.delta["state"]
+    (1, {'on': True})
+    >>> result = apply_update(result.document, {"state": {"reported": {"on": True}}}, timestamp=101)
+    >>> result.document.version, result.delta
+    (2, None)
+    """
+    if type(timestamp) is not int or timestamp < 0:
+        raise InvalidArgumentError(f"timestamp must be a non-negative int, got {timestamp!r}")
+    if type(previous_version) is not int or previous_version < 0:
+        raise InvalidArgumentError(
+            f"previous_version must be a non-negative int, got {previous_version!r}"
+        )
+    if document is not None and not isinstance(document, ShadowDocument):
+        raise InvalidArgumentError(
+            f"document must be a ShadowDocument or None, got {type(document).__name__}"
+        )
+    try:
+        parsed = (
+            request
+            if isinstance(request, UpdateRequest)
+            else UpdateRequest.parse(request, limits=limits)
+        )
+        return _apply(document, parsed, timestamp, limits, previous_version)
+    except ShadowRejectedError as exc:
+        raise exc.with_context(timestamp=timestamp) from None
+
+
+def _apply(
+    document: ShadowDocument | None,
+    request: UpdateRequest,
+    timestamp: int,
+    limits: ShadowLimits,
+    previous_version: int,
+) -> UpdateResult:
+    if request.version is not None:
+        current = None if document is None else document.version
+        if request.version != current:
+            raise VersionConflictError(
+                client_token=request.client_token,
+                detail=(
+                    f"request version {request.version}, shadow does not exist"
+                    if current is None
+                    else f"request version {request.version}, shadow version {current}"
+                ),
+            )
+    base = document if document is not None else ShadowDocument(version=previous_version)
+    sections: dict[str, tuple[JSONObject, JSONObject]] = {}
+    for name in ("desired", "reported"):
+        patch = getattr(request, name)
+        value, metadata = base.section(name), base.section_metadata(name)
+        if request.clear or patch is None:
+            value, metadata = {}, {}
+        elif type(patch) is dict and patch:
+            value, metadata = _merge(value, metadata, patch, timestamp)
+        sections[name] = (value, metadata)
+    updated = ShadowDocument(
+        desired=sections["desired"][0],
+        reported=sections["reported"][0],
+        desired_metadata=sections["desired"][1],
+        reported_metadata=sections["reported"][1],
+        version=base.version + 1,
+        timestamp=timestamp,
+    )
+    size = updated.size
+    if size > limits.max_document_bytes:
+        raise PayloadTooLargeError(
+            client_token=request.client_token,
+            detail=(
+                f"the merged desired + reported state would be {size} bytes; "
+                f"the limit is {limits.max_document_bytes}"
+            ),
+        )
+    return UpdateResult(document=updated, previous=document, request=request, timestamp=timestamp)
