@@ -141,7 +141,7 @@ class ShadowDocument:
             metadata["reported"] = self.reported_metadata
         return metadata
 
-    def to_dict(self, *, timestamp: int | None = None) -> JSONObject:
+    def to_dict(self, *, timestamp: int | None = None) -> dict[str, Any]:
         """Render the GetThingShadow body, with ``state.delta`` when desired and reported differ.
 
         ``timestamp`` is the time the response is generated; it defaults to the document's.
@@ -157,7 +157,7 @@ class ShadowDocument:
         """The GetThingShadow body as compact JSON text."""
         return dumps_compact(self.to_dict(timestamp=timestamp))
 
-    def versioned_state(self) -> JSONObject:
+    def versioned_state(self) -> dict[str, Any]:
         """The ``previous``/``current`` form used in ``/update/documents`` (no delta)."""
         return {
             "state": copy_object(self._state(delta=False)),

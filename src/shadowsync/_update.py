@@ -148,10 +148,10 @@ class UpdateRequest:
                 state[name] = patch
         return state
 
-    def to_dict(self) -> JSONObject:
+    def to_dict(self) -> dict[str, Any]:
         """The request document, ready to publish on ``.../update``."""
         state = self.state()
-        body: JSONObject = {"state": None if state is None else copy_object(state)}
+        body: dict[str, Any] = {"state": None if state is None else copy_object(state)}
         if self.version is not None:
             body["version"] = self.version
         if self.client_token is not None:
@@ -211,13 +211,13 @@ class UpdateResult:
     request: UpdateRequest
     timestamp: int
 
-    def _stamp(self, body: JSONObject) -> JSONObject:
+    def _stamp(self, body: dict[str, Any]) -> dict[str, Any]:
         if self.request.client_token is not None:
             body["clientToken"] = self.request.client_token
         return body
 
     @functools.cached_property
-    def accepted(self) -> JSONObject:
+    def accepted(self) -> dict[str, Any]:
         """The ``/update/accepted`` body: the request's state echoed with its metadata."""
         state = self.request.state()
         return self._stamp(
@@ -230,7 +230,7 @@ class UpdateResult:
         )
 
     @functools.cached_property
-    def delta(self) -> JSONObject | None:
+    def delta(self) -> dict[str, Any] | None:
         """The ``/update/delta`` body, or ``None`` when desired and reported agree."""
         delta = self.document.delta
         if delta is None:
@@ -245,9 +245,9 @@ class UpdateResult:
         )
 
     @functools.cached_property
-    def documents(self) -> JSONObject:
+    def documents(self) -> dict[str, Any]:
         """The ``/update/documents`` body; ``previous`` is left out when the update created it."""
-        body: JSONObject = {}
+        body: dict[str, Any] = {}
         if self.previous is not None:
             body["previous"] = self.previous.versioned_state()
         body["current"] = self.document.versioned_state()

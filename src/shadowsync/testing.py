@@ -28,7 +28,7 @@ import attrs
 
 from shadowsync import topics
 from shadowsync._document import ShadowDocument
-from shadowsync._json import JSONObject, dumps_compact
+from shadowsync._json import dumps_compact
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._update import Payload, UpdateResult, apply_update
 from shadowsync.errors import (
@@ -158,7 +158,7 @@ class InMemoryShadowService:
 
     def get(
         self, thing_name: str, shadow_name: str | None = None, *, client_token: str | None = None
-    ) -> JSONObject:
+    ) -> dict[str, Any]:
         """GetThingShadow: the full document including ``state.delta``, or 404."""
         key = self._key(thing_name, shadow_name)
         with self._lock:
@@ -175,7 +175,7 @@ class InMemoryShadowService:
 
     def delete(
         self, thing_name: str, shadow_name: str | None = None, *, client_token: str | None = None
-    ) -> JSONObject:
+    ) -> dict[str, Any]:
         """DeleteThingShadow: ``{"version": N, "timestamp": T}`` with the deleted version, or 404.
 
         A later update within 48 hours creates version N + 1; after that, version 1.
@@ -189,14 +189,14 @@ class InMemoryShadowService:
                     client_token=client_token, timestamp=now
                 )
             self._deleted[key] = _Deleted(version=document.version, deleted_at=now)
-        body: JSONObject = {"version": document.version, "timestamp": now}
+        body: dict[str, Any] = {"version": document.version, "timestamp": now}
         if client_token is not None:
             body["clientToken"] = client_token
         return body
 
     def list_named_shadows(
         self, thing_name: str, *, next_token: str | None = None, page_size: int | None = None
-    ) -> JSONObject:
+    ) -> dict[str, Any]:
         """ListNamedShadowsForThing: ``{"results": [...], "nextToken"?, "timestamp"}``.
 
         Names are sorted; the classic shadow is not listed; an unknown thing gives an empty list.
@@ -218,7 +218,7 @@ class InMemoryShadowService:
             )
         if after is not None:
             names = [name for name in names if name > after]
-        body: JSONObject = {"results": list(names[:size])}
+        body: dict[str, Any] = {"results": list(names[:size])}
         if len(names) > size:
             body["nextToken"] = _encode_token(names[size - 1])
         body["timestamp"] = now

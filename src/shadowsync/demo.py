@@ -1,0 +1,136 @@
+"""A guided, in-process tour of shadowsync: run ``python -m shadowsync.demo``.
+
+A thermostat and a cloud application share the thermostat's shadow through the AWS-faithful
+:class:`~shadowsync.testing.InMemoryShadowService`, over the same reserved MQTT topics and JSON
+bodies AWS IoT uses. Nothing touches a network; the clock is a :class:`ManualClock`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from typing import Any, TextIO
+
+from shadowsync import compute_delta, make_json_patch, topics
+from shadowsync.errors import ShadowRejectedError
+from shadowsync.testing import InMemoryShadowService, ManualClock
+
+THING = "thermostat-42"
+
+
+class _Narrator:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.step = 0
+
+    def section(self, title: str) -> None:
+        self.step += 1
+        print(f"\n{self.step}. {title}", file=self.out)
+        print("-" * (len(title) + 4), file=self.out)
+
+    def say(self, text: str) -> None:
+        print(f"   {text}", file=self.out)
+
+    def show(self, label: str, body: Any) -> None:
+        text = f"{label}: {json.dumps(body)}"
+        lines = textwrap.wrap(text, width=96, subsequent_indent="      ", break_on_hyphens=False)
+        for line in lines:
+            print(f"   {line}", file=self.out)
+
+    def mqtt(self, messages: list[tuple[str, bytes]]) -> None:
+        for topic, payload in messages:
+            print(f"   <- {topic}", file=self.out)
+            print(f"      {payload.decode('utf-8')}", file=self.out)
+
+
+def run(out: TextIO = sys.stdout) -> None:
+    """Run the tour, writing it to ``out``."""
+    say = _Narrator(out)
+    clock = ManualClock(1_700_000_000)
+    service = InMemoryShadowService(clock=clock)
+    update = topics.build(THING, "update")
+
+    say.section("The cloud asks for 21.5 degrees (over MQTT, as a phone app would)")
+    request = {"state": {"desired": {"target_c": 21.5, "mode": "heat"}}, "clientToken": "app-1"}
+    say.show("publish to " + update, request)
+    say.mqtt(service.handle(update, json.dumps(request).encode()))
+    say.say("The service answers on accepted, then publishes the delta the device must act")
+    say.say("on, then the full before/after documents. The shadow did not exist: version 1.")
+
+    clock.advance(30)
+    say.section("The thermostat comes online, reads its shadow and reports what it did")
+    body = service.get(THING)
+    delta = body["state"].get("delta", {})
+    say.show("GET state.delta", delta)
+    report = {"state": {"reported": {"target_c": 21.5, "mode": "heat", "temp_c": 19.0}}}
+    result = service.update(THING, report)
+    say.show("reported update accepted, version", result.document.version)
+    say.say(f"delta published: {result.delta is not None} (desired and reported now agree)")
+    say.show("metadata.desired (timestamps per leaf)", result.document.desired_metadata)
+
+    clock.advance(60)
+    say.section("Two writers race: optimistic locking with `version`")
+    seen = result.document.version
+    first = service.update(THING, {"state": {"desired": {"target_c": 23}}, "version": seen})
+    say.say(f"writer A with version {seen}: accepted, now version {first.document.version}")
+    try:
+        service.update(
+            THING, {"state": {"desired": {"target_c": 18}}, "version": seen, "clientToken": "B"}
+        )
+    except ShadowRejectedError as err:
+        say.show(f"writer B with stale version {seen} gets update/rejected", err.to_rejected())
+    say.say("B must re-read and merge; nothing B sent was applied.")
+
+    clock.advance(5)
+    say.section("Deep merge, null deletes, arrays replace whole")
+    before = _sections(service.get(THING))
+    step = {
+        "state": {
+            "desired": {"schedule": [{"at": "07:00", "c": 21}, {"at": "22:00", "c": 17}]},
+            "reported": {"temp_c": None, "firmware": {"version": "1.4.2", "channel": "stable"}},
+        }
+    }
+    result = service.update(THING, step)
+    after = _sections(service.get(THING))
+    say.show("request", step["state"])
+    say.show("RFC 6902 patch, before -> after", make_json_patch(before, after))
+    say.show("delta now", compute_delta(after["desired"], after["reported"]))
+
+    say.section("Bad input is refused with the AWS code and text, and changes nothing")
+    version = result.document.version
+    cases: list[tuple[str, bytes | str]] = [
+        ("not JSON", b"{state: oops}"),
+        ("delta is not writable", b'{"state": {"delta": {"x": 1}}}'),
+        ("too deep", b'{"state": {"desired": {"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}}}}'),
+        ("null inside an array", b'{"state": {"desired": {"rgb": [255, null, 0]}}}'),
+        ("over 8 KB once merged", json.dumps({"state": {"reported": {"log": "x" * 9000}}})),
+        ("not UTF-8", b'{"state": {"reported": {"name": "\xff"}}}'),
+    ]
+    for label, payload in cases:
+        try:
+            service.update(THING, payload)
+        except ShadowRejectedError as err:
+            say.say(f"{label:<24} -> {err.code} {err.message}")
+    now = service.get(THING)["version"]
+    say.say(f"version before: {version}, after all six rejections: {now}")
+
+    say.section("Named shadows, delete, and the version sequence")
+    service.update(THING, {"state": {"reported": {"fw": "1.4.2"}}}, shadow_name="firmware")
+    service.update(THING, {"state": {"reported": {"rssi": -61}}}, shadow_name="telemetry")
+    say.show("named shadows", service.list_named_shadows(THING)["results"])
+    say.show("delete classic shadow", service.delete(THING))
+    clock.advance(3600)
+    recreated = service.update(THING, {"state": {"reported": {"temp_c": 20.0}}})
+    say.say(f"re-created an hour later at version {recreated.document.version}: AWS keeps the")
+    say.say("sequence for 48 hours, so stale readers can still tell old from new.")
+    print("\nDone. See docs/ for the semantics behind each step.", file=out)
+
+
+def _sections(body: dict[str, Any]) -> dict[str, Any]:
+    state = body["state"]
+    return {"desired": state.get("desired", {}), "reported": state.get("reported", {})}
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,20 @@
+"""The demo is the README's first command; it must run and tell the story it promises."""
+
+from __future__ import annotations
+
+import io
+
+from shadowsync import demo
+
+
+def test_demo_runs_and_shows_each_step() -> None:
+    out = io.StringIO()
+    demo.run(out)
+    text = out.getvalue()
+    assert "$aws/things/thermostat-42/shadow/update/delta" in text
+    assert '"code": 409, "message": "Version conflict"' in text
+    assert "413 The payload exceeds the maximum size allowed" in text
+    assert "415 Unsupported documented encoding; supported encoding is UTF-8" in text
+    assert "version before: 4, after all six rejections: 4" in text
+    assert 'named shadows: ["firmware", "telemetry"]' in text
+    assert "re-created an hour later at version 5" in text
