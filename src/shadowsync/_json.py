@@ -98,7 +98,11 @@ class _BadValue(Exception):
 def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -> JSONValue:
     """Copy ``value`` as plain JSON; ``null_error`` is the message for a null (None: allowed)."""
     kind = type(value)
-    if kind is str or kind is bool or kind is int:
+    if kind is str:
+        if not value.isascii():
+            _check_utf8(value)
+        return cast("JSONValue", value)
+    if kind is bool or kind is int:
         return cast("JSONValue", value)
     if kind is float:
         if math.isfinite(value):
@@ -127,6 +131,8 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
                 if not isinstance(key, str):
                     raise _BadValue(INVALID_JSON, f"object key {key!r} is not a string")
                 key = str(key)
+            if not key.isascii():
+                _check_utf8(key)
             try:
                 out[key] = _normalize(item, depth + 1, max_depth, null_error)
             except _BadValue as bad:
@@ -141,8 +147,17 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
     if isinstance(value, float):
         return _normalize(float(value), depth, max_depth, null_error)
     if isinstance(value, str):
-        return str(value)
+        return _normalize(str(value), depth, max_depth, null_error)
     raise _BadValue(INVALID_JSON, f"{type(value).__name__} is not a JSON type")
+
+
+def _check_utf8(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise _BadValue(
+            INVALID_JSON, "a string holds a lone UTF-16 surrogate, which is not UTF-8"
+        ) from None
 
 
 def json_equal(a: JSONValue, b: JSONValue) -> bool:
