@@ -102,7 +102,11 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
         if not value.isascii():
             _check_utf8(value)
         return cast("JSONValue", value)
-    if kind is bool or kind is int:
+    if kind is int:
+        if value.bit_length() > _INT_BITS_CHECK:
+            _check_int_digits(value)
+        return cast("JSONValue", value)
+    if kind is bool:
         return cast("JSONValue", value)
     if kind is float:
         if math.isfinite(value):
@@ -143,12 +147,25 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        return int(value)
+        return _normalize(int(value), depth, max_depth, null_error)
     if isinstance(value, float):
         return _normalize(float(value), depth, max_depth, null_error)
     if isinstance(value, str):
         return _normalize(str(value), depth, max_depth, null_error)
     raise _BadValue(INVALID_JSON, f"{type(value).__name__} is not a JSON type")
+
+
+# Ints this large may exceed the interpreter's int <-> str digit limit (4300 by default).
+_INT_BITS_CHECK = 14_000
+
+
+def _check_int_digits(value: int) -> None:
+    try:
+        str(value)
+    except ValueError:
+        raise _BadValue(
+            INVALID_JSON, "an integer has more digits than this interpreter converts"
+        ) from None
 
 
 def _check_utf8(text: str) -> None:

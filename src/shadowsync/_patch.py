@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jsonpatch
@@ -101,7 +101,7 @@ def make_json_patch(source: JSONValue, target: JSONValue) -> list[dict[str, Any]
     return operations
 
 
-def apply_json_patch(target: JSONValue, patch: list[Mapping[str, Any]]) -> JSONValue:
+def apply_json_patch(target: JSONValue, patch: Sequence[Mapping[str, Any]]) -> JSONValue:
     """Apply an RFC 6902 JSON Patch, returning a new value (``target`` is not changed).
 
     Raises :class:`~shadowsync.errors.PatchError` when an operation is malformed or a ``test``
@@ -110,7 +110,7 @@ def apply_json_patch(target: JSONValue, patch: list[Mapping[str, Any]]) -> JSONV
     >>> apply_json_patch({"a": 1}, [{"op": "add", "path": "/b", "value": [2]}])
     {'a': 1, 'b': [2]}
     """
-    if not isinstance(patch, list):
+    if not isinstance(patch, Sequence) or isinstance(patch, (str, bytes)):
         raise PatchError(f"a JSON Patch is a list of operations, got {type(patch).__name__}")
     try:
         result: JSONValue = jsonpatch.apply_patch(

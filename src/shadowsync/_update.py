@@ -97,7 +97,7 @@ class UpdateRequest:
         cls, body: Mapping[str, Any], client_token: str | None, limits: ShadowLimits
     ) -> UpdateRequest:
         version = body.get("version")
-        if version is not None and (type(version) is not int or version < 0):
+        if "version" in body and (type(version) is not int or version < 0):
             raise InvalidRequestError(
                 "Invalid version", detail=f"version must be a non-negative integer, got {version!r}"
             )
@@ -113,22 +113,22 @@ class UpdateRequest:
         for key in state:
             if key not in ("desired", "reported"):
                 raise InvalidRequestError(f"State contains an invalid node: '{key}'")
-        sections: dict[str, SectionPatch] = {}
         for name in ("desired", "reported"):
-            if name not in state:
-                sections[name] = ABSENT
-                continue
-            value = state[name]
-            if value is None:
-                sections[name] = None
-            elif not isinstance(value, Mapping):
+            value = state.get(name)
+            if value is not None and not isinstance(value, Mapping):
                 raise InvalidRequestError(
                     f"{name.capitalize()} node must be an object",
                     detail=f"{name} is {_json_type(value)}",
                 )
+        sections: dict[str, SectionPatch] = {}
+        for name in ("desired", "reported"):
+            if name not in state:
+                sections[name] = ABSENT
+            elif state[name] is None:
+                sections[name] = None
             else:
                 sections[name] = normalize_section(
-                    value, section=name, max_depth=limits.max_depth, nulls=True
+                    state[name], section=name, max_depth=limits.max_depth, nulls=True
                 )
         return cls(
             desired=sections["desired"],

@@ -308,7 +308,10 @@ def _decode_token(token: object) -> str:
     if not isinstance(token, str):
         raise InvalidRequestError("Invalid nextToken", detail="nextToken must be a string")
     try:
-        return base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+        name = base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True)
+        if not name:
+            raise ValueError("empty token")
+        return name.decode("utf-8")
     except (binascii.Error, UnicodeError, ValueError):
         raise InvalidRequestError(
             "Invalid nextToken", detail="nextToken was not returned by this service"

@@ -39,7 +39,10 @@ Response = Literal["accepted", "rejected", "delta", "documents"]
 """A message the service publishes in answer (``delta`` and ``documents`` follow ``update``)."""
 
 OPERATIONS: tuple[Operation, ...] = get_args(Operation)
+"""Every operation, in the order AWS documents them."""
+
 RESPONSES: tuple[Response, ...] = get_args(Response)
+"""Every response suffix."""
 
 _ROOT = "$aws/things/"
 
