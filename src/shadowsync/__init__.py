@@ -2,12 +2,15 @@
 
 The core is pure and I/O-free: shadow documents with exact AWS IoT Device Shadow semantics,
 deltas, updates, limits, topics and patches. Adapters for boto3, MQTT and SQLite live in
-optional modules; :mod:`shadowsync.testing` ships an AWS-faithful in-memory shadow service.
+optional modules; `shadowsync.testing` ships an AWS-faithful in-memory shadow service.
 
+```pycon
 >>> from shadowsync import apply_update
 >>> first = apply_update(None, b'{"state": {"desired": {"color": "red"}}}', timestamp=1700000000)
 >>> first.delta["state"]
 {'color': 'red'}
+
+```
 """
 
 from shadowsync import errors, topics

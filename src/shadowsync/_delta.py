@@ -20,11 +20,14 @@ def compute_delta(
     Keys only in reported never appear. Numbers compare by value (``1 == 1.0``), booleans are
     not numbers.
 
+    ```pycon
     >>> compute_delta({"color": "red", "lights": {"r": 1, "g": 255}},
     ...               {"color": "red", "lights": {"r": 1, "g": 0}, "extra": True})
     {'lights': {'g': 255}}
     >>> compute_delta({"on": True}, {"on": True}) is None
     True
+
+    ```
 
     The result shares nested values with ``desired``; copy it before mutating it.
     """

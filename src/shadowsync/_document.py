@@ -50,10 +50,11 @@ class ShadowDocument:
     leaf (a list of those for arrays). ``version`` starts at 1 and grows by one per accepted
     update; ``timestamp`` is the epoch second of the last accepted update.
 
-    Documents are values: they are never changed in place, and :func:`apply_update` returns a
+    Documents are values: they are never changed in place, and `apply_update` returns a
     new one. The mappings they hold are shared between versions, so treat them as read-only;
-    :meth:`to_dict` returns a copy you own.
+    `to_dict` returns a copy you own.
 
+    ```pycon
     >>> doc = ShadowDocument.from_dict({
     ...     "state": {"desired": {"color": "red"}, "reported": {"color": "blue"}},
     ...     "metadata": {"desired": {"color": {"timestamp": 10}},
@@ -63,6 +64,8 @@ class ShadowDocument:
     {'color': 'red'}
     >>> doc.to_dict()["state"]["delta"]
     {'color': 'red'}
+
+    ```
     """
 
     desired: JSONObject = attrs.field(factory=dict, validator=_object)
@@ -79,7 +82,7 @@ class ShadowDocument:
 
     @property
     def delta_metadata(self) -> JSONObject | None:
-        """The desired metadata of the keys in :attr:`delta`."""
+        """The desired metadata of the keys in `delta`."""
         delta = self.delta
         return None if delta is None else delta_metadata(delta, self.desired_metadata)
 
@@ -173,7 +176,7 @@ class ShadowDocument:
 
         ``state.delta`` and ``metadata.delta`` are derived data and are ignored. Missing
         metadata for a leaf is tolerated (the leaf gets no timestamp). Raises
-        :class:`~shadowsync.errors.InvalidDocumentError` for anything that AWS would never
+        `InvalidDocumentError` for anything that AWS would never
         return: non-object sections, nulls, non-finite numbers, too deep or too large.
         """
         if not isinstance(body, Mapping):

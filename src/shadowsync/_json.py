@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeAlias, cast
 from shadowsync.errors import InvalidRequestError, UnsupportedEncodingError
 
 JSONValue: TypeAlias = bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"] | None
-"""Any JSON value, as the standard library's :mod:`json` module represents it."""
+"""Any JSON value, as the standard library's `json` module represents it."""
 
 JSONObject: TypeAlias = dict[str, JSONValue]
 """A JSON object."""
@@ -180,10 +180,13 @@ def _check_utf8(text: str) -> None:
 def json_equal(a: JSONValue, b: JSONValue) -> bool:
     """Compare two JSON values as JSON does: ``1 == 1.0`` but ``true != 1``.
 
+    ```pycon
     >>> json_equal({"a": [1, 2.0]}, {"a": [1.0, 2]})
     True
     >>> json_equal(True, 1)
     False
+
+    ```
     """
     kind = type(a)
     if kind is type(b):
@@ -204,7 +207,7 @@ def json_equal(a: JSONValue, b: JSONValue) -> bool:
 
 
 def copy_json(value: JSONValue) -> JSONValue:
-    """Deep-copy plain JSON (much faster than :func:`copy.deepcopy` for this shape)."""
+    """Deep-copy plain JSON (much faster than `copy.deepcopy` for this shape)."""
     kind = type(value)
     if kind is dict:
         assert isinstance(value, dict)
@@ -228,7 +231,7 @@ def copy_object(value: JSONObject) -> JSONObject:
 def encoded_size(value: JSONValue) -> int:
     """Bytes of the compact UTF-8 JSON encoding of ``value``.
 
-    Raises :class:`InvalidRequestError` for strings that cannot be UTF-8 (lone surrogates).
+    Raises `InvalidRequestError` for strings that cannot be UTF-8 (lone surrogates).
     """
     try:
         return len(json.dumps(value, separators=_COMPACT, ensure_ascii=False).encode("utf-8"))

@@ -39,10 +39,13 @@ class ShadowLimits:
     The defaults are the AWS IoT Core limits. ``max_document_bytes`` may be raised to 30 KB for a
     local shadow service (as Greengrass allows); size is measured on the merged document.
 
+    ```pycon
     >>> ShadowLimits().max_document_bytes
     8192
     >>> ShadowLimits(max_document_bytes=30 * 1024).max_depth
     6
+
+    ```
     """
 
     max_document_bytes: int = attrs.field(
@@ -59,11 +62,11 @@ class ShadowLimits:
     """Characters allowed in a shadow name (pattern ``[$a-zA-Z0-9:_-]+``)."""
 
     def check_thing_name(self, name: object) -> str:
-        """Return ``name`` if it is a valid thing name, else raise :class:`InvalidNameError`."""
+        """Return ``name`` if it is a valid thing name, else raise `InvalidNameError`."""
         return _check_name(name, "thing", _THING_NAME, self.max_thing_name_length)
 
     def check_shadow_name(self, name: object) -> str:
-        """Return ``name`` if it is a valid shadow name, else raise :class:`InvalidNameError`."""
+        """Return ``name`` if it is a valid shadow name, else raise `InvalidNameError`."""
         return _check_name(name, "shadow", _SHADOW_NAME, self.max_shadow_name_length)
 
 

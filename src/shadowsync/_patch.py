@@ -29,8 +29,11 @@ def make_merge_patch(source: JSONValue, target: JSONValue) -> JSONValue:
     so the result restricted to ``desired``/``reported`` is a valid update state.
     Merge patches cannot carry ``null`` as a value; shadow states never hold one.
 
+    ```pycon
     >>> make_merge_patch({"a": 1, "b": {"c": 2, "d": 3}}, {"a": 1, "b": {"c": 5}, "e": [1]})
     {'b': {'c': 5, 'd': None}, 'e': [1]}
+
+    ```
     """
     if type(source) is not dict or type(target) is not dict:
         return copy_json(target)
@@ -65,8 +68,11 @@ def _merge_patch(source: dict[str, JSONValue], target: dict[str, JSONValue]) -> 
 def apply_merge_patch(target: JSONValue, patch: JSONValue) -> JSONValue:
     """Apply an RFC 7396 merge patch, returning a new value (the inputs are not changed).
 
+    ```pycon
     >>> apply_merge_patch({"a": 1, "b": 2}, {"b": None, "c": {"d": 4}})
     {'a': 1, 'c': {'d': 4}}
+
+    ```
     """
     try:
         return _apply_merge(target, patch)
@@ -89,8 +95,11 @@ def _apply_merge(target: JSONValue, patch: JSONValue) -> JSONValue:
 def make_json_patch(source: JSONValue, target: JSONValue) -> list[dict[str, Any]]:
     """The RFC 6902 JSON Patch (a list of operations) that turns ``source`` into ``target``.
 
+    ```pycon
     >>> make_json_patch({"a": 1, "b": [1, 2]}, {"a": 2, "b": [1, 2]})
     [{'op': 'replace', 'path': '/a', 'value': 2}]
+
+    ```
     """
     try:
         operations: list[dict[str, Any]] = jsonpatch.make_patch(source, target).patch
@@ -104,11 +113,14 @@ def make_json_patch(source: JSONValue, target: JSONValue) -> list[dict[str, Any]
 def apply_json_patch(target: JSONValue, patch: Sequence[Mapping[str, Any]]) -> JSONValue:
     """Apply an RFC 6902 JSON Patch, returning a new value (``target`` is not changed).
 
-    Raises :class:`~shadowsync.errors.PatchError` when an operation is malformed or a ``test``
+    Raises `PatchError` when an operation is malformed or a ``test``
     fails.
 
+    ```pycon
     >>> apply_json_patch({"a": 1}, [{"op": "add", "path": "/b", "value": [2]}])
     {'a': 1, 'b': [2]}
+
+    ```
     """
     if not isinstance(patch, Sequence) or isinstance(patch, (str, bytes)):
         raise PatchError(f"a JSON Patch is a list of operations, got {type(patch).__name__}")

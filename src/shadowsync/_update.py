@@ -74,8 +74,11 @@ class UpdateRequest:
         The order of checks is: encoding (415), JSON syntax, clientToken, version, the
         ``state`` node, its members, then nesting depth and ``null`` inside arrays (all 400).
 
+        ```pycon
         >>> UpdateRequest.parse(b'{"state": {"desired": {"on": true}}, "version": 4}').version
         4
+
+        ```
         """
         if isinstance(payload, Mapping):
             body: Any = payload
@@ -301,16 +304,19 @@ def apply_update(
     creates it at ``previous_version + 1``; pass the deleted shadow's version to continue its
     sequence). ``request`` is the request document as bytes, text or a mapping.
 
-    Rejections are :class:`~shadowsync.errors.ShadowRejectedError` subclasses carrying the AWS
+    Rejections are `ShadowRejectedError` subclasses carrying the AWS
     code and message (400, 409 ``Version conflict``, 413, 415) plus the request's clientToken and
     ``timestamp``; a rejected update changes nothing.
 
+    ```pycon
     >>> result = apply_update(None, {"state": {"desired": {"on": True}}}, timestamp=100)
     >>> result.document.version, result.delta["state"]
     (1, {'on': True})
     >>> result = apply_update(result.document, {"state": {"reported": {"on": True}}}, timestamp=101)
     >>> result.document.version, result.delta
     (2, None)
+
+    ```
     """
     if type(timestamp) is not int or timestamp < 0:
         raise InvalidArgumentError(f"timestamp must be a non-negative int, got {timestamp!r}")

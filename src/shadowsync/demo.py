@@ -1,8 +1,8 @@
 """A guided, in-process tour of shadowsync: run ``python -m shadowsync.demo``.
 
 A thermostat and a cloud application share the thermostat's shadow through the AWS-faithful
-:class:`~shadowsync.testing.InMemoryShadowService`, over the same reserved MQTT topics and JSON
-bodies AWS IoT uses. Nothing touches a network; the clock is a :class:`ManualClock`.
+`InMemoryShadowService`, over the same reserved MQTT topics and JSON
+bodies AWS IoT uses. Nothing touches a network; the clock is a `ManualClock`.
 """
 
 from __future__ import annotations

@@ -1,18 +1,21 @@
 """The shadowsync error tree.
 
-Every error the public API raises on bad input is a :class:`ShadowSyncError`. Errors that mirror a
-rejection by the AWS IoT Device Shadow service are :class:`ShadowRejectedError` subclasses: they
+Every error the public API raises on bad input is a `ShadowSyncError`. Errors that mirror a
+rejection by the AWS IoT Device Shadow service are `ShadowRejectedError` subclasses: they
 carry the HTTP status as ``code`` and the exact AWS text as ``message``, and render the body AWS
-publishes on ``*/rejected``::
+publishes on ``*/rejected``:
 
-    >>> from shadowsync import apply_update
-    >>> from shadowsync.errors import ShadowRejectedError
-    >>> try:
-    ...     apply_update(None, b'{"state": 1, "clientToken": "t1"}', timestamp=1700000000)
-    ... except ShadowRejectedError as err:
-    ...     body = err.to_rejected()
-    >>> body["code"], body["message"], body["clientToken"]
-    (400, 'State node must be an object', 't1')
+```pycon
+>>> from shadowsync import apply_update
+>>> from shadowsync.errors import ShadowRejectedError
+>>> try:
+...     apply_update(None, b'{"state": 1, "clientToken": "t1"}', timestamp=1700000000)
+... except ShadowRejectedError as err:
+...     body = err.to_rejected()
+>>> body["code"], body["message"], body["clientToken"]
+(400, 'State node must be an object', 't1')
+
+```
 """
 
 from __future__ import annotations
@@ -231,8 +234,11 @@ def error_for_code(
 ) -> ShadowRejectedError:
     """Build the error matching a ``*/rejected`` body's ``code`` (unknown codes become 500).
 
+    ```pycon
     >>> error_for_code(409, "Version conflict").__class__.__name__
     'VersionConflictError'
+
+    ```
     """
     cls = _BY_CODE.get(code, InternalFailureError)
     return cls(message, client_token=client_token, timestamp=timestamp)

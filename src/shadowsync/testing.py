@@ -1,17 +1,20 @@
 """Test aids for users of shadowsync: an AWS-faithful, in-memory shadow service and a clock.
 
-:class:`InMemoryShadowService` behaves like the AWS IoT Device Shadow service (data plane and
+`InMemoryShadowService` behaves like the AWS IoT Device Shadow service (data plane and
 reserved MQTT topics) without a network: the same response bodies, the same error codes and
 texts, delete keeping the version sequence for 48 hours, pagination of named shadows. Use it in
-your own tests instead of a mock::
+your own tests instead of a mock:
 
-    >>> from shadowsync.testing import InMemoryShadowService, ManualClock
-    >>> clock = ManualClock(1700000000)
-    >>> service = InMemoryShadowService(clock=clock)
-    >>> service.update("lamp", b'{"state": {"desired": {"on": true}}}').delta["state"]
-    {'on': True}
-    >>> service.get("lamp")["state"]["delta"]
-    {'on': True}
+```pycon
+>>> from shadowsync.testing import InMemoryShadowService, ManualClock
+>>> clock = ManualClock(1700000000)
+>>> service = InMemoryShadowService(clock=clock)
+>>> service.update("lamp", b'{"state": {"desired": {"on": true}}}').delta["state"]
+{'on': True}
+>>> service.get("lamp")["state"]["delta"]
+{'on': True}
+
+```
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from shadowsync.errors import (
 __all__ = ["Clock", "InMemoryShadowService", "ManualClock", "VERSION_RETENTION_SECONDS"]
 
 Clock = Callable[[], float]
-"""A source of epoch seconds, such as :func:`time.time` or a :class:`ManualClock`."""
+"""A source of epoch seconds, such as `time.time` or a `ManualClock`."""
 
 VERSION_RETENTION_SECONDS = 48 * 3600
 """How long AWS remembers a deleted shadow's version (a re-created shadow continues it)."""
@@ -53,10 +56,13 @@ MAX_PAGE_SIZE = 100
 class ManualClock:
     """A clock that moves only when told to: ``clock()`` returns the current epoch seconds.
 
+    ```pycon
     >>> clock = ManualClock(100)
     >>> clock.advance(5)
     >>> clock()
     105.0
+
+    ```
     """
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
@@ -87,10 +93,10 @@ class InMemoryShadowService:
     """An in-memory AWS IoT Device Shadow service for tests.
 
     Updates upsert (no thing registry is needed, as in AWS), GET and DELETE of a missing shadow
-    raise :class:`~shadowsync.errors.ShadowNotFoundError` with the AWS text, and a shadow that is
+    raise `ShadowNotFoundError` with the AWS text, and a shadow that is
     re-created within 48 hours of its deletion continues its old version sequence.
 
-    ``clock`` is called for every timestamp; pass a :class:`ManualClock` for reproducible tests.
+    ``clock`` is called for every timestamp; pass a `ManualClock` for reproducible tests.
     """
 
     def __init__(

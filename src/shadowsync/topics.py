@@ -4,11 +4,14 @@ Classic shadows live under ``$aws/things/{thing}/shadow`` and named shadows unde
 ``$aws/things/{thing}/shadow/name/{shadow}``. Names are checked against the AWS naming rules,
 so a name can never smuggle a ``/``, ``+`` or ``#`` into a topic and change its meaning.
 
+```pycon
 >>> from shadowsync import topics
 >>> topics.build("lamp-1", "update", "delta", shadow_name="config")
 '$aws/things/lamp-1/shadow/name/config/update/delta'
 >>> topics.parse("$aws/things/lamp-1/shadow/get/accepted")
 ShadowTopic(thing_name='lamp-1', shadow_name=None, operation='get', response='accepted')
+
+```
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def prefix(
 ) -> str:
     """The topic prefix of a classic (``shadow_name=None``) or named shadow.
 
-    Raises :class:`~shadowsync.errors.TopicError` for a name that breaks the AWS naming rules.
+    Raises `TopicError` for a name that breaks the AWS naming rules.
     """
     try:
         thing = limits.check_thing_name(thing_name)
@@ -112,7 +115,7 @@ def build(
 
 
 def parse(topic: str, *, limits: ShadowLimits = DEFAULT_LIMITS) -> ShadowTopic:
-    """Parse a reserved shadow topic; raise :class:`~shadowsync.errors.TopicError` otherwise.
+    """Parse a reserved shadow topic; raise `TopicError` otherwise.
 
     Topics are case-sensitive, as in AWS IoT.
     """
@@ -156,8 +159,11 @@ def subscriptions(
 ) -> list[str]:
     """Every response topic a device should subscribe to, spelled out (AWS advises no wildcards).
 
+    ```pycon
     >>> subscriptions("t")[:2]
     ['$aws/things/t/shadow/update/accepted', '$aws/things/t/shadow/update/rejected']
+
+    ```
     """
     pairs: list[tuple[Operation, Response]] = [
         ("update", "accepted"),
