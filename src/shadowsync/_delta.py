@@ -63,10 +63,11 @@ def _delta_object(desired: Mapping[str, Any], reported: Mapping[str, Any]) -> JS
                     out[key] = sub
             else:
                 out[key] = want
-        elif kind is type(have) and kind is not list:
-            if want != have:
-                out[key] = want
-        elif not json_equal(want, have):
+        elif want != have:
+            # Python inequality implies JSON inequality (1 == 1.0 holds in both).
+            out[key] = want
+        elif (kind is not type(have) or kind is list) and not json_equal(want, have):
+            # Python equality does not imply JSON equality: True == 1, [True] == [1].
             out[key] = want
     return out
 

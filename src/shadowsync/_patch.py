@@ -35,9 +35,9 @@ def make_merge_patch(source: JSONValue, target: JSONValue) -> JSONValue:
 
     ```
     """
-    if type(source) is not dict or type(target) is not dict:
-        return copy_json(target)
     try:
+        if type(source) is not dict or type(target) is not dict:
+            return copy_json(target)
         return _merge_patch(source, target)
     except RecursionError:
         raise PatchError("values nest too deeply to diff") from None
@@ -75,7 +75,7 @@ def apply_merge_patch(target: JSONValue, patch: JSONValue) -> JSONValue:
     ```
     """
     try:
-        return _apply_merge(target, patch)
+        return _apply_merge(copy_json(target), patch)
     except RecursionError:
         raise PatchError("merge patch nests too deeply to apply") from None
 
@@ -122,7 +122,8 @@ def apply_json_patch(target: JSONValue, patch: Sequence[Mapping[str, Any]]) -> J
 
     ```
     """
-    if not isinstance(patch, Sequence) or isinstance(patch, (str, bytes)):
+    operations: object = patch
+    if not isinstance(operations, Sequence) or isinstance(operations, (str, bytes)):
         raise PatchError(f"a JSON Patch is a list of operations, got {type(patch).__name__}")
     try:
         result: JSONValue = jsonpatch.apply_patch(

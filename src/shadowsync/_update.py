@@ -100,9 +100,11 @@ class UpdateRequest:
         cls, body: Mapping[str, Any], client_token: str | None, limits: ShadowLimits
     ) -> UpdateRequest:
         version = body.get("version")
-        if "version" in body and (type(version) is not int or version < 0):
+        # Versions are 64-bit on the service; anything larger cannot be a real version.
+        if "version" in body and (type(version) is not int or not 0 <= version < 2**63):
             raise InvalidRequestError(
-                "Invalid version", detail=f"version must be a non-negative integer, got {version!r}"
+                "Invalid version",
+                detail=f"version must be a non-negative integer, got {_json_type(version)}",
             )
         if "state" not in body:
             raise InvalidRequestError("Missing required node: state")

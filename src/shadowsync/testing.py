@@ -293,13 +293,16 @@ class InMemoryShadowService:
             return [reply("rejected", exc.with_context(client_token=token).to_rejected())]
 
 
-def _request_token(payload: bytes | str) -> str | None:
+def _request_token(payload: object) -> str | None:
     """The clientToken of a get/delete request; AWS ignores the rest of the message."""
-    try:
-        body = json.loads(payload) if payload else None
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(body, dict):
+    if isinstance(payload, Mapping):
+        body: object = payload
+    else:
+        try:
+            body = json.loads(payload) if payload else None  # type: ignore[arg-type]
+        except (ValueError, TypeError, RecursionError):
+            return None
+    if isinstance(body, Mapping):
         token = body.get("clientToken")
         if isinstance(token, str) and len(token.encode("utf-8", "replace")) <= 64:
             return token

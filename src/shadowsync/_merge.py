@@ -1,0 +1,584 @@
+"""Three-way merge of shadow sections: classify every changed path, resolve only true conflicts."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from shadowsync._json import (
+    JSONObject,
+    JSONValue,
+    canonical_json,
+    copy_json,
+    copy_object,
+    json_equal,
+    normalize_section,
+)
+from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, ShadowRejectedError
+from shadowsync.strategies import (
+    MISSING,
+    Conflict,
+    ConflictKind,
+    ManualReview,
+    Missing,
+    Resolution,
+    Severity,
+    Strategy,
+    Winner,
+)
+
+if TYPE_CHECKING:
+    from shadowsync._policy import ResolutionPolicy
+    from shadowsync.rules import RuleOutcome, RuleSet
+
+Path = tuple[str, ...]
+Value = JSONValue | Missing
+Section = Literal["desired", "reported"]
+
+
+class ChangeClass(enum.Enum):
+    """How a path changed on the two sides since the base."""
+
+    OURS_ONLY = "ours_only"
+    """Only our side changed it: a fast-forward to ours."""
+    THEIRS_ONLY = "theirs_only"
+    """Only their side changed it: a fast-forward to theirs."""
+    BOTH_SAME = "both_same"
+    """Both sides made the same change."""
+    STALE = "stale"
+    """One side's change is older than the base's value for the path; it is ignored."""
+    CONCURRENT = "concurrent"
+    """Both sides changed it differently: a conflict, settled by a strategy."""
+
+
+@attrs.frozen(kw_only=True)
+class PathChange:
+    """A changed path and how it was classified."""
+
+    path: Path
+    change: ChangeClass
+
+
+def _render(value: Value) -> JSONValue:
+    return None if value is MISSING else copy_json(value)
+
+
+@attrs.frozen(kw_only=True)
+class ConflictRecord:
+    """One conflicting path in a `ConflictReport`: what clashed and how it was settled."""
+
+    path: Path
+    section: Section
+    kind: ConflictKind
+    severity: Severity
+    base: Value
+    ours: Value
+    theirs: Value
+    strategy: str
+    winner: Winner
+    value: Value
+    reason: str
+    review_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON form (``null`` stands for an absent value) for events and audit records."""
+        return {
+            "path": ".".join(self.path),
+            "section": self.section,
+            "kind": self.kind.value,
+            "severity": self.severity.name.lower(),
+            "base": _render(self.base),
+            "ours": _render(self.ours),
+            "theirs": _render(self.theirs),
+            "strategy": self.strategy,
+            "winner": self.winner,
+            "value": _render(self.value),
+            "reason": self.reason,
+            "reviewId": self.review_id,
+        }
+
+
+@attrs.frozen
+class ConflictReport:
+    """Every conflict of one merge, machine-readable; empty when nothing clashed."""
+
+    records: tuple[ConflictRecord, ...] = ()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[ConflictRecord]:
+        return iter(self.records)
+
+    def __bool__(self) -> bool:
+        return bool(self.records)
+
+    def count_by_kind(self) -> dict[ConflictKind, int]:
+        """How many conflicts of each kind."""
+        counts: dict[ConflictKind, int] = {}
+        for record in self.records:
+            counts[record.kind] = counts.get(record.kind, 0) + 1
+        return counts
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """The report as a list of JSON objects."""
+        return [record.to_json() for record in self.records]
+
+
+def _nest(section: Section, path: Path, value: JSONValue) -> JSONObject:
+    node: JSONValue = copy_json(value)
+    for key in reversed(path):
+        node = {key: node}
+    return {section: node}
+
+
+@attrs.frozen(kw_only=True)
+class ReviewItem:
+    """A conflict held for a person. ``approve()`` or ``reject()`` gives the update to apply.
+
+    The ``id`` is derived from the section, path and both values, so the same conflict seen
+    twice (for example after a retry) gets the same id.
+    """
+
+    id: str
+    path: Path
+    section: Section
+    current: Value
+    proposed: Value
+    base: Value
+    reason: str
+
+    def approve(self) -> JSONObject:
+        """The ``state`` of an update that applies the proposed value (``null`` deletes)."""
+        return _nest(self.section, self.path, None if self.proposed is MISSING else self.proposed)
+
+    def reject(self) -> JSONObject:
+        """The ``state`` of an update that confirms the current value."""
+        return _nest(self.section, self.path, None if self.current is MISSING else self.current)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON form for queues and events (``null`` stands for an absent value)."""
+        return {
+            "id": self.id,
+            "path": ".".join(self.path),
+            "section": self.section,
+            "current": _render(self.current),
+            "proposed": _render(self.proposed),
+            "base": _render(self.base),
+            "reason": self.reason,
+        }
+
+
+def review_id(section: str, path: Path, current: Value, proposed: Value) -> str:
+    """A stable id for a review item."""
+    text = canonical_json([section, list(path), _render(current), _render(proposed)])
+    return hashlib.sha256(text.encode("ascii")).hexdigest()[:20]
+
+
+@attrs.frozen(kw_only=True)
+class MergeResult:
+    """The merged section, the report of every conflict, and what awaits review."""
+
+    merged: JSONObject
+    report: ConflictReport
+    reviews: tuple[ReviewItem, ...]
+    changes: tuple[PathChange, ...]
+    escalated: bool = False
+    """True when the policy's ``auto_resolve_threshold`` sent every conflict to review."""
+    rule_outcome: RuleOutcome | None = None
+    """The business rules' verdict on the merged section, when rules were given."""
+
+    @property
+    def has_conflicts(self) -> bool:
+        """True when at least one path was changed differently on both sides."""
+        return bool(self.report)
+
+
+class _Resolver:
+    """Carries one merge's settings through the recursion."""
+
+    def __init__(
+        self,
+        *,
+        section: Section,
+        strategy_for: Any,
+        severity_for: Any,
+        review_severity: Severity | None,
+        force_review: bool,
+        ours_source: str,
+        theirs_source: str,
+        ours_stamps: Mapping[Path, Any],
+        theirs_stamps: Mapping[Path, Any],
+        base_stamps: Mapping[Path, Any],
+    ) -> None:
+        self.section = section
+        self.strategy_for = strategy_for
+        self.severity_for = severity_for
+        self.review_severity = review_severity
+        self.force_review = force_review
+        self.ours_source = ours_source
+        self.theirs_source = theirs_source
+        self.ours_stamps = ours_stamps
+        self.theirs_stamps = theirs_stamps
+        self.base_stamps = base_stamps
+        self.records: list[ConflictRecord] = []
+        self.reviews: list[ReviewItem] = []
+        self.changes: list[PathChange] = []
+
+    def merge_object(
+        self,
+        path: Path,
+        base: Mapping[str, Any],
+        ours: Mapping[str, Any],
+        theirs: Mapping[str, Any],
+    ) -> JSONObject:
+        out: JSONObject = {}
+        keys = list(ours)
+        keys.extend(k for k in theirs if k not in ours)
+        keys.extend(k for k in base if k not in ours and k not in theirs)
+        for key in keys:
+            value = self.merge_value(
+                (*path, key),
+                base.get(key, MISSING),
+                ours.get(key, MISSING),
+                theirs.get(key, MISSING),
+            )
+            if value is not MISSING:
+                out[key] = value
+        return out
+
+    def merge_value(self, path: Path, base: Value, ours: Value, theirs: Value) -> Value:
+        if _same(ours, theirs):
+            if not _same(ours, base):
+                self.changes.append(PathChange(path=path, change=ChangeClass.BOTH_SAME))
+            return ours
+        if _same(ours, base):
+            self.changes.append(PathChange(path=path, change=ChangeClass.THEIRS_ONLY))
+            return theirs
+        if _same(theirs, base):
+            self.changes.append(PathChange(path=path, change=ChangeClass.OURS_ONLY))
+            return ours
+        if type(ours) is dict and type(theirs) is dict:
+            return self.merge_object(path, base if type(base) is dict else {}, ours, theirs)
+        ours_stamp = _stamp_at(self.ours_stamps, path)
+        theirs_stamp = _stamp_at(self.theirs_stamps, path)
+        base_stamp = _stamp_at(self.base_stamps, path)
+        if base_stamp is not None:
+            ours_stale = ours_stamp is not None and ours_stamp <= base_stamp
+            theirs_stale = theirs_stamp is not None and theirs_stamp <= base_stamp
+            if ours_stale != theirs_stale:
+                self.changes.append(PathChange(path=path, change=ChangeClass.STALE))
+                return theirs if ours_stale else ours
+        self.changes.append(PathChange(path=path, change=ChangeClass.CONCURRENT))
+        return self.resolve(path, base, ours, theirs, ours_stamp, theirs_stamp)
+
+    def resolve(
+        self,
+        path: Path,
+        base: Value,
+        ours: Value,
+        theirs: Value,
+        ours_stamp: Any,
+        theirs_stamp: Any,
+    ) -> Value:
+        severity = self.severity_for(path)
+        conflict = Conflict(
+            path=path,
+            section=self.section,
+            base=base,
+            ours=ours,
+            theirs=theirs,
+            ours_stamp=ours_stamp,
+            theirs_stamp=theirs_stamp,
+            ours_source=self.ours_source,
+            theirs_source=self.theirs_source,
+            severity=severity,
+        )
+        strategy: Strategy = self.strategy_for(path)
+        if self.force_review or (
+            self.review_severity is not None and severity >= self.review_severity
+        ):
+            why = (
+                "too many conflicts in one merge"
+                if self.force_review
+                else f"severity {severity.name.lower()} requires review"
+            )
+            strategy = ManualReview()
+            resolution = strategy.resolve(conflict)
+            resolution = attrs.evolve(resolution, reason=f"held for manual review: {why}")
+        else:
+            resolution = strategy.resolve(conflict)
+        _check_resolution(strategy, resolution, conflict)
+        item_id = None
+        if resolution.review:
+            proposed = theirs if resolution.winner == "ours" else ours
+            item_id = review_id(self.section, path, resolution.value, proposed)
+            self.reviews.append(
+                ReviewItem(
+                    id=item_id,
+                    path=path,
+                    section=self.section,
+                    current=resolution.value,
+                    proposed=proposed,
+                    base=base,
+                    reason=resolution.reason,
+                )
+            )
+        self.records.append(
+            ConflictRecord(
+                path=path,
+                section=self.section,
+                kind=conflict.kind,
+                severity=severity,
+                base=base,
+                ours=ours,
+                theirs=theirs,
+                strategy=strategy.name,
+                winner=resolution.winner,
+                value=resolution.value,
+                reason=resolution.reason,
+                review_id=item_id,
+            )
+        )
+        return resolution.value
+
+
+def _check_resolution(strategy: Strategy, resolution: object, conflict: Conflict) -> None:
+    if not isinstance(resolution, Resolution):
+        raise InvalidArgumentError(
+            f"strategy {getattr(strategy, 'name', strategy)!r} returned "
+            f"{type(resolution).__name__}, not a Resolution"
+        )
+    if resolution.winner == "ours" and not _same(resolution.value, conflict.ours):
+        raise InvalidArgumentError(f"strategy {strategy.name!r} says ours won but changed it")
+    if resolution.winner == "theirs" and not _same(resolution.value, conflict.theirs):
+        raise InvalidArgumentError(f"strategy {strategy.name!r} says theirs won but changed it")
+    if resolution.winner == "base" and not _same(resolution.value, conflict.base):
+        raise InvalidArgumentError(f"strategy {strategy.name!r} says base won but changed it")
+    if resolution.value is not MISSING:
+        try:
+            normalize_section(
+                {"value": resolution.value}, section="resolution", max_depth=64, nulls=False
+            )
+        except ShadowRejectedError as exc:
+            raise InvalidArgumentError(
+                f"strategy {strategy.name!r} returned a value that cannot be stored: {exc.detail}"
+            ) from None
+
+
+def _same(a: Value, b: Value) -> bool:
+    if a is MISSING or b is MISSING:
+        return a is b
+    return json_equal(a, b)
+
+
+def _stamp_at(stamps: Mapping[Path, Any], path: Path) -> Any:
+    """The stamp of ``path``, else of its nearest stamped ancestor, else the newest below it."""
+    if not stamps:
+        return None
+    for end in range(len(path), 0, -1):
+        stamp = stamps.get(path[:end])
+        if stamp is not None:
+            return stamp
+    below = [s for p, s in stamps.items() if p[: len(path)] == path and s is not None]
+    return max(below) if below else None
+
+
+def stamps_from_metadata(metadata: Mapping[str, Any]) -> dict[Path, int]:
+    """Per-path timestamps from a shadow section's metadata (leaves, and arrays as a whole).
+
+    ```pycon
+    >>> stamps_from_metadata({"a": {"timestamp": 5}, "b": {"c": {"timestamp": 7}},
+    ...                       "rgb": [{"timestamp": 3}, {"timestamp": 4}]})
+    {('a',): 5, ('b', 'c'): 7, ('rgb',): 4}
+
+    ```
+    """
+    out: dict[Path, int] = {}
+
+    def newest(node: Any) -> int | None:
+        if isinstance(node, dict):
+            if type(node.get("timestamp")) is int and len(node) == 1:
+                return int(node["timestamp"])
+            found = [t for t in map(newest, node.values()) if t is not None]
+            return max(found) if found else None
+        if isinstance(node, list):
+            found = [t for t in map(newest, node) if t is not None]
+            return max(found) if found else None
+        return None
+
+    def walk(node: Mapping[str, Any], path: Path, depth: int) -> None:
+        if depth > 64:
+            raise InvalidDocumentError("metadata nests too deeply")
+        for key, meta in node.items():
+            here = (*path, key)
+            if isinstance(meta, dict) and not (
+                len(meta) == 1 and type(meta.get("timestamp")) is int
+            ):
+                walk(meta, here, depth + 1)
+            else:
+                stamp = newest(meta)
+                if stamp is not None:
+                    out[here] = stamp
+
+    if not isinstance(metadata, Mapping):
+        raise InvalidDocumentError("metadata must be an object")
+    walk(metadata, (), 0)
+    return out
+
+
+def _section_value(value: object, name: str) -> JSONObject:
+    """A private, validated copy of an input section (later edits by the caller can't leak in)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidDocumentError(f"{name} must be an object, got {type(value).__name__}")
+    try:
+        return normalize_section(value, section=name, max_depth=64, nulls=False)
+    except ShadowRejectedError as exc:
+        raise InvalidDocumentError(
+            f"{name} does not nest too deeply or hold non-JSON values: {exc.message} ({exc.detail})"
+            if "nesting" not in exc.message
+            else f"{name} is too deep: sections nest too deeply to merge ({exc.detail})"
+        ) from None
+
+
+def merge(
+    base: Mapping[str, Any] | None,
+    ours: Mapping[str, Any] | None,
+    theirs: Mapping[str, Any] | None,
+    *,
+    policy: ResolutionPolicy | Strategy | None = None,
+    section: Section = "desired",
+    thing_name: str | None = None,
+    shadow_name: str | None = None,
+    ours_source: str = "device",
+    theirs_source: str = "cloud",
+    ours_stamps: Mapping[Path, Any] | None = None,
+    theirs_stamps: Mapping[Path, Any] | None = None,
+    base_stamps: Mapping[Path, Any] | None = None,
+    rules: RuleSet | None = None,
+    timestamp: int = 0,
+    desired_version: int = 0,
+) -> MergeResult:
+    """Three-way merge of one shadow section (``desired`` or ``reported``).
+
+    ``base`` is the last state both sides agreed on, ``ours`` and ``theirs`` the two edited
+    versions. Every changed path is classified (`ChangeClass`): a change on one side
+    only, or the same change on both, is taken as is; objects changed on both sides merge key by
+    key, so disjoint edits are never lost; a change older than the base's value for the path
+    (by ``*_stamps``) is stale and ignored; only truly concurrent changes reach the strategy the
+    policy picks for the path. The inputs are not changed.
+
+    With ``rules``, the merged section is then judged against ``ours`` (the state in force):
+    every change a rule refuses is reverted, recorded as a ``BUSINESS_RULE_VIOLATION`` in the
+    report, and answered in ``rule_outcome.acknowledgement`` (for ``desired_version``), so no
+    rule-violating value is ever in ``merged``. ``timestamp`` is the evaluation time.
+
+    ```pycon
+    >>> result = merge({"a": 1, "b": 1}, {"a": 2, "b": 1}, {"a": 1, "b": 3})
+    >>> result.merged, len(result.report)
+    ({'a': 2, 'b': 3}, 0)
+    >>> result = merge({"a": 1}, {"a": 2}, {"a": 3}, ours_stamps={("a",): 10},
+    ...                theirs_stamps={("a",): 20})
+    >>> result.merged, result.report.records[0].winner
+    ({'a': 3}, 'theirs')
+
+    ```
+    """
+    from shadowsync._policy import ResolutionPolicy
+
+    if section not in ("desired", "reported"):
+        raise InvalidArgumentError(f"section must be 'desired' or 'reported', got {section!r}")
+    if policy is None:
+        policy = ResolutionPolicy()
+    elif not isinstance(policy, ResolutionPolicy):
+        if not isinstance(policy, Strategy):
+            raise InvalidArgumentError(
+                f"policy must be a ResolutionPolicy or a Strategy, got {type(policy).__name__}"
+            )
+        policy = ResolutionPolicy(default=policy)
+    inputs = (
+        _section_value(base, "base"),
+        _section_value(ours, "ours"),
+        _section_value(theirs, "theirs"),
+    )
+    resolved_policy = policy
+
+    def run(force_review: bool) -> tuple[_Resolver, JSONObject]:
+        resolver = _Resolver(
+            section=section,
+            strategy_for=lambda path: resolved_policy.strategy_for(
+                section=section, path=path, thing=thing_name, shadow=shadow_name
+            ),
+            severity_for=resolved_policy.severity_for,
+            review_severity=resolved_policy.manual_review_severity,
+            force_review=force_review,
+            ours_source=ours_source,
+            theirs_source=theirs_source,
+            ours_stamps=ours_stamps or {},
+            theirs_stamps=theirs_stamps or {},
+            base_stamps=base_stamps or {},
+        )
+        return resolver, resolver.merge_object((), *inputs)
+
+    try:
+        resolver, merged = run(force_review=False)
+        threshold = policy.auto_resolve_threshold
+        escalated = threshold is not None and len(resolver.records) > threshold
+        if escalated:
+            resolver, merged = run(force_review=True)
+        merged = copy_object(merged)
+    except RecursionError:
+        raise InvalidDocumentError("the sections nest too deeply to merge") from None
+    records = list(resolver.records)
+    outcome = None
+    if rules is not None:
+        outcome = rules.evaluate(
+            section,
+            inputs[1],
+            merged,
+            timestamp=timestamp,
+            desired_version=desired_version,
+            thing_name=thing_name,
+            shadow_name=shadow_name,
+        )
+        merged = outcome.accepted
+        for violation in outcome.violations:
+            current = _lookup(inputs[1], violation.path)
+            records.append(
+                ConflictRecord(
+                    path=violation.path,
+                    section=section,
+                    kind=ConflictKind.BUSINESS_RULE_VIOLATION,
+                    severity=Severity.HIGH,
+                    base=_lookup(inputs[0], violation.path),
+                    ours=current,
+                    theirs=_lookup(inputs[2], violation.path),
+                    strategy=f"rule:{violation.rule}",
+                    winner="ours",
+                    value=current,
+                    reason=violation.reason,
+                )
+            )
+    return MergeResult(
+        merged=merged,
+        report=ConflictReport(tuple(records)),
+        reviews=tuple(resolver.reviews),
+        changes=tuple(resolver.changes),
+        escalated=escalated,
+        rule_outcome=outcome,
+    )
+
+
+def _lookup(section: Mapping[str, Any], path: Path) -> Value:
+    node: Any = section
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return MISSING
+        node = node[key]
+    return copy_json(node)
