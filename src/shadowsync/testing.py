@@ -304,8 +304,13 @@ def _request_token(payload: object) -> str | None:
             return None
     if isinstance(body, Mapping):
         token = body.get("clientToken")
-        if isinstance(token, str) and len(token.encode("utf-8", "replace")) <= 64:
-            return token
+        if isinstance(token, str):
+            try:
+                size = len(token.encode("utf-8"))
+            except UnicodeEncodeError:
+                return None
+            if size <= 64:
+                return token
     return None
 
 
