@@ -533,6 +533,7 @@ def shadow_names() -> st.SearchStrategy[str]:
 @functools.cache
 @st.composite
 def _with_bad_character(draw: st.DrawFn, alphabet: str, bad: tuple[str, ...]) -> str:
+    """A short string of ``alphabet`` with one character of ``bad`` inserted somewhere."""
     name = draw(st.text(alphabet, max_size=10))
     at = draw(st.integers(0, len(name)))
     return name[:at] + draw(st.sampled_from(bad)) + name[at:]

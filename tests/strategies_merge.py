@@ -153,8 +153,11 @@ def top_level_stamps(
 
 
 last_writer_wins: st.SearchStrategy[LastWriterWins] = st.builds(
-    LastWriterWins, prefer=st.sampled_from(("ours", "theirs"))
+    LastWriterWins, prefer=st.sampled_from((None, "ours", "theirs"))
 )
+"""Last-writer-wins, deterministic (``prefer=None``) or preferring one side without stamps."""
+
+commutative_last_writer_wins: st.SearchStrategy[LastWriterWins] = st.just(LastWriterWins())
 
 field_merge: st.SearchStrategy[FieldMerge] = st.builds(FieldMerge, fallback=last_writer_wins)
 
@@ -191,6 +194,22 @@ def priority_strategies(draw: st.DrawFn, *, distinct: bool) -> Priority:
         sources = draw(_priorities)
         fields = draw(_overrides)
     return Priority(sources=sources, fields=fields, fallback=draw(last_writer_wins))
+
+
+def commutative_strategies() -> st.SearchStrategy[Strategy]:
+    """Built-in strategies that claim ``commutative``: every fallback on the way is too."""
+    leaf = commutative_last_writer_wins
+    priority = st.builds(
+        Priority,
+        sources=_priorities,
+        fields=_overrides,
+        fallback=st.one_of(leaf, st.builds(OwnerWins, fallback=leaf)),
+    )
+    return st.one_of(
+        leaf,
+        st.builds(OwnerWins, fallback=st.one_of(leaf, priority)),
+        priority,
+    )
 
 
 def builtin_strategies() -> st.SearchStrategy[Strategy]:

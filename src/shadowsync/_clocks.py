@@ -43,6 +43,7 @@ from typing import Any
 
 import attrs
 
+from shadowsync._json import describe
 from shadowsync.errors import (
     InvalidArgumentError,
     InvalidDocumentError,
@@ -125,7 +126,7 @@ def check_node_id(node: object, error: type[ShadowSyncError] = InvalidArgumentEr
     bad = _FORBIDDEN_IN_NODE.search(node)
     if bad is not None:
         raise error(
-            f"node id {_describe(node)} contains {bad.group()!r}; control characters and "
+            f"node id {_describe(node)} contains {describe(bad.group())}; control characters and "
             "lone surrogates are not allowed"
         )
     return str.__str__(node)
@@ -171,11 +172,11 @@ def _counters(value: Mapping[str, int] | Iterable[tuple[str, int]]) -> tuple[tup
         node = check_node_id(node)
         if type(counter) is not int or not 0 <= counter <= MAX_VECTOR_COUNTER:
             raise InvalidArgumentError(
-                f"counter of node {node!r} must be an int from 0 to {MAX_VECTOR_COUNTER}, "
+                f"counter of node {describe(node)} must be an int from 0 to {MAX_VECTOR_COUNTER}, "
                 f"got {_describe(counter)}"
             )
         if node in seen:
-            raise InvalidArgumentError(f"node {node!r} appears twice in the vector clock")
+            raise InvalidArgumentError(f"node {describe(node)} appears twice in the vector clock")
         seen[node] = counter
     result = tuple(sorted((node, count) for node, count in seen.items() if count))
     if len(result) > MAX_VECTOR_CLOCK_ENTRIES:
@@ -241,7 +242,7 @@ class VectorClock(Mapping[str, int]):
         current = self._lookup.get(node, 0)
         if current >= MAX_VECTOR_COUNTER:
             raise InvalidArgumentError(
-                f"counter of node {node!r} is at its maximum {MAX_VECTOR_COUNTER}"
+                f"counter of node {describe(node)} is at its maximum {MAX_VECTOR_COUNTER}"
             )
         counters = dict(self._lookup)
         counters[node] = current + 1
@@ -329,7 +330,7 @@ class VectorClock(Mapping[str, int]):
             node = check_node_id(node, InvalidDocumentError)
             if type(counter) is not int or not 1 <= counter <= MAX_VECTOR_COUNTER:
                 raise InvalidDocumentError(
-                    f"vector clock counter of node {node!r} must be an int from 1 to "
+                    f"vector clock counter of node {describe(node)} must be an int from 1 to "
                     f"{MAX_VECTOR_COUNTER}, got {_describe(counter)}"
                 )
             counters[node] = counter
@@ -525,7 +526,8 @@ class HybridLogicalClock:
                 )
             if last.node != self._node:
                 raise InvalidArgumentError(
-                    f"last was issued by node {last.node!r}, not by this clock's node {node!r}"
+                    f"last was issued by node {last.node!r}, "
+                    f"not by this clock's node {describe(node)}"
                 )
         self._max_offset_ms = max_offset_ms
         self._last = last
@@ -601,7 +603,7 @@ class HybridLogicalClock:
             wall_ms, counter = wall_ms + 1, 0
         if wall_ms > MAX_HLC_WALL_MS:
             raise InvalidArgumentError(
-                f"the clock of node {self._node!r} has reached the largest wall_ms "
+                f"the clock of node {describe(self._node)} has reached the largest wall_ms "
                 f"{MAX_HLC_WALL_MS}"
             )
         stamp = HLCStamp(wall_ms=wall_ms, counter=counter, node=self._node)

@@ -14,6 +14,7 @@ from shadowsync._json import (
     JSONValue,
     copy_object,
     decode_payload,
+    describe,
     dumps_compact,
     encoded_size,
     normalize_section,
@@ -24,14 +25,17 @@ from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, Shadow
 SECTIONS = ("desired", "reported")
 
 
+_MAX_COUNT = 2**63 - 1  # versions and timestamps are 64-bit on the service
+
+
 def _is_count(value: object) -> bool:
-    return type(value) is int and value >= 0
+    return type(value) is int and 0 <= value <= _MAX_COUNT
 
 
 def _count(name: str) -> Any:
     def check(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
         if not _is_count(value):
-            raise InvalidArgumentError(f"{name} must be a non-negative int, got {value!r}")
+            raise InvalidArgumentError(f"{name} must be a non-negative int, got {describe(value)}")
 
     return check
 
@@ -92,7 +96,7 @@ class ShadowDocument:
             return self.desired
         if name == "reported":
             return self.reported
-        raise InvalidArgumentError(f"section must be 'desired' or 'reported', got {name!r}")
+        raise InvalidArgumentError(f"section must be 'desired' or 'reported', got {describe(name)}")
 
     def section_metadata(self, name: str) -> JSONObject:
         """The metadata of ``desired`` or ``reported`` by name."""
@@ -100,7 +104,7 @@ class ShadowDocument:
             return self.desired_metadata
         if name == "reported":
             return self.reported_metadata
-        raise InvalidArgumentError(f"section must be 'desired' or 'reported', got {name!r}")
+        raise InvalidArgumentError(f"section must be 'desired' or 'reported', got {describe(name)}")
 
     @property
     def is_empty(self) -> bool:
@@ -198,11 +202,13 @@ class ShadowDocument:
             raise InvalidDocumentError("metadata must be an object")
         version = body.get("version", 1)
         if not _is_count(version):
-            raise InvalidDocumentError(f"version must be a non-negative integer, got {version!r}")
+            raise InvalidDocumentError(
+                f"version must be a non-negative integer, got {describe(version)}"
+            )
         timestamp = body.get("timestamp", 0)
         if not _is_count(timestamp):
             raise InvalidDocumentError(
-                f"timestamp must be a non-negative integer, got {timestamp!r}"
+                f"timestamp must be a non-negative integer, got {describe(timestamp)}"
             )
         sections: dict[str, JSONObject] = {}
         metas: dict[str, JSONObject] = {}

@@ -55,6 +55,37 @@ def decode_payload(payload: bytes | bytearray | memoryview | str, *, max_depth: 
         raise InvalidRequestError(INVALID_JSON, detail=str(exc)) from None
 
 
+def describe(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for an error message: shortened, and never failing.
+
+    Untrusted input may hold ints too long to print or objects whose ``repr`` raises; a message
+    about bad input must not fail itself.
+
+    ```pycon
+    >>> describe(10**5000)
+    '<int of about 5001 digits>'
+    >>> describe("x" * 100)[-5:]
+    'xx...'
+
+    ```
+    """
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and (value.bit_length() > _INT_BITS_CHECK)
+    ):
+        try:
+            text = str(value)
+        except ValueError:
+            return f"<int of about {int(value.bit_length() * 0.30103) + 1} digits>"
+    else:
+        try:
+            text = repr(value)
+        except Exception:
+            text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def format_path(parts: list[str | int] | tuple[str | int, ...]) -> str:
     """Render a path such as ``desired.lights[2].color`` for error messages."""
     out = ""

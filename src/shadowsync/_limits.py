@@ -7,6 +7,7 @@ from typing import Any
 
 import attrs
 
+from shadowsync._json import describe
 from shadowsync.errors import InvalidArgumentError, InvalidNameError
 
 AWS_MAX_DOCUMENT_BYTES = 8 * 1024
@@ -26,7 +27,7 @@ def _positive_at_most(bound: int) -> Any:
     def check(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
         if type(value) is not int or not 1 <= value <= bound:
             raise InvalidArgumentError(
-                f"{attribute.name} must be an int from 1 to {bound}, got {value!r}"
+                f"{attribute.name} must be an int from 1 to {bound}, got {describe(value)}"
             )
 
     return check
@@ -80,12 +81,12 @@ def _check_name(name: object, kind: str, pattern: re.Pattern[str], max_length: i
             f"Invalid {kind} name",
             detail=f"{name[:40]!r}... must be 1 to {max_length} characters, has {len(name)}"
             if len(name) > 40
-            else f"{name!r} must be 1 to {max_length} characters, has {len(name)}",
+            else f"{describe(name)} must be 1 to {max_length} characters, has {len(name)}",
         )
     if pattern.fullmatch(name) is None:
         raise InvalidNameError(
             f"Invalid {kind} name",
-            detail=f"{name!r} must match {pattern.pattern} (no '/', '+', '#' or spaces)",
+            detail=f"{describe(name)} must match {pattern.pattern} (no '/', '+', '#' or spaces)",
         )
     return name
 

@@ -15,6 +15,7 @@ from shadowsync._json import (
     canonical_json,
     copy_json,
     copy_object,
+    describe,
     json_equal,
     normalize_section,
 )
@@ -350,15 +351,21 @@ class _Resolver:
 def _check_resolution(strategy: Strategy, resolution: object, conflict: Conflict) -> None:
     if not isinstance(resolution, Resolution):
         raise InvalidArgumentError(
-            f"strategy {getattr(strategy, 'name', strategy)!r} returned "
+            f"strategy {describe(getattr(strategy, 'name', strategy))} returned "
             f"{type(resolution).__name__}, not a Resolution"
         )
     if resolution.winner == "ours" and not _same(resolution.value, conflict.ours):
-        raise InvalidArgumentError(f"strategy {strategy.name!r} says ours won but changed it")
+        raise InvalidArgumentError(
+            f"strategy {describe(strategy.name)} says ours won but changed it"
+        )
     if resolution.winner == "theirs" and not _same(resolution.value, conflict.theirs):
-        raise InvalidArgumentError(f"strategy {strategy.name!r} says theirs won but changed it")
+        raise InvalidArgumentError(
+            f"strategy {describe(strategy.name)} says theirs won but changed it"
+        )
     if resolution.winner == "base" and not _same(resolution.value, conflict.base):
-        raise InvalidArgumentError(f"strategy {strategy.name!r} says base won but changed it")
+        raise InvalidArgumentError(
+            f"strategy {describe(strategy.name)} says base won but changed it"
+        )
     if resolution.value is not MISSING:
         try:
             normalize_section(
@@ -493,7 +500,9 @@ def merge(
     from shadowsync._policy import ResolutionPolicy
 
     if section not in ("desired", "reported"):
-        raise InvalidArgumentError(f"section must be 'desired' or 'reported', got {section!r}")
+        raise InvalidArgumentError(
+            f"section must be 'desired' or 'reported', got {describe(section)}"
+        )
     if policy is None:
         policy = ResolutionPolicy()
     elif not isinstance(policy, ResolutionPolicy):

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 
+from shadowsync._json import describe
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules import PathPattern
 from shadowsync.strategies import (
@@ -56,7 +57,7 @@ def strategy_from_name(
     """
     if not isinstance(name, str) or name.lower() not in _STRATEGY_NAMES:
         raise PolicyConfigError(
-            f"unknown strategy {name!r}; expected one of "
+            f"unknown strategy {describe(name)}; expected one of "
             "last_writer_wins, field_merge, priority, owner_wins, manual_review"
         )
     canonical = _STRATEGY_NAMES[name.lower()]
@@ -77,7 +78,7 @@ def _optional_pattern(value: str | Sequence[str] | PathPattern | None) -> PathPa
 
 def _is_strategy(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Strategy):
-        raise PolicyConfigError(f"{attribute.name} must be a Strategy, got {value!r}")
+        raise PolicyConfigError(f"{attribute.name} must be a Strategy, got {describe(value)}")
 
 
 @attrs.frozen(kw_only=True)
@@ -97,7 +98,7 @@ class PolicyRule:
     @section.validator
     def _check_section(self, attribute: attrs.Attribute[Any], value: object) -> None:
         if value not in (None, "desired", "reported"):
-            raise PolicyConfigError(f"section must be desired or reported, got {value!r}")
+            raise PolicyConfigError(f"section must be desired or reported, got {describe(value)}")
 
     def matches(
         self, *, thing: str | None, shadow: str | None, section: str, path: tuple[str, ...]
@@ -116,11 +117,11 @@ def _shadow_strategies(shadows: Mapping[Any, Any], strategy: Any) -> dict[str, S
     out: dict[str, Strategy] = {}
     for name, value in shadows.items():
         if not isinstance(name, str):
-            raise PolicyConfigError(f"shadows: shadow name {name!r} is not a string")
+            raise PolicyConfigError(f"shadows: shadow name {describe(name)} is not a string")
         try:
             out[name] = strategy(value)
         except InvalidArgumentError as exc:
-            raise PolicyConfigError(f"shadows[{name!r}]: {exc}") from None
+            raise PolicyConfigError(f"shadows[{describe(name)}]: {exc}") from None
     return out
 
 
@@ -146,25 +147,25 @@ def _check_severity(instance: object, attribute: attrs.Attribute[Any], value: ob
     if value is None and attribute.name == "manual_review_severity":
         return
     if not isinstance(value, Severity):
-        raise PolicyConfigError(f"{attribute.name} must be a Severity, got {value!r}")
+        raise PolicyConfigError(f"{attribute.name} must be a Severity, got {describe(value)}")
 
 
 def _check_rules(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     for rule in value:  # type: ignore[attr-defined]
         if not isinstance(rule, PolicyRule):
-            raise PolicyConfigError(f"rules must hold PolicyRule objects, got {rule!r}")
+            raise PolicyConfigError(f"rules must hold PolicyRule objects, got {describe(rule)}")
 
 
 def _rule_tuple(rules: object) -> tuple[PolicyRule, ...]:
     if isinstance(rules, (str, bytes)) or not isinstance(rules, Sequence):
-        raise PolicyConfigError(f"rules must be a sequence of PolicyRule, got {rules!r}")
+        raise PolicyConfigError(f"rules must be a sequence of PolicyRule, got {describe(rules)}")
     return tuple(rules)
 
 
 def _threshold(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and (type(value) is not int or value < 0):
         raise PolicyConfigError(
-            f"{attribute.name} must be a non-negative int or None, got {value!r}"
+            f"{attribute.name} must be a non-negative int or None, got {describe(value)}"
         )
 
 
@@ -240,7 +241,7 @@ class ResolutionPolicy:
         `PolicyConfigError`.
         """
         if not isinstance(config, Mapping):
-            raise PolicyConfigError(f"a policy config must be an object, got {config!r}")
+            raise PolicyConfigError(f"a policy config must be an object, got {describe(config)}")
         known = {
             "strategy",
             "field_priorities",
@@ -274,7 +275,7 @@ class ResolutionPolicy:
                 PathPattern.of(path)
                 field_severity[path] = Severity.parse(level)
             except InvalidArgumentError as exc:
-                raise PolicyConfigError(f"field_priorities[{path!r}]: {exc}") from None
+                raise PolicyConfigError(f"field_priorities[{describe(path)}]: {exc}") from None
         review = config.get("manual_review_severity")
         try:
             review_severity = None if review is None else Severity.parse(review)

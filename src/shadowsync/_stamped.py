@@ -74,7 +74,7 @@ from typing import Any, TypeAlias
 import attrs
 
 from shadowsync._clocks import HLCStamp
-from shadowsync._json import JSONObject, JSONValue, canonical_json, copy_json, format_path
+from shadowsync._json import JSONObject, JSONValue, canonical_json, copy_json, describe, format_path
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, ShadowSyncError
 
@@ -115,7 +115,7 @@ def _copy_value(
     if isinstance(value, float):
         if math.isfinite(value):
             return float(value), 0
-        raise error(f"{value!r} is not a JSON number{_at(where)}")
+        raise error(f"{describe(value)} is not a JSON number{_at(where)}")
     if value is None:
         raise error(f"null is not a stored value{_at(where)}; delete the path instead")
     if isinstance(value, (Mapping, list, tuple)):
@@ -129,7 +129,7 @@ def _copy_value(
             obj: JSONObject = {}
             for key, item in value.items():
                 if not isinstance(key, str):
-                    raise error(f"object key {key!r} is not a string{_at(where)}")
+                    raise error(f"object key {describe(key)} is not a string{_at(where)}")
                 where.append(key)
                 copied, inner = _copy_value(item, levels - 1, error, where)
                 where.pop()
@@ -165,7 +165,7 @@ def check_path(path: object, error: type[ShadowSyncError] = InvalidArgumentError
         raise error(f"a path must have 1 to {MAX_PATH_LENGTH} keys, got {len(path)}")
     for key in path:
         if not isinstance(key, str):
-            raise error(f"path keys must be strings, got {key!r} in {_short(path)}")
+            raise error(f"path keys must be strings, got {describe(key)} in {_short(path)}")
         _text(key, "path key", error)
     return tuple(str.__str__(key) for key in path)
 
@@ -205,7 +205,7 @@ class StampedEntry:
                 f"stamp must be an HLCStamp, got {type(self.stamp).__name__}"
             )
         if type(self.deleted) is not bool:
-            raise InvalidArgumentError(f"deleted must be a bool, got {self.deleted!r}")
+            raise InvalidArgumentError(f"deleted must be a bool, got {describe(self.deleted)}")
         if self.deleted:
             if self.value is not None:
                 raise InvalidArgumentError("a tombstone (deleted=True) cannot carry a value")

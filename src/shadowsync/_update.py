@@ -15,6 +15,7 @@ from shadowsync._json import (
     JSONObject,
     copy_object,
     decode_payload,
+    describe,
     normalize_section,
 )
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
@@ -321,10 +322,12 @@ def apply_update(
     ```
     """
     if type(timestamp) is not int or timestamp < 0:
-        raise InvalidArgumentError(f"timestamp must be a non-negative int, got {timestamp!r}")
+        raise InvalidArgumentError(
+            f"timestamp must be a non-negative int, got {describe(timestamp)}"
+        )
     if type(previous_version) is not int or previous_version < 0:
         raise InvalidArgumentError(
-            f"previous_version must be a non-negative int, got {previous_version!r}"
+            f"previous_version must be a non-negative int, got {describe(previous_version)}"
         )
     if document is not None and not isinstance(document, ShadowDocument):
         raise InvalidArgumentError(

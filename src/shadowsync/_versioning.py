@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 
 from shadowsync._clocks import Ordering, VectorClock
+from shadowsync._json import describe
 from shadowsync.errors import InvalidArgumentError
 
 
@@ -60,7 +61,7 @@ class Causality(enum.Enum):
 def _version(name: str, value: object) -> int:
     if type(value) is not int or value < 0:
         raise InvalidArgumentError(
-            f"{name} must be a non-negative int (a shadow version), got {value!r}"
+            f"{name} must be a non-negative int (a shadow version), got {describe(value)}"
         )
     return value
 
@@ -106,7 +107,7 @@ def classify_change(base_version: int, local_changed: bool, remote_version: int)
     base = _version("base_version", base_version)
     remote = _version("remote_version", remote_version)
     if type(local_changed) is not bool:
-        raise InvalidArgumentError(f"local_changed must be a bool, got {local_changed!r}")
+        raise InvalidArgumentError(f"local_changed must be a bool, got {describe(local_changed)}")
     if remote < base:
         return Causality.STALE
     if remote == base:

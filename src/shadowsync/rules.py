@@ -47,7 +47,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeAlias, cast, runtime_ch
 
 import attrs
 
-from shadowsync._json import JSONObject, JSONValue, copy_json, dumps_compact, json_equal
+from shadowsync._json import JSONObject, JSONValue, copy_json, describe, dumps_compact, json_equal
 from shadowsync._json import _BadValue as _BadJSON
 from shadowsync._json import _normalize as _normalize_json
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
@@ -166,8 +166,8 @@ def _show(value: object, limit: int = 60) -> str:
         return repr(value)
     try:
         text = dumps_compact(value)
-    except (TypeError, ValueError):
-        text = repr(value)
+    except (TypeError, ValueError, RecursionError):
+        return describe(value, limit)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -198,18 +198,20 @@ def _is_count(value: object) -> bool:
 def _check_path(value: object, what: str) -> Path:
     if isinstance(value, tuple) and all(isinstance(part, str) for part in value) and value:
         return cast("Path", value)
-    raise InvalidArgumentError(f"{what} must be a non-empty tuple of str keys, got {value!r}")
+    raise InvalidArgumentError(
+        f"{what} must be a non-empty tuple of str keys, got {describe(value)}"
+    )
 
 
 def _check_text(value: object, what: str) -> str:
     if not isinstance(value, str) or not value:
-        raise InvalidArgumentError(f"{what} must be a non-empty str, got {value!r}")
+        raise InvalidArgumentError(f"{what} must be a non-empty str, got {describe(value)}")
     return value
 
 
 def _optional_name(value: object, what: str) -> str | None:
     if value is not None and not isinstance(value, str):
-        raise InvalidArgumentError(f"{what} must be a str or None, got {value!r}")
+        raise InvalidArgumentError(f"{what} must be a str or None, got {describe(value)}")
     return value
 
 
@@ -369,7 +371,7 @@ def _json_or(sentinel: object, what: str) -> Callable[[Any, Any, Any], None]:
             _normalize_json(value, 1, MAX_CONFIGURABLE_DEPTH, "null is not a value")
         except _BadJSON as bad:
             raise InvalidArgumentError(
-                f"{what} must be a JSON value or {sentinel!r}: {bad.reason}"
+                f"{what} must be a JSON value or {describe(sentinel)}: {bad.reason}"
             ) from None
 
     return check
@@ -379,7 +381,7 @@ def _timestamp(what: str) -> Callable[[Any, Any, Any], None]:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if not _is_count(value):
             raise InvalidArgumentError(
-                f"{what} must be a non-negative int (epoch seconds), got {value!r}"
+                f"{what} must be a non-negative int (epoch seconds), got {describe(value)}"
             )
 
     return check
@@ -388,7 +390,7 @@ def _timestamp(what: str) -> Callable[[Any, Any, Any], None]:
 def _optional_timestamp(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is not None and not _is_count(value):
         raise InvalidArgumentError(
-            f"Change.old_timestamp must be a non-negative int or None, got {value!r}"
+            f"Change.old_timestamp must be a non-negative int or None, got {describe(value)}"
         )
 
 
@@ -423,7 +425,7 @@ class Change:
     def _check_section(self, attribute: attrs.Attribute[Any], value: object) -> None:
         if value not in _SECTIONS:
             raise InvalidArgumentError(
-                f"Change.section must be 'desired' or 'reported', got {value!r}"
+                f"Change.section must be 'desired' or 'reported', got {describe(value)}"
             )
 
     def __attrs_post_init__(self) -> None:
@@ -927,7 +929,7 @@ def _identifiers(pattern: re.Pattern[str], what: str) -> Callable[[Any, Any, Any
             isinstance(item, str) and pattern.fullmatch(item) for item in value
         ):
             raise InvalidArgumentError(
-                f"SemanticVersion.{attribute.name} must be a tuple of {what}, got {value!r}"
+                f"SemanticVersion.{attribute.name} must be a tuple of {what}, got {describe(value)}"
             )
 
     return check
@@ -936,7 +938,7 @@ def _identifiers(pattern: re.Pattern[str], what: str) -> Callable[[Any, Any, Any
 def _version_number(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not _is_count(value):
         raise InvalidArgumentError(
-            f"SemanticVersion.{attribute.name} must be a non-negative int, got {value!r}"
+            f"SemanticVersion.{attribute.name} must be a non-negative int, got {describe(value)}"
         )
 
 
@@ -1247,7 +1249,7 @@ class Custom:
         raise RuleConfigError(
             "a Custom rule cannot be written to a config: its check is a Python function. "
             "Build it in code and add it to the rules read from the config",
-            owner=f"Custom {self.name!r}",
+            owner=f"Custom {describe(self.name)}",
         )
 
 
@@ -1366,7 +1368,7 @@ def _check_rules(value: Iterable[Rule]) -> tuple[Rule, ...]:
         ):
             raise RuleConfigError(
                 "expected a rule: an object with a name (str), a path (PathPattern) and a "
-                f"check method, got {rule!r}",
+                f"check method, got {describe(rule)}",
                 index=index,
             )
     return rules
@@ -1395,17 +1397,17 @@ class Rejection:
 
 def _to_paths(value: Iterable[Sequence[str]]) -> tuple[Path, ...]:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise InvalidArgumentError(f"expected a sequence of paths, got {value!r}")
+        raise InvalidArgumentError(f"expected a sequence of paths, got {describe(value)}")
     return tuple(_check_path(tuple(p) if isinstance(p, list) else p, "a path") for p in value)
 
 
 def _to_rejections(value: Iterable[Rejection]) -> tuple[Rejection, ...]:
     if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise InvalidArgumentError(f"expected a sequence of Rejection, got {value!r}")
+        raise InvalidArgumentError(f"expected a sequence of Rejection, got {describe(value)}")
     items = tuple(value)
     for item in items:
         if not isinstance(item, Rejection):
-            raise InvalidArgumentError(f"expected a Rejection, got {item!r}")
+            raise InvalidArgumentError(f"expected a Rejection, got {describe(item)}")
     return items
 
 
@@ -1448,7 +1450,7 @@ class Acknowledgement:
     def _check_version(self, attribute: attrs.Attribute[Any], value: object) -> None:
         if not _is_count(value):
             raise InvalidArgumentError(
-                f"Acknowledgement.desired_version must be a non-negative int, got {value!r}"
+                f"Acknowledgement.desired_version must be a non-negative int, got {describe(value)}"
             )
 
     def __attrs_post_init__(self) -> None:
@@ -1780,7 +1782,7 @@ class RuleSet:
             to_dict = getattr(rule, "to_dict", None)
             if isinstance(rule, Custom) or not callable(to_dict):
                 raise RuleConfigError(
-                    f"rule {rule.name!r} cannot be written to a config: only the built-in "
+                    f"rule {describe(rule.name)} cannot be written to a config: only the built-in "
                     "rules have a declarative form (custom checks are Python functions)",
                     index=index,
                 )
@@ -1798,7 +1800,8 @@ class RuleSet:
                 continue
             if not isinstance(violation, Violation):
                 raise InvalidArgumentError(
-                    f"rule {rule.name!r} returned {violation!r}; expected a Violation or None"
+                    f"rule {rule.name!r} returned {describe(violation)}; "
+                    "expected a Violation or None"
                 )
             found.append(violation)
         return tuple(found)
@@ -1828,17 +1831,21 @@ class RuleSet:
         {'on': True}
         """
         if section not in _SECTIONS:
-            raise InvalidArgumentError(f"section must be 'desired' or 'reported', got {section!r}")
+            raise InvalidArgumentError(
+                f"section must be 'desired' or 'reported', got {describe(section)}"
+            )
         if not _is_count(timestamp):
             raise InvalidArgumentError(
-                f"timestamp must be a non-negative int (epoch seconds), got {timestamp!r}"
+                f"timestamp must be a non-negative int (epoch seconds), got {describe(timestamp)}"
             )
         if not _is_count(desired_version):
             raise InvalidArgumentError(
-                f"desired_version must be a non-negative int, got {desired_version!r}"
+                f"desired_version must be a non-negative int, got {describe(desired_version)}"
             )
         if metadata is not None and not isinstance(metadata, Mapping):
-            raise InvalidArgumentError(f"metadata must be an object or None, got {metadata!r}")
+            raise InvalidArgumentError(
+                f"metadata must be an object or None, got {describe(metadata)}"
+            )
         before = _section_copy(old, "old")
         after = _section_copy(new, "new")
         found: list[tuple[Path, Any, Any]] = []

@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-from shadowsync._json import JSONValue, canonical_json, json_equal
+from shadowsync._json import JSONValue, canonical_json, describe, json_equal
 from shadowsync.errors import InvalidArgumentError
 
 __all__ = [
@@ -93,7 +93,7 @@ class Severity(enum.IntEnum):
         if isinstance(value, str) and value.upper() in cls.__members__:
             return cls[value.upper()]
         raise InvalidArgumentError(
-            f"severity must be one of low, medium, high, critical; got {value!r}"
+            f"severity must be one of low, medium, high, critical; got {describe(value)}"
         )
 
 
@@ -300,7 +300,7 @@ class Priority:
             raise InvalidArgumentError("fields must map path patterns to source priorities")
         for pattern, priorities in value.items():
             if not isinstance(pattern, str):
-                raise InvalidArgumentError(f"field pattern {pattern!r} is not a string")
+                raise InvalidArgumentError(f"field pattern {describe(pattern)} is not a string")
             _check_priorities(self, attribute, priorities)
 
     @property

@@ -31,7 +31,7 @@ import attrs
 
 from shadowsync import topics
 from shadowsync._document import ShadowDocument
-from shadowsync._json import dumps_compact
+from shadowsync._json import describe, dumps_compact
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._update import Payload, UpdateResult, apply_update
 from shadowsync.errors import (
@@ -212,7 +212,8 @@ class InMemoryShadowService:
         size = MAX_PAGE_SIZE if page_size is None else page_size
         if type(size) is not int or not 1 <= size <= MAX_PAGE_SIZE:
             raise InvalidRequestError(
-                "Invalid pageSize", detail=f"pageSize must be 1 to {MAX_PAGE_SIZE}, got {size!r}"
+                "Invalid pageSize",
+                detail=f"pageSize must be 1 to {MAX_PAGE_SIZE}, got {describe(size)}",
             )
         after = _decode_token(next_token) if next_token is not None else None
         with self._lock:

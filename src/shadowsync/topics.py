@@ -20,6 +20,7 @@ from typing import Literal, get_args
 
 import attrs
 
+from shadowsync._json import describe
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync.errors import ShadowRejectedError, TopicError
 
@@ -52,10 +53,14 @@ _ROOT = "$aws/things/"
 
 def _check_pair(operation: str, response: str | None) -> None:
     if operation not in OPERATIONS:
-        raise TopicError(f"unknown shadow operation {operation!r}; expected one of {OPERATIONS}")
+        raise TopicError(
+            f"unknown shadow operation {describe(operation)}; expected one of {OPERATIONS}"
+        )
     if response is not None:
         if response not in RESPONSES:
-            raise TopicError(f"unknown shadow response {response!r}; expected one of {RESPONSES}")
+            raise TopicError(
+                f"unknown shadow response {describe(response)}; expected one of {RESPONSES}"
+            )
         if response in ("delta", "documents") and operation != "update":
             raise TopicError(f"{operation}/{response} is not a shadow topic; only update has it")
 

@@ -17,6 +17,7 @@ from shadowsync import (
     make_merge_patch,
 )
 from tests.strategies import (
+    capped_examples,
     hostile_json_patches,
     hostile_values,
     json_values,
@@ -42,6 +43,7 @@ def test_apply_merge_patch_raises_only_patch_errors(target: Any, patch: Any) -> 
     _check_patch_error(outcome(lambda: apply_merge_patch(target, patch)))
 
 
+@capped_examples(150)
 @given(hostile_values(), hostile_values())
 def test_make_json_patch_raises_only_patch_errors(source: Any, target: Any) -> None:
     _check_patch_error(outcome(lambda: make_json_patch(source, target)))

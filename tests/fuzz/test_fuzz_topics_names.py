@@ -11,7 +11,6 @@ import json
 import re
 from typing import Any
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -64,7 +63,6 @@ def test_a_topic_that_parses_is_exactly_the_topic_its_parts_build(topic: str) ->
         assert rebuilt == topic
 
 
-@pytest.mark.xfail(strict=False, reason="known defect under investigation; see CHANGELOG")
 @given(names, operations, responses, optional_names)
 def test_topics_build_raises_only_topic_errors(
     thing: Any, operation: Any, response: Any, shadow: Any
@@ -74,7 +72,6 @@ def test_topics_build_raises_only_topic_errors(
         assert isinstance(result, errors.TopicError), repr(result)
 
 
-@pytest.mark.xfail(strict=False, reason="known defect under investigation; see CHANGELOG")
 @given(names, operations, responses, optional_names)
 def test_a_built_topic_has_valid_names_and_parses_back(
     thing: Any, operation: Any, response: Any, shadow: Any

@@ -328,6 +328,35 @@ def test_a_1_mb_payload_of_deletes_raises_only_shadowsync_errors() -> None:
     outcome(lambda: apply_update(None, payload, timestamp=NOW))
 
 
+@pytest.mark.parametrize("operation", ["get", "delete"])
+@pytest.mark.parametrize(
+    "payload",
+    ['{"clientToken":"\\ud800"}', b'{"clientToken":"\\udc00"}', '{"clientToken":"a\ud800"}'],
+    ids=["escaped text", "escaped bytes", "raw text"],
+)
+def test_handle_answers_a_lone_surrogate_client_token_with_utf8_json(
+    operation: topics.Operation, payload: str | bytes
+) -> None:
+    service = _service()
+    service.update(THING, {"state": {"desired": {"on": True}}})
+    replies = outcome(lambda: service.handle(topics.build(THING, operation), payload))
+    assert isinstance(replies, list)
+    assert len(replies) == 1
+    assert isinstance(json.loads(replies[0][1].decode("utf-8")), dict)
+
+
+@pytest.mark.parametrize("operation", ["get", "delete"])
+@pytest.mark.parametrize(
+    "payload", [5, {"clientToken": "t"}, ["x"], None], ids=["int", "dict", "list", "None"]
+)
+def test_handle_of_a_payload_that_is_not_text_raises_only_shadowsync_errors(
+    operation: topics.Operation, payload: Any
+) -> None:
+    service = _service()
+    service.update(THING, {"state": {"desired": {"on": True}}})
+    outcome(lambda: service.handle(topics.build(THING, operation), payload))
+
+
 HOSTILE_PAYLOADS: dict[str, Any] = {
     **DEEP_PAYLOADS,
     "deep mapping": _deep_mapping(DEEP),

@@ -591,6 +591,24 @@ def test_a_section_that_is_not_an_object_is_refused(bad: object, position: int) 
         merge(*args)
 
 
+@pytest.mark.parametrize(
+    ("sections", "where"),
+    [
+        (({}, {"mode": None}, {}), "ours.mode"),
+        (({}, {}, {"target_c": float("nan")}), "theirs.target_c"),
+        (({"fan": {"speed": {1, 2}}}, {}, {}), "base.fan.speed"),
+        (({}, {"rgb": [255, None, 0]}, {}), "ours.rgb[1]"),
+        (({}, {}, {"lights": {7: "on"}}), "theirs.lights"),
+    ],
+)
+def test_a_section_holding_something_a_shadow_cannot_store_is_refused(
+    sections: tuple[Any, Any, Any], where: str
+) -> None:
+    with pytest.raises(InvalidDocumentError) as caught:
+        merge(*sections)
+    assert where in str(caught.value)
+
+
 def test_an_unknown_section_is_refused() -> None:
     with pytest.raises(InvalidArgumentError, match="section must be 'desired' or 'reported'"):
         merge({}, {}, {}, section="delta")  # type: ignore[arg-type]

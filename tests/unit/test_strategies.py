@@ -183,6 +183,15 @@ def test_lww_without_stamps_takes_the_preferred_side() -> None:
     )
 
 
+def test_lww_without_stamps_or_preference_ignores_which_side_is_ours() -> None:
+    conflict = Conflict(path=("fan", "mode"), base="auto", ours="on", theirs=MISSING)
+    swapped = attrs.evolve(conflict, ours=conflict.theirs, theirs=conflict.ours)
+    first, second = LastWriterWins().resolve(conflict), LastWriterWins().resolve(swapped)
+    assert first.value == second.value == "on"
+    assert (first.winner, second.winner) == ("ours", "theirs")
+    assert first.reason == "no write stamps: larger value wins (deterministic)"
+
+
 def test_lww_can_delete() -> None:
     conflict = Conflict(path=("mode",), base="heat", ours=MISSING, theirs="cool", ours_stamp=9)
     resolution = LastWriterWins().resolve(conflict)
@@ -261,15 +270,29 @@ def test_owner_wins_name() -> None:
     assert OwnerWins().commutative is True
 
 
+def test_commutativity_follows_the_fallback() -> None:
+    preferring = LastWriterWins(prefer="theirs")
+    assert OwnerWins(fallback=preferring).commutative is False
+    assert Priority(sources=SOURCE_PRIORITIES, fallback=preferring).commutative is False
+    assert OwnerWins(fallback=FieldMerge()).commutative is False
+    assert OwnerWins(fallback=ManualReview()).commutative is False
+    nested = OwnerWins(fallback=Priority(sources=SOURCE_PRIORITIES))
+    assert nested.commutative is True
+
+
 @pytest.mark.parametrize(
     "strategy",
-    [OwnerWins(), Priority(sources={"operator": 3, "cloud": 2, "device": 1})],
-    ids=["owner_wins", "priority"],
+    [
+        OwnerWins(),
+        Priority(sources={"operator": 3, "cloud": 2, "device": 1}),
+        OwnerWins(fallback=LastWriterWins(prefer="theirs")),
+        Priority(sources={"cloud": 2}, fallback=LastWriterWins(prefer="ours")),
+    ],
+    ids=["owner_wins", "priority", "owner_wins_preferring", "priority_preferring"],
 )
 def test_a_commutative_claim_holds_when_two_devices_clash(strategy: Strategy) -> None:
     """``commutative`` promises the value does not depend on which side is ours. Two devices
-    (same source, no stamps) go to the default fallback, ``LastWriterWins(prefer="theirs")``,
-    which takes whichever side is called theirs."""
+    (same source, no stamps) go to the fallback, so the claim must follow the fallback's."""
     conflict = Conflict(
         path=("mode",),
         section="desired",
