@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from marshal import dumps
 from typing import Any
 
 from shadowsync._json import JSONObject, JSONValue, json_equal
@@ -48,26 +49,41 @@ def compute_delta(
     return delta or None
 
 
+_ABSENT = object()
+# marshal (format 2) tells True from 1 and 1 from 1.0, in C: identical bytes mean JSON-equal.
+
+
 def _delta_object(desired: Mapping[str, Any], reported: Mapping[str, Any]) -> JSONObject:
     out: JSONObject = {}
+    get = reported.get
     for key, want in desired.items():
-        if key not in reported:
-            out[key] = want
-            continue
-        have = reported[key]
+        have = get(key, _ABSENT)
         kind = type(want)
-        if kind is dict:
-            if type(have) is dict:
+        if want == have:
+            # Python equality is necessary for JSON equality but not sufficient (True == 1,
+            # [True] == [1]); equal subtrees, most of a document, are settled in C here.
+            if want is have:
+                continue
+            if kind is type(have):
+                if kind is not dict and kind is not list:
+                    continue
+                try:
+                    if dumps(want, 2) == dumps(have, 2):
+                        continue
+                except ValueError:  # not marshallable: the exact comparison decides
+                    pass
+            if kind is dict and type(have) is dict:
                 sub = _delta_object(want, have)
                 if sub:
                     out[key] = sub
-            else:
+            elif not json_equal(want, have):
                 out[key] = want
-        elif want != have:
+        elif kind is dict and type(have) is dict:
+            sub = _delta_object(want, have)
+            if sub:
+                out[key] = sub
+        else:
             # Python inequality implies JSON inequality (1 == 1.0 holds in both).
-            out[key] = want
-        elif (kind is not type(have) or kind is list) and not json_equal(want, have):
-            # Python equality does not imply JSON equality: True == 1, [True] == [1].
             out[key] = want
     return out
 

@@ -78,6 +78,9 @@ class ShadowDocument:
     reported_metadata: JSONObject = attrs.field(factory=dict, validator=_object)
     version: int = attrs.field(default=1, validator=_count("version"))
     timestamp: int = attrs.field(default=0, validator=_count("timestamp"))
+    # An upper bound on `size` known from how the document was built (None: not known). It
+    # lets an update skip re-serialising the whole document to check the size limit.
+    _size_bound: int | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     @functools.cached_property
     def delta(self) -> JSONObject | None:
@@ -115,6 +118,9 @@ class ShadowDocument:
     def size(self) -> int:
         """Bytes counted against the size limit: compact UTF-8 JSON of desired + reported."""
         return encoded_size(self._state(delta=False))
+
+    def _bound_size(self, bound: int) -> None:
+        object.__setattr__(self, "_size_bound", bound)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ShadowDocument):
@@ -244,6 +250,7 @@ class ShadowDocument:
                 f"desired + reported is {size} bytes, "
                 f"over the {limits.max_document_bytes}-byte limit"
             )
+        document._bound_size(size)
         return document
 
     @classmethod

@@ -153,6 +153,10 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
         if kind is list or kind is tuple:
             items: list[JSONValue] = []
             for index, item in enumerate(value):
+                leaf = type(item)
+                if (leaf is str and item.isascii()) or leaf is bool:
+                    items.append(item)
+                    continue
                 try:
                     # Inside an array nothing is a delete, so null is refused at any depth.
                     items.append(_normalize(item, depth + 1, max_depth, NULL_IN_ARRAY))
@@ -168,6 +172,14 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
                 key = str(key)
             if not key.isascii():
                 _check_utf8(key)
+            # Plain leaves inline: one call per leaf would dominate the cost of validation.
+            leaf = type(item)
+            if (leaf is str and item.isascii()) or leaf is bool:
+                out[key] = item
+                continue
+            if leaf is int and item.bit_length() <= _INT_BITS_CHECK:
+                out[key] = item
+                continue
             try:
                 out[key] = _normalize(item, depth + 1, max_depth, null_error)
             except _BadValue as bad:

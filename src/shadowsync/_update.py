@@ -13,9 +13,11 @@ from shadowsync._document import ShadowDocument, leaf_metadata
 from shadowsync._json import (
     INVALID_JSON,
     JSONObject,
+    JSONValue,
     copy_object,
     decode_payload,
     describe,
+    encoded_size,
     normalize_section,
 )
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
@@ -154,6 +156,10 @@ class UpdateRequest:
                 state[name] = patch
         return state
 
+    def encoded_size(self) -> int:
+        """Bytes of the compact UTF-8 JSON of the request's ``state`` node."""
+        return encoded_size(self.state())
+
     def to_dict(self) -> dict[str, Any]:
         """The request document, ready to publish on ``.../update``."""
         state = self.state()
@@ -225,11 +231,11 @@ class UpdateResult:
     @functools.cached_property
     def accepted(self) -> dict[str, Any]:
         """The ``/update/accepted`` body: the request's state echoed with its metadata."""
-        state = self.request.state()
+        state, metadata = _echo(self.request.state(), self.timestamp)
         return self._stamp(
             {
-                "state": None if state is None else copy_object(state),
-                "metadata": leaf_metadata(state, self.timestamp),
+                "state": state,
+                "metadata": metadata,
                 "version": self.document.version,
                 "timestamp": self.timestamp,
             }
@@ -289,8 +295,29 @@ def _merge(
                 new_value[key], new_metadata[key] = _merge({}, {}, item, timestamp)
         else:
             new_value[key] = item
-            new_metadata[key] = leaf_metadata(item, timestamp)
+            new_metadata[key] = (
+                leaf_metadata(item, timestamp) if type(item) is list else {"timestamp": timestamp}
+            )
     return new_value, new_metadata
+
+
+def _echo(value: JSONValue, timestamp: int) -> tuple[JSONValue, JSONValue]:
+    """A copy of a request value and its metadata (``null`` too gets a timestamp), in one walk."""
+    kind = type(value)
+    if kind is dict:
+        copied: JSONObject = {}
+        metadata: JSONObject = {}
+        for key, item in value.items():  # type: ignore[union-attr]
+            if type(item) is dict or type(item) is list:
+                copied[key], metadata[key] = _echo(item, timestamp)
+            else:
+                copied[key] = item
+                metadata[key] = {"timestamp": timestamp}
+        return copied, metadata
+    if kind is list:
+        pairs = [_echo(item, timestamp) for item in value]  # type: ignore[union-attr]
+        return [copy for copy, _ in pairs], [meta for _, meta in pairs]
+    return value, {"timestamp": timestamp}
 
 
 def apply_update(
@@ -380,7 +407,18 @@ def _apply(
         version=base.version + 1,
         timestamp=timestamp,
     )
+    # Merging adds at most the request's own encoding to a document (an object merged into
+    # an existing one saves its braces, which pay for the commas its new keys need), so while
+    # the known bound stays under the limit the whole document need not be serialised again.
+    known = base._size_bound
+    bound = 2 if request.clear else None if known is None else known + request.encoded_size()
+    if bound is not None and bound <= limits.max_document_bytes:
+        updated._bound_size(bound)
+        return UpdateResult(
+            document=updated, previous=document, request=request, timestamp=timestamp
+        )
     size = updated.size
+    updated._bound_size(size)
     if size > limits.max_document_bytes:
         raise PayloadTooLargeError(
             client_token=request.client_token,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from typing import Any
@@ -25,6 +26,7 @@ from tests.strategies import (
     Path,
     built_documents,
     capped_examples,
+    client_tokens,
     container_depth,
     contains_null,
     encoded_state_size,
@@ -239,7 +241,7 @@ def test_every_stored_leaf_has_a_metadata_timestamp(document: ShadowDocument) ->
 
 
 @capped_examples(150)
-@given(shadow_documents(), update_bodies(client_token_values=st.one_of(st.none(), st.text())))
+@given(shadow_documents(), update_bodies(client_token_values=st.one_of(st.none(), client_tokens())))
 def test_bytes_text_mapping_and_parsed_request_give_identical_results(
     document: ShadowDocument, body: JSONObject
 ) -> None:
@@ -348,3 +350,25 @@ def test_an_update_at_the_current_version_is_accepted(
     body["version"] = document.version
     result = apply_update(document, body, timestamp=_later(document), limits=ROOMY_LIMITS)
     assert result.document.version == document.version + 1
+
+
+@given(shadow_documents(ROOMY_LIMITS), st.lists(update_bodies(), min_size=1, max_size=6))
+def test_size_checks_agree_with_the_exact_size_over_update_chains(
+    start: ShadowDocument, bodies: list[JSONObject]
+) -> None:
+    # Updates skip re-serialising a document while a cheap upper bound on its size stays under
+    # the limit; the bound must never be below the exact size, or a 413 could be missed.
+    limits = ShadowLimits(max_document_bytes=2048)
+    document = ShadowDocument.from_dict(start.to_dict(), limits=ROOMY_LIMITS)
+    for step, body in enumerate(bodies):
+        stamp = 2_000_000_000 + step
+        # With room to spare the update succeeds, which gives the exact merged size.
+        merged = apply_update(document, body, timestamp=stamp, limits=ROOMY_LIMITS).document
+        refused = merged.size > limits.max_document_bytes
+        with contextlib.suppress(errors.PayloadTooLargeError):
+            document = apply_update(document, body, timestamp=stamp, limits=limits).document
+            assert not refused
+            bound = document._size_bound
+            assert bound is None or bound >= document.size
+            continue
+        assert refused
