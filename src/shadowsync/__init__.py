@@ -13,33 +13,15 @@ optional modules; `shadowsync.testing` ships an AWS-faithful in-memory shadow se
 ```
 """
 
-from shadowsync import errors, rules, strategies, topics
-from shadowsync._clocks import ClockSkewError, HLCStamp, HybridLogicalClock, Ordering, VectorClock
+from typing import TYPE_CHECKING, Any
+
+from shadowsync import errors, topics
 from shadowsync._delta import compute_delta
 from shadowsync._document import ShadowDocument
 from shadowsync._json import JSONObject, JSONValue, json_equal
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync._merge import (
-    ChangeClass,
-    ConflictRecord,
-    ConflictReport,
-    MergeResult,
-    PathChange,
-    ReviewItem,
-    merge,
-    stamps_from_metadata,
-)
 from shadowsync._patch import apply_json_patch, apply_merge_patch, make_json_patch, make_merge_patch
-from shadowsync._policy import PolicyConfigError, PolicyRule, ResolutionPolicy
-from shadowsync._stamped import StampedEntry, StampedState
 from shadowsync._update import ABSENT, UpdateRequest, UpdateResult, apply_update
-from shadowsync._versioning import (
-    Causality,
-    MessageClass,
-    classify_change,
-    classify_clocks,
-    classify_message,
-)
 from shadowsync.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
@@ -48,6 +30,82 @@ from shadowsync.errors import (
     ShadowSyncError,
     VersionConflictError,
 )
+
+if TYPE_CHECKING:
+    from shadowsync import rules, strategies
+    from shadowsync._clocks import (
+        ClockSkewError,
+        HLCStamp,
+        HybridLogicalClock,
+        Ordering,
+        VectorClock,
+    )
+    from shadowsync._merge import (
+        ChangeClass,
+        ConflictRecord,
+        ConflictReport,
+        MergeResult,
+        PathChange,
+        ReviewItem,
+        merge,
+        stamps_from_metadata,
+    )
+    from shadowsync._policy import PolicyConfigError, PolicyRule, ResolutionPolicy
+    from shadowsync._stamped import StampedEntry, StampedState
+    from shadowsync._versioning import (
+        Causality,
+        MessageClass,
+        classify_change,
+        classify_clocks,
+        classify_message,
+    )
+
+# The conflict engine is imported on first use, so that a device agent or a Lambda that only
+# handles documents pays nothing for it at start-up.
+_LAZY = {
+    "rules": "shadowsync.rules",
+    "strategies": "shadowsync.strategies",
+    **dict.fromkeys(
+        ("ClockSkewError", "HLCStamp", "HybridLogicalClock", "Ordering", "VectorClock"),
+        "shadowsync._clocks",
+    ),
+    **dict.fromkeys(
+        (
+            "ChangeClass",
+            "ConflictRecord",
+            "ConflictReport",
+            "MergeResult",
+            "PathChange",
+            "ReviewItem",
+            "merge",
+            "stamps_from_metadata",
+        ),
+        "shadowsync._merge",
+    ),
+    **dict.fromkeys(("PolicyConfigError", "PolicyRule", "ResolutionPolicy"), "shadowsync._policy"),
+    **dict.fromkeys(("StampedEntry", "StampedState"), "shadowsync._stamped"),
+    **dict.fromkeys(
+        ("Causality", "MessageClass", "classify_change", "classify_clocks", "classify_message"),
+        "shadowsync._versioning",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'shadowsync' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith(f".{name}") else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 
