@@ -448,9 +448,9 @@ def _section_value(value: object, name: str) -> JSONObject:
         return normalize_section(value, section=name, max_depth=64, nulls=False)
     except ShadowRejectedError as exc:
         raise InvalidDocumentError(
-            f"{name} does not nest too deeply or hold non-JSON values: {exc.message} ({exc.detail})"
-            if "nesting" not in exc.message
-            else f"{name} is too deep: sections nest too deeply to merge ({exc.detail})"
+            f"{name} is too deep: sections nest too deeply to merge ({exc.detail})"
+            if "nesting" in exc.message
+            else f"{name} must hold only JSON values without null: {exc.message} ({exc.detail})"
         ) from None
 
 

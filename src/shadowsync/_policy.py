@@ -222,6 +222,30 @@ class ResolutionPolicy:
             return self.shadow_defaults[shadow]
         return self.default
 
+    @classmethod
+    def recommended(cls) -> ResolutionPolicy:
+        """A sensible starting point for a fleet with the usual named shadows.
+
+        The cloud owns ``desired`` and the device owns ``reported`` (`OwnerWins`); a
+        ``configuration`` shadow is strict (every conflict is held for review) and a
+        ``telemetry`` shadow keeps the latest write (`LastWriterWins`).
+
+        ```pycon
+        >>> policy = ResolutionPolicy.recommended()
+        >>> policy.strategy_for(section="desired", path=("mode",), shadow="configuration").name
+        'manual_review'
+        >>> policy.strategy_for(section="reported", path=("rssi",), shadow="telemetry").name
+        'last_writer_wins'
+        >>> policy.strategy_for(section="desired", path=("mode",)).name
+        'owner_wins'
+
+        ```
+        """
+        return cls(
+            default=OwnerWins(),
+            shadow_defaults={"configuration": ManualReview(), "telemetry": LastWriterWins()},
+        )
+
     def severity_for(self, path: tuple[str, ...]) -> Severity:
         """The severity of a conflict at ``path`` (the first matching ``field_severity``)."""
         for pattern, severity in self.field_severity.items():

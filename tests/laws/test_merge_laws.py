@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from shadowsync import JSONObject
 from shadowsync._merge import ChangeClass, MergeResult, merge
 from shadowsync._policy import ResolutionPolicy
-from shadowsync.rules import PathPattern
+from shadowsync.rules import PathPattern, RuleSet
 from shadowsync.strategies import (
     LastWriterWins,
     OwnerWins,
@@ -435,3 +435,29 @@ def test_merging_never_changes_the_inputs(
     snapshot = copy.deepcopy(triple)
     merge(*triple, policy=policy)
     assert triple == snapshot
+
+
+_GUARDS = RuleSet.from_dict(
+    {
+        "rules": [
+            {"type": "range", "path": "target_c", "min": 10, "max": 30},
+            {"type": "type", "path": "mode", "json_type": "string"},
+            {"type": "one_of", "path": "fan", "values": ["auto", "low", "high", 0, 1]},
+            {"type": "range", "path": "**.speed", "min": 0, "max": 5},
+        ]
+    }
+)
+
+
+@given(sm.merge_triples(), sm.builtin_strategies(), sections_)
+def test_no_rule_violating_change_is_ever_in_a_merge_result(
+    triple: Triple, strategy: Strategy, section: Section
+) -> None:
+    base, ours, theirs = triple
+    result = merge(base, ours, theirs, policy=strategy, section=section, rules=_GUARDS)
+    # Judged against the state in force (ours), nothing the merge changed breaks a rule.
+    assert _GUARDS.evaluate(section, ours, result.merged, timestamp=0).ok
+    assert result.rule_outcome is not None
+    refused = {v.path for v in result.rule_outcome.violations}
+    recorded = {r.path for r in result.report if r.kind.value == "business_rule_violation"}
+    assert refused == recorded
