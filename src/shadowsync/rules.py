@@ -38,6 +38,7 @@ Everything here is pure: time is passed in as epoch seconds, nothing reads a clo
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
 import re
@@ -348,6 +349,12 @@ class PathPattern:
 
     def __str__(self) -> str:
         return ".".join(self.parts)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_pattern(text: str) -> PathPattern:
+    """`PathPattern.parse`, cached: policies and strategies match the same patterns repeatedly."""
+    return PathPattern.parse(text)
 
 
 PathLike: TypeAlias = "str | Sequence[str] | PathPattern"

@@ -314,10 +314,10 @@ class Priority:
 
     def priority_of(self, path: tuple[str, ...], source: str) -> int | None:
         """The priority of ``source`` for ``path`` (a field override, else the source's)."""
-        from shadowsync.rules import PathPattern
+        from shadowsync.rules import _cached_pattern
 
         for pattern, priorities in self.fields.items():
-            if PathPattern.parse(pattern).matches(path) and source in priorities:
+            if _cached_pattern(pattern).matches(path) and source in priorities:
                 return priorities[source]
         return self.sources.get(source)
 

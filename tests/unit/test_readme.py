@@ -14,7 +14,8 @@ def test_readme_python_example_runs() -> None:
     for block in blocks:
         namespace: dict[str, object] = {}
         exec(compile(block, str(README), "exec"), namespace)
-        assert "apply_update" in namespace
+        # Each example imports from shadowsync and asserts on what it gets back.
+        assert any(name in namespace for name in ("apply_update", "merge"))
 
 
 def test_readme_quick_start_names_the_make_targets_ci_runs() -> None:
