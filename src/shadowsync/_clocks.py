@@ -1,8 +1,8 @@
 """Logical clocks: vector clocks and hybrid logical clocks (HLC).
 
-A :class:`VectorClock` says which writers' changes a state includes, so two states can be told
-apart as before / after / equal / concurrent. A :class:`HybridLogicalClock` hands out
-:class:`HLCStamp` values that are close to wall-clock milliseconds but strictly increasing per
+A `VectorClock` says which writers' changes a state includes, so two states can be told
+apart as before / after / equal / concurrent. A `HybridLogicalClock` hands out
+`HLCStamp` values that are close to wall-clock milliseconds but strictly increasing per
 node and consistent with happened-before, whatever the physical clock does.
 
 Both are pure: physical time is an argument (``physical_ms``), never read from the system.
@@ -10,7 +10,7 @@ Both are pure: physical time is an argument (``physical_ms``), never read from t
 Where the vector clock rides in a shadow document
 -------------------------------------------------
 
-At ``reported["$sync"]["vc"]`` (:data:`SYNC_KEY`, :data:`VECTOR_CLOCK_KEY`), for three reasons:
+At ``reported["$sync"]["vc"]`` (`SYNC_KEY`, `VECTOR_CLOCK_KEY`), for three reasons:
 
 * ``state`` is the only place a client can store anything. AWS generates ``metadata`` itself
   (an update request may carry only ``desired`` and ``reported``) and drops unknown top-level
@@ -23,15 +23,18 @@ At ``reported["$sync"]["vc"]`` (:data:`SYNC_KEY`, :data:`VECTOR_CLOCK_KEY`), for
 
 It costs two nesting levels (``$sync`` is level 2, ``vc`` level 3; counters are leaves, so any
 ``max_depth`` of 3 or more fits) and bytes counted against the 8 KB limit: about 20 bytes plus,
-per entry, the node id and the counter's digits plus 4. :data:`MAX_VECTOR_CLOCK_ENTRIES` bounds
+per entry, the node id and the counter's digits plus 4. `MAX_VECTOR_CLOCK_ENTRIES` bounds
 the entries. AWS deep-merges the update, so write a clock that dominates the stored one (merge
 first): counters never drop, so the merged result is exactly the clock written.
 
+```pycon
 >>> clock = VectorClock().increment("device-1").increment("cloud")
 >>> clock.to_reported()
 {'$sync': {'vc': {'cloud': 1, 'device-1': 1}}}
 >>> VectorClock.from_reported({"temp": 21, "$sync": {"vc": {"cloud": 1}}}).compare(clock)
 <Ordering.BEFORE: 'before'>
+
+```
 """
 
 from __future__ import annotations
@@ -66,10 +69,10 @@ MAX_VECTOR_COUNTER = 2**53 - 1
 """Largest vector clock counter: every JSON parser, including IEEE doubles, keeps it exact."""
 
 HLC_WALL_DIGITS = 15
-"""Digits of ``wall_ms`` in the string form of an :class:`HLCStamp`."""
+"""Digits of ``wall_ms`` in the string form of an `HLCStamp`."""
 
 HLC_COUNTER_DIGITS = 5
-"""Digits of ``counter`` in the string form of an :class:`HLCStamp`."""
+"""Digits of ``counter`` in the string form of an `HLCStamp`."""
 
 MAX_HLC_WALL_MS = 10**HLC_WALL_DIGITS - 1
 """Largest ``wall_ms`` of a stamp (the year 33658)."""
@@ -87,7 +90,7 @@ _MAX_STAMP_TEXT = HLC_WALL_DIGITS + HLC_COUNTER_DIGITS + 2 + MAX_NODE_ID_LENGTH
 class ClockSkewError(ShadowSyncError):
     """A remote stamp is further ahead of local physical time than the clock allows.
 
-    Raised by :meth:`HybridLogicalClock.observe` instead of dragging the clock forward; the
+    Raised by `HybridLogicalClock.observe` instead of dragging the clock forward; the
     clock is left unchanged. ``offset_ms`` is how far ahead the remote stamp is.
     """
 
@@ -110,11 +113,14 @@ def _describe(value: object) -> str:
 def check_node_id(node: object, error: type[ShadowSyncError] = InvalidArgumentError) -> str:
     """Return ``node`` if it is a valid node id, else raise ``error``.
 
-    A node id is a string of 1 to :data:`MAX_NODE_ID_LENGTH` characters without control
+    A node id is a string of 1 to `MAX_NODE_ID_LENGTH` characters without control
     characters or lone surrogates (so it is valid UTF-8 and prints on one line).
 
+    ```pycon
     >>> check_node_id("thermostat-42")
     'thermostat-42'
+
+    ```
     """
     if not isinstance(node, str):
         raise error(f"a node id must be a string, got {type(node).__name__}")
@@ -191,9 +197,10 @@ class VectorClock(Mapping[str, int]):
     """An immutable vector clock: node id -> number of that node's events seen.
 
     Nodes that are absent count 0, and zero counters are never stored, so equal clocks are
-    equal values. It is a read-only :class:`~collections.abc.Mapping` over the non-zero
+    equal values. It is a read-only `Mapping` over the non-zero
     counters, in node id order.
 
+    ```pycon
     >>> a = VectorClock(entries={"device": 2})
     >>> b = a.increment("cloud")
     >>> a.compare(b), b.compare(a)
@@ -203,6 +210,8 @@ class VectorClock(Mapping[str, int]):
     <Ordering.CONCURRENT: 'concurrent'>
     >>> dict(b.merge(c))
     {'cloud': 1, 'device': 3}
+
+    ```
     """
 
     entries: tuple[tuple[str, int], ...] = attrs.field(default=(), converter=_counters)
@@ -227,16 +236,22 @@ class VectorClock(Mapping[str, int]):
     def counter(self, node: str) -> int:
         """The counter of ``node``, 0 when the clock has none.
 
+        ```pycon
         >>> VectorClock(entries={"a": 3}).counter("b")
         0
+
+        ```
         """
         return self._lookup.get(node, 0)
 
     def increment(self, node: str) -> VectorClock:
         """A clock with ``node``'s counter one higher (a new event on ``node``).
 
+        ```pycon
         >>> dict(VectorClock().increment("a").increment("a"))
         {'a': 2}
+
+        ```
         """
         node = check_node_id(node)
         current = self._lookup.get(node, 0)
@@ -251,8 +266,11 @@ class VectorClock(Mapping[str, int]):
     def merge(self, other: VectorClock) -> VectorClock:
         """The pointwise maximum: the clock of a state that includes both.
 
+        ```pycon
         >>> dict(VectorClock(entries={"a": 2, "b": 1}).merge(VectorClock(entries={"b": 5})))
         {'a': 2, 'b': 5}
+
+        ```
         """
         if not isinstance(other, VectorClock):
             raise InvalidArgumentError(f"can only merge a VectorClock, got {type(other).__name__}")
@@ -263,10 +281,13 @@ class VectorClock(Mapping[str, int]):
         return VectorClock(entries=counters)
 
     def compare(self, other: VectorClock) -> Ordering:
-        """How this clock relates to ``other`` (see :class:`Ordering`).
+        """How this clock relates to ``other`` (see `Ordering`).
 
+        ```pycon
         >>> VectorClock(entries={"a": 1}).compare(VectorClock(entries={"a": 1}))
         <Ordering.EQUAL: 'equal'>
+
+        ```
         """
         if not isinstance(other, VectorClock):
             raise InvalidArgumentError(
@@ -290,32 +311,41 @@ class VectorClock(Mapping[str, int]):
     def dominates(self, other: VectorClock) -> bool:
         """True when this clock includes every event ``other`` does (AFTER or EQUAL).
 
+        ```pycon
         >>> VectorClock(entries={"a": 2}).dominates(VectorClock(entries={"a": 1}))
         True
+
+        ```
         """
         return self.compare(other) in (Ordering.AFTER, Ordering.EQUAL)
 
     def to_json(self) -> dict[str, int]:
         """The compact JSON form: ``{node: counter}``, sorted, zeros left out.
 
+        ```pycon
         >>> VectorClock(entries={"b": 1, "a": 0, "c": 4}).to_json()
         {'b': 1, 'c': 4}
+
+        ```
         """
         return dict(self.entries)
 
     @classmethod
     def from_json(cls, obj: object) -> VectorClock:
-        """Parse the JSON form, raising :class:`~shadowsync.errors.InvalidDocumentError`.
+        """Parse the JSON form, raising `InvalidDocumentError`.
 
-        Node ids must be valid (see :func:`check_node_id`), counters ints from 1 to
-        :data:`MAX_VECTOR_COUNTER`, at most :data:`MAX_VECTOR_CLOCK_ENTRIES` of them.
+        Node ids must be valid (see `check_node_id`), counters ints from 1 to
+        `MAX_VECTOR_COUNTER`, at most `MAX_VECTOR_CLOCK_ENTRIES` of them.
 
+        ```pycon
         >>> VectorClock.from_json({"a": 1}) == VectorClock(entries={"a": 1})
         True
         >>> VectorClock.from_json({"a": 0})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         shadowsync.errors.InvalidDocumentError: vector clock counter of node 'a' must be ..., got 0
+
+        ```
         """
         if not isinstance(obj, Mapping):
             raise InvalidDocumentError(
@@ -340,10 +370,13 @@ class VectorClock(Mapping[str, int]):
     def from_reported(cls, reported: Mapping[str, Any]) -> VectorClock:
         """Read the clock stored in a ``reported`` section (empty when there is none).
 
+        ```pycon
         >>> dict(VectorClock.from_reported({"$sync": {"vc": {"cloud": 3}}}))
         {'cloud': 3}
         >>> len(VectorClock.from_reported({"temp": 21}))
         0
+
+        ```
         """
         if not isinstance(reported, Mapping):
             raise InvalidDocumentError(
@@ -367,8 +400,11 @@ class VectorClock(Mapping[str, int]):
     def to_reported(self) -> dict[str, Any]:
         """The fragment to merge into an update's ``reported`` section to store this clock.
 
+        ```pycon
         >>> VectorClock(entries={"d": 1}).to_reported()
         {'$sync': {'vc': {'d': 1}}}
+
+        ```
         """
         return {SYNC_KEY: {VECTOR_CLOCK_KEY: self.to_json()}}
 
@@ -396,6 +432,7 @@ class HLCStamp:
     compact form ``<wall_ms>-<counter>-<node>`` with fixed-width, zero-padded numbers, so the
     strings sort exactly like the stamps.
 
+    ```pycon
     >>> stamp = HLCStamp(wall_ms=1700000000000, counter=3, node="device-1")
     >>> str(stamp)
     '001700000000000-00003-device-1'
@@ -403,6 +440,8 @@ class HLCStamp:
     True
     >>> stamp < HLCStamp(wall_ms=1700000000000, counter=3, node="device-2")
     True
+
+    ```
     """
 
     wall_ms: int = attrs.field(validator=_stamp_field("wall_ms", MAX_HLC_WALL_MS))
@@ -449,17 +488,20 @@ class HLCStamp:
 
     @classmethod
     def parse(cls, text: object) -> HLCStamp:
-        """Parse the string form, raising :class:`~shadowsync.errors.InvalidDocumentError`.
+        """Parse the string form, raising `InvalidDocumentError`.
 
         Only the exact form ``str()`` produces is accepted (15 and 5 digits), so parsing and
         formatting are inverse.
 
+        ```pycon
         >>> HLCStamp.parse("000000000000042-00000-cloud").wall_ms
         42
         >>> HLCStamp.parse("42-0-cloud")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         shadowsync.errors.InvalidDocumentError: '42-0-cloud' is not an HLC stamp: expected <15-...
+
+        ```
         """
         if not isinstance(text, str):
             raise InvalidDocumentError(f"an HLC stamp must be a string, got {type(text).__name__}")
@@ -490,15 +532,16 @@ def _check_physical(physical_ms: object) -> int:
 class HybridLogicalClock:
     """A hybrid logical clock for one node (Kulkarni et al., 2014).
 
-    :meth:`now` stamps a local or send event, :meth:`observe` a receive event. Stamps are
+    `now` stamps a local or send event, `observe` a receive event. Stamps are
     strictly increasing whatever ``physical_ms`` does, including when it jumps backwards; to
-    keep that across restarts, persist :attr:`last` and pass it back as ``last=``. A receive
+    keep that across restarts, persist `last` and pass it back as ``last=``. A receive
     stamp is greater than the stamp received, so stamps respect happened-before.
 
-    With ``max_offset_ms``, :meth:`observe` refuses (with :class:`ClockSkewError`) a remote
+    With ``max_offset_ms``, `observe` refuses (with `ClockSkewError`) a remote
     stamp more than that far ahead of local physical time, instead of letting one bad clock
     drag every node's stamps into the future.
 
+    ```pycon
     >>> clock = HybridLogicalClock("device-1")
     >>> str(clock.now(1000))
     '000000000001000-00000-device-1'
@@ -507,6 +550,8 @@ class HybridLogicalClock:
     >>> remote = HLCStamp(wall_ms=5000, counter=7, node="cloud")
     >>> str(clock.observe(remote, 1001))
     '000000000005000-00008-device-1'
+
+    ```
     """
 
     __slots__ = ("_last", "_max_offset_ms", "_node")
@@ -556,9 +601,12 @@ class HybridLogicalClock:
     def now(self, physical_ms: int) -> HLCStamp:
         """Stamp a local or send event at physical time ``physical_ms``.
 
+        ```pycon
         >>> clock = HybridLogicalClock("n", last=HLCStamp(wall_ms=50, counter=2, node="n"))
         >>> str(clock.now(10))
         '000000000000050-00003-n'
+
+        ```
         """
         physical_ms = _check_physical(physical_ms)
         last = self._last
@@ -569,13 +617,16 @@ class HybridLogicalClock:
     def observe(self, remote: HLCStamp, physical_ms: int) -> HLCStamp:
         """Stamp the receipt of a message stamped ``remote`` at physical time ``physical_ms``.
 
-        The result is greater than both :attr:`last` and ``remote``.
+        The result is greater than both `last` and ``remote``.
 
+        ```pycon
         >>> clock = HybridLogicalClock("n", max_offset_ms=1000)
         >>> clock.observe(HLCStamp(wall_ms=9000, counter=0, node="m"), 1000)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         shadowsync._clocks.ClockSkewError: stamp ... is 8000 ms ahead of ...; at most 1000 ms ...
+
+        ```
         """
         if not isinstance(remote, HLCStamp):
             raise InvalidArgumentError(f"remote must be an HLCStamp, got {type(remote).__name__}")

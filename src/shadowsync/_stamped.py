@@ -1,19 +1,19 @@
 """A last-writer-wins map over JSON object paths, stamped with hybrid logical clock stamps.
 
-:class:`StampedState` is a state-based CRDT: replicas change their own copy with :meth:`set` and
-:meth:`delete`, ship the whole state, and :meth:`join` what they receive. Replicas that have
+`StampedState` is a state-based CRDT: replicas change their own copy with `set` and
+`delete`, ship the whole state, and `join` what they receive. Replicas that have
 received the same changes, in any order and through any chain of joins, hold equal states and
-so the same :meth:`value`.
+so the same `value`.
 
 Model
 -----
 
 A state maps each path (a tuple of object keys) to one entry: a value or a tombstone, with the
-:class:`~shadowsync.HLCStamp` of the write. Entries are ranked by ``(stamp, is_tombstone,
+`HLCStamp` of the write. Entries are ranked by ``(stamp, is_tombstone,
 canonical JSON of the value)``: a later stamp wins, and the rare tie (the same stamp reused for
 two writes) is still settled the same way everywhere.
 
-:meth:`value` replays the entries in ``(stamp, path)`` order onto ``{}``. A write at a path
+`value` replays the entries in ``(stamp, path)`` order onto ``{}``. A write at a path
 first makes every proper prefix an object (a missing or non-object ancestor becomes ``{}``),
 then a value entry stores its value and a tombstone removes the key and its subtree. That is
 what an AWS shadow update does with ``{"a": {"b": 1}}`` and ``{"a": {"b": null}}``: a
@@ -43,17 +43,18 @@ the greatest stamp at a proper prefix of ``p``. Then:
    dominated in ``A`` (``anc_A(p) <= a``), so it is in ``P(A)``, wins the maximum on the
    left, and survives on both sides.
 
-:meth:`join` is ``P(J(A, B))`` on states already in ``P`` form, so by 3 it inherits
-commutativity, associativity and idempotence from ``J``. :meth:`value` reads nothing but the
+`join` is ``P(J(A, B))`` on states already in ``P`` form, so by 3 it inherits
+commutativity, associativity and idempotence from ``J``. `value` reads nothing but the
 state. Dropping a dominated entry does not change it either: the later write at the prefix
 makes the same ancestors objects and replaces or removes the whole subtree the dropped write
 touched, and the writes replayed in between see the same structure outside that subtree. By
 the same argument, replaying *every* write ever made, in rank order, gives the value of the
 kept entries; the tests check exactly that against a plain log of operations.
 
-Bounds: a path has 1 to :data:`MAX_PATH_LENGTH` keys, and the path length plus the nesting of
-its value is at most :data:`MAX_STATE_DEPTH` levels, so nothing recurses deeply.
+Bounds: a path has 1 to `MAX_PATH_LENGTH` keys, and the path length plus the nesting of
+its value is at most `MAX_STATE_DEPTH` levels, so nothing recurses deeply.
 
+```pycon
 >>> from shadowsync._clocks import HLCStamp
 >>> t = lambda ms, node: HLCStamp(wall_ms=ms, counter=0, node=node)
 >>> device = StampedState.empty().set(("temp",), 21, t(1000, "device"))
@@ -61,6 +62,8 @@ its value is at most :data:`MAX_STATE_DEPTH` levels, so nothing recurses deeply.
 >>> cloud = cloud.delete(("mode",), t(1006, "cloud"))
 >>> device.join(cloud).value() == cloud.join(device).value() == {"temp": 19}
 True
+
+```
 """
 
 from __future__ import annotations
@@ -103,7 +106,7 @@ def _copy_value(
     """Validate and copy a JSON value; return it with its nesting (scalars 0).
 
     ``levels`` is how many container levels may still open; recursion stops there, so it is
-    bounded by :data:`MAX_STATE_DEPTH` whatever the input.
+    bounded by `MAX_STATE_DEPTH` whatever the input.
     """
     if isinstance(value, bool):
         return bool(value), 0
@@ -154,10 +157,13 @@ def _at(where: list[str | int]) -> str:
 def check_path(path: object, error: type[ShadowSyncError] = InvalidArgumentError) -> Path:
     """Return ``path`` as a tuple if it is a valid path, else raise ``error``.
 
-    A path is a tuple (or list) of 1 to :data:`MAX_PATH_LENGTH` string keys.
+    A path is a tuple (or list) of 1 to `MAX_PATH_LENGTH` string keys.
 
+    ```pycon
     >>> check_path(["lights", "color"])
     ('lights', 'color')
+
+    ```
     """
     if not isinstance(path, (tuple, list)):
         raise error(f"a path must be a tuple of string keys, got {type(path).__name__}")
@@ -182,12 +188,15 @@ class StampedEntry:
     Entries compare equal when stamp, kind and value (as canonical JSON, so ``1`` and ``1.0``
     differ) are equal. ``value`` is shared, treat it as read-only.
 
+    ```pycon
     >>> from shadowsync._clocks import HLCStamp
     >>> stamp = HLCStamp(wall_ms=5, counter=0, node="n")
     >>> StampedEntry(stamp=stamp, value={"on": True}).value
     {'on': True}
     >>> StampedEntry(stamp=stamp, deleted=True).deleted
     True
+
+    ```
     """
 
     stamp: HLCStamp = attrs.field()
@@ -276,11 +285,12 @@ def _check_span(path: Path, entry: StampedEntry, error: type[ShadowSyncError]) -
 class StampedState:
     """A last-writer-wins map over JSON object paths, with tombstones; a join-semilattice.
 
-    Build one with :meth:`empty` or :meth:`from_value`, change it with :meth:`set` and
-    :meth:`delete` (each returns a new state), combine replicas with :meth:`join`, and read
-    the plain JSON object with :meth:`value`. See the module documentation for the model and
+    Build one with `empty` or `from_value`, change it with `set` and
+    `delete` (each returns a new state), combine replicas with `join`, and read
+    the plain JSON object with `value`. See the module documentation for the model and
     why joins converge.
 
+    ```pycon
     >>> from shadowsync._clocks import HLCStamp
     >>> s1, s2, s3 = (HLCStamp(wall_ms=ms, counter=0, node="n") for ms in (1, 2, 3))
     >>> state = StampedState.from_value({"lights": {"on": True, "rgb": [1, 2, 3]}}, s1)
@@ -289,6 +299,8 @@ class StampedState:
     {'lights': {'on': False}}
     >>> state.stamp_of(("lights", "rgb")) == s3
     True
+
+    ```
     """
 
     entries: Mapping[Path, StampedEntry] = attrs.field(
@@ -315,11 +327,14 @@ class StampedState:
 
         Leaves are scalars, arrays and empty objects; arrays are never split.
 
+        ```pycon
         >>> from shadowsync._clocks import HLCStamp
         >>> state = StampedState.from_value({"a": {"b": 1, "c": []}, "d": {}},
         ...                                 HLCStamp(wall_ms=1, counter=0, node="n"))
         >>> sorted(state.entries)
         [('a', 'b'), ('a', 'c'), ('d',)]
+
+        ```
         """
         if not isinstance(obj, Mapping):
             raise InvalidArgumentError(f"from_value needs a JSON object, got {type(obj).__name__}")
@@ -346,12 +361,15 @@ class StampedState:
         """Write ``value`` at ``path``, unless the state holds a later write there.
 
         ``value`` replaces whatever is at ``path`` (objects are not merged); missing or
-        non-object ancestors become objects. ``null`` is not a value: use :meth:`delete`.
+        non-object ancestors become objects. ``null`` is not a value: use `delete`.
 
+        ```pycon
         >>> from shadowsync._clocks import HLCStamp
         >>> old, new = (HLCStamp(wall_ms=ms, counter=0, node="n") for ms in (1, 2))
         >>> StampedState.empty().set(("a",), 1, new).set(("a",), 2, old).value()
         {'a': 1}
+
+        ```
         """
         path = check_path(path)
         return self._with(path, _entry(path, value, stamp))
@@ -361,10 +379,13 @@ class StampedState:
 
         Like ``null`` in an AWS update, missing or non-object ancestors become objects.
 
+        ```pycon
         >>> from shadowsync._clocks import HLCStamp
         >>> s1, s2 = (HLCStamp(wall_ms=ms, counter=0, node="n") for ms in (1, 2))
         >>> StampedState.empty().set(("a",), 5, s1).delete(("a", "b"), s2).value()
         {'a': {}}
+
+        ```
         """
         path = check_path(path)
         if not isinstance(stamp, HLCStamp):
@@ -382,11 +403,14 @@ class StampedState:
     def join(self, other: StampedState) -> StampedState:
         """The least state that includes both: per path, the entry ranked higher.
 
+        ```pycon
         >>> from shadowsync._clocks import HLCStamp
         >>> a = StampedState.empty().set(("x",), 1, HLCStamp(wall_ms=1, counter=0, node="a"))
         >>> b = StampedState.empty().set(("y",), 2, HLCStamp(wall_ms=1, counter=0, node="b"))
         >>> a.join(b).value()
         {'x': 1, 'y': 2}
+
+        ```
         """
         if not isinstance(other, StampedState):
             raise InvalidArgumentError(f"can only join a StampedState, got {type(other).__name__}")
@@ -428,18 +452,21 @@ class StampedState:
 
     @property
     def latest(self) -> HLCStamp | None:
-        """The greatest stamp in the state (feed it to :meth:`HybridLogicalClock.observe`)."""
+        """The greatest stamp in the state (feed it to `HybridLogicalClock.observe`)."""
         return max((entry.stamp for entry in self.entries.values()), default=None)
 
     def to_json(self) -> list[JSONValue]:
         """The compact JSON form: ``[path, stamp]`` for tombstones, ``[path, stamp, value]``.
 
-        Entries are sorted by path; stamps are in :class:`HLCStamp` string form.
+        Entries are sorted by path; stamps are in `HLCStamp` string form.
 
+        ```pycon
         >>> from shadowsync._clocks import HLCStamp
         >>> stamp = HLCStamp(wall_ms=7, counter=0, node="n")
         >>> StampedState.empty().set(("a", "b"), 1, stamp).delete(("c",), stamp).to_json()
         [[['a', 'b'], '000000000000007-00000-n', 1], [['c'], '000000000000007-00000-n']]
+
+        ```
         """
         out: list[JSONValue] = []
         for path, entry in self.entries.items():
@@ -451,14 +478,17 @@ class StampedState:
 
     @classmethod
     def from_json(cls, obj: object) -> StampedState:
-        """Parse the JSON form, raising :class:`~shadowsync.errors.InvalidDocumentError`.
+        """Parse the JSON form, raising `InvalidDocumentError`.
 
+        ```pycon
         >>> StampedState.from_json([[["a"], "000000000000007-00000-n", "on"]]).value()
         {'a': 'on'}
         >>> StampedState.from_json([[[], "000000000000007-00000-n"]])  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         shadowsync.errors.InvalidDocumentError: stamped state entry 0: a path must have 1 to 32...
+
+        ```
         """
         if not isinstance(obj, (list, tuple)):
             raise InvalidDocumentError(

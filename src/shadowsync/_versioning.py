@@ -4,9 +4,9 @@ AWS IoT does not guarantee message order, and says to discard messages older tha
 client tracks. Two mistakes are easy there: dropping a message *at* the tracked version (a
 delta published again for the same version must be evaluated again, or a device misses
 desired state it already saw but has not applied), and missing that messages were lost (a
-version jump of more than one). :func:`classify_message` makes both explicit.
+version jump of more than one). `classify_message` makes both explicit.
 
-:func:`classify_change` and :func:`classify_clocks` place a local change against a remote
+`classify_change` and `classify_clocks` place a local change against a remote
 state, from shadow versions or from vector clocks, so a caller can tell a fast-forward from
 a true conflict.
 """
@@ -34,7 +34,7 @@ class MessageClass(enum.Enum):
 
     @property
     def evaluate(self) -> bool:
-        """Whether the message's content should be evaluated (all but :attr:`STALE`)."""
+        """Whether the message's content should be evaluated (all but `STALE`)."""
         return self is not MessageClass.STALE
 
     @property
@@ -73,12 +73,15 @@ def classify_message(message_version: int, last_seen_version: int | None) -> Mes
     version before a new shadow's first. After a ``/delete/accepted``, reset it to ``None``:
     a shadow re-created more than 48 hours later starts again at version 1.
 
+    ```pycon
     >>> classify_message(7, 8), classify_message(8, 8), classify_message(9, 8)
     (<MessageClass.STALE: 'stale'>, <MessageClass.CURRENT: 'current'>, <MessageClass.NEXT: 'next'>)
     >>> classify_message(11, 8).resync
     True
     >>> classify_message(1, None)
     <MessageClass.NEXT: 'next'>
+
+    ```
     """
     message = _version("message_version", message_version)
     seen = 0 if last_seen_version is None else _version("last_seen_version", last_seen_version)
@@ -97,12 +100,15 @@ def classify_change(base_version: int, local_changed: bool, remote_version: int)
     ``base_version`` is the remote version our local state started from; ``local_changed``
     says whether we changed anything since.
 
+    ```pycon
     >>> classify_change(5, False, 5), classify_change(5, False, 6)
     (<Causality.IN_SYNC: 'in_sync'>, <Causality.FAST_FORWARD: 'fast_forward'>)
     >>> classify_change(5, True, 5), classify_change(5, True, 7)
     (<Causality.LOCAL_FAST_FORWARD: 'local_fast_forward'>, <Causality.CONCURRENT: 'concurrent'>)
     >>> classify_change(5, True, 4)
     <Causality.STALE: 'stale'>
+
+    ```
     """
     base = _version("base_version", base_version)
     remote = _version("remote_version", remote_version)
@@ -128,12 +134,13 @@ def classify_clocks(
 ) -> Causality:
     """Classify a remote state's vector clock against ours.
 
-    Ours before theirs is :attr:`~Causality.FAST_FORWARD`, ours after theirs
-    :attr:`~Causality.LOCAL_FAST_FORWARD`, equal :attr:`~Causality.IN_SYNC`, concurrent
-    :attr:`~Causality.CONCURRENT`. Two clocks alone cannot tell "we are ahead" from "their
+    Ours before theirs is `FAST_FORWARD`, ours after theirs
+    `LOCAL_FAST_FORWARD`, equal `IN_SYNC`, concurrent
+    `CONCURRENT`. Two clocks alone cannot tell "we are ahead" from "their
     state is older than one we already had"; pass ``base`` (the clock of the remote state we
-    last synced from) and a remote clock strictly before it is :attr:`~Causality.STALE`.
+    last synced from) and a remote clock strictly before it is `STALE`.
 
+    ```pycon
     >>> base = VectorClock(entries={"cloud": 2})
     >>> ours = base.increment("device")
     >>> classify_clocks(ours, base.increment("cloud"))
@@ -142,6 +149,8 @@ def classify_clocks(
     <Causality.LOCAL_FAST_FORWARD: 'local_fast_forward'>
     >>> classify_clocks(ours, VectorClock(entries={"cloud": 1}), base=base)
     <Causality.STALE: 'stale'>
+
+    ```
     """
     for name, clock in (("ours", ours), ("theirs", theirs), ("base", base)):
         if not isinstance(clock, VectorClock) and not (name == "base" and clock is None):

@@ -1,12 +1,13 @@
 """Business rules: judge each proposed change of a shadow section before it is applied.
 
-A rule looks at one :class:`Change` (a leaf of a section that a proposed update would set,
-create or delete) and returns a :class:`Violation` or ``None``. A :class:`RuleSet` is a chain
+A rule looks at one `Change` (a leaf of a section that a proposed update would set,
+create or delete) and returns a `Violation` or ``None``. A `RuleSet` is a chain
 of rules in the shape of a structlog processor chain: every change is passed down the chain in
-order, every rule whose :class:`PathPattern` matches the change's path sees it, and every
+order, every rule whose `PathPattern` matches the change's path sees it, and every
 violation is collected. The outcome keeps the changes no rule objected to and reverts the others,
-and says so in an :class:`Acknowledgement` the device can report back.
+and says so in an `Acknowledgement` the device can report back.
 
+```pycon
 >>> rules = RuleSet(rules=[
 ...     Range(path="temperature", minimum=10, maximum=30),
 ...     OneOf(path="mode", values=["heat", "cool", "off"]),
@@ -25,12 +26,17 @@ and says so in an :class:`Acknowledgement` the device can report back.
 >>> outcome.acknowledgement.to_dict()["applied"]
 ['/mode']
 
+```
+
 Rules are also built from plain dicts (for example JSON kept next to a device's configuration):
 
+```pycon
 >>> config = {"rules": [{"type": "range", "path": "temperature", "max": 30}]}
 >>> [rule] = RuleSet.from_dict(config).rules
 >>> rule.maximum, rule.name
 (30, 'range:temperature')
+
+```
 
 Everything here is pure: time is passed in as epoch seconds, nothing reads a clock.
 """
@@ -80,7 +86,7 @@ __all__ = [
 ]
 
 ACK_KEY = "$ack"
-"""The reported-state key suggested for an :class:`Acknowledgement` (``reported["$ack"]``)."""
+"""The reported-state key suggested for an `Acknowledgement` (``reported["$ack"]``)."""
 
 Section: TypeAlias = Literal["desired", "reported"]
 Status: TypeAlias = Literal["applied", "rejected", "pending"]
@@ -99,11 +105,14 @@ class RuleConfigError(InvalidArgumentError):
     third rule of a config, ``Range.minimum`` for an argument of a rule built in Python.
     ``index`` and ``key`` carry the same information for programs.
 
+    ```pycon
     >>> try:
     ...     RuleSet.from_dict({"rules": [{"type": "range", "path": "t", "min": "10"}]})
     ... except RuleConfigError as err:
     ...     print(err, err.index, err.key)
     rules[0].min: expected a finite number, got "10" 0 min
+
+    ```
     """
 
     def __init__(
@@ -126,11 +135,14 @@ class RuleConfigError(InvalidArgumentError):
 class InvalidAcknowledgementError(InvalidDocumentError):
     """An acknowledgement read back from a reported document is malformed.
 
+    ```pycon
     >>> try:
     ...     Acknowledgement.from_dict({"desiredVersion": -1, "timestamp": 0})
     ... except InvalidAcknowledgementError as err:
     ...     print(err)
     acknowledgement.desiredVersion: expected a non-negative integer, got -1
+
+    ```
     """
 
 
@@ -152,10 +164,10 @@ class _Deleted(enum.Enum):
 
 
 MISSING = _Missing.MISSING
-"""The old value of a :class:`Change` that creates a key (there was no value before)."""
+"""The old value of a `Change` that creates a key (there was no value before)."""
 
 DELETED = _Deleted.DELETED
-"""The new value of a :class:`Change` that deletes a key."""
+"""The new value of a `Change` that deletes a key."""
 
 
 # -- small shared checks -------------------------------------------------------------------------
@@ -260,8 +272,9 @@ class PathPattern:
 
     Each part is a key, ``*`` (exactly one key, whatever it is) or ``**`` (any number of keys,
     including none). Only a whole part is a wildcard: ``"l*"`` is a plain key. Build one from a
-    dotted string with :meth:`parse`, or from a tuple of keys (needed when a key contains a dot).
+    dotted string with `parse`, or from a tuple of keys (needed when a key contains a dot).
 
+    ```pycon
     >>> pattern = PathPattern.parse("lights.*.brightness")
     >>> pattern.matches(("lights", "kitchen", "brightness"))
     True
@@ -269,6 +282,8 @@ class PathPattern:
     False
     >>> PathPattern.of(("**", "brightness")).matches(("brightness",))
     True
+
+    ```
     """
 
     parts: Path = attrs.field(converter=_to_parts)
@@ -277,8 +292,11 @@ class PathPattern:
     def parse(cls, text: str) -> PathPattern:
         """Parse a dotted pattern such as ``"lights.*.brightness"``.
 
+        ```pycon
         >>> PathPattern.parse("firmware.version").parts
         ('firmware', 'version')
+
+        ```
         """
         if not isinstance(text, str):
             raise RuleConfigError(
@@ -297,8 +315,11 @@ class PathPattern:
     def of(cls, value: str | Sequence[str] | PathPattern) -> PathPattern:
         """A pattern from a dotted string, a sequence of keys, or a pattern (returned as is).
 
+        ```pycon
         >>> PathPattern.of("mode") == PathPattern.of(["mode"])
         True
+
+        ```
         """
         if isinstance(value, PathPattern):
             return value
@@ -309,8 +330,11 @@ class PathPattern:
     def matches(self, path: Sequence[str]) -> bool:
         """Whether ``path`` (a tuple of keys into a section) matches this pattern.
 
+        ```pycon
         >>> PathPattern.parse("a.**").matches(("a", "b", "c"))
         True
+
+        ```
         """
         parts = self.parts
         states = self._closure({0})
@@ -340,8 +364,11 @@ class PathPattern:
     def to_config(self) -> str | list[str]:
         """The declarative form: a dotted string, or a list of keys when a key has a dot.
 
+        ```pycon
         >>> PathPattern.of(("ip.v4", "mask")).to_config()
         ['ip.v4', 'mask']
+
+        ```
         """
         if all(part and "." not in part for part in self.parts):
             return ".".join(self.parts)
@@ -405,14 +432,17 @@ def _optional_timestamp(instance: object, attribute: attrs.Attribute[Any], value
 class Change:
     """One leaf of a section that a proposed update would create, change or delete.
 
-    ``old`` is :data:`MISSING` when the key is new; ``new`` is :data:`DELETED` when the key goes
+    ``old`` is `MISSING` when the key is new; ``new`` is `DELETED` when the key goes
     away. ``timestamp`` is when the change is proposed and ``old_timestamp`` when the old value
     was written (from the section's metadata; ``None`` when unknown), both in epoch seconds.
 
+    ```pycon
     >>> change = Change(path=("mode",), section="desired", old="heat", new="cool",
     ...                 timestamp=1700000000)
     >>> change.is_creation, change.is_deletion
     (False, False)
+
+    ```
     """
 
     path: Path = attrs.field(validator=lambda _i, _a, v: _check_path(v, "Change.path"))
@@ -454,9 +484,12 @@ class Change:
 class Violation:
     """A change a rule refuses: which rule, at which path, the refused value, and why.
 
+    ```pycon
     >>> Violation(rule="range:temperature", path=("temperature",), value=45,
     ...           reason="45 is greater than the maximum 30").reason
     '45 is greater than the maximum 30'
+
+    ```
     """
 
     rule: str = attrs.field(validator=lambda _i, _a, v: _check_text(v, "Violation.rule"))
@@ -470,10 +503,13 @@ class Violation:
     def of(cls, rule: str, change: Change, reason: str) -> Violation:
         """The violation of ``change`` by the rule named ``rule``.
 
+        ```pycon
         >>> change = Change(path=("mode",), section="desired", old=MISSING, new="fan",
         ...                 timestamp=0)
         >>> Violation.of("one_of:mode", change, "not allowed").value
         'fan'
+
+        ```
         """
         return cls(rule=rule, path=change.path, value=change.new, reason=reason)
 
@@ -482,13 +518,16 @@ class Violation:
 class Rule(Protocol):
     """What a rule is: a ``name``, the ``path`` it applies to, and ``check``.
 
-    :class:`RuleSet` calls ``check`` only with changes whose path ``path`` matches. ``check``
-    returns ``None`` when the change is fine and a :class:`Violation` otherwise. It must not
+    `RuleSet` calls ``check`` only with changes whose path ``path`` matches. ``check``
+    returns ``None`` when the change is fine and a `Violation` otherwise. It must not
     change anything and should not raise; an exception from ``check`` propagates out of
-    :meth:`RuleSet.evaluate` (use :class:`Custom` to turn exceptions into violations).
+    `RuleSet.evaluate` (use `Custom` to turn exceptions into violations).
 
+    ```pycon
     >>> isinstance(Range(path="temperature", maximum=30), Rule)
     True
+
+    ```
     """
 
     @property
@@ -585,10 +624,13 @@ class Range:
     Either bound may be left out, not both. ``inclusive`` applies to both bounds. Anything that
     is not a number (booleans included) is a violation; deleting the key is not.
 
+    ```pycon
     >>> rule = Range(path="temperature", minimum=10, maximum=30)
     >>> change = Change(path=("temperature",), section="desired", old=21, new=35, timestamp=0)
     >>> rule.check(change).reason
     '35 is greater than the maximum 30'
+
+    ```
     """
 
     path: PathPattern = attrs.field(converter=_range_path)
@@ -648,7 +690,7 @@ class Range:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """The declarative form, accepted by :func:`rule_from_dict`."""
+        """The declarative form, accepted by `rule_from_dict`."""
         config: dict[str, Any] = {"type": self.kind, "path": self.path.to_config()}
         if self.minimum is not None:
             config["min"] = self.minimum
@@ -691,10 +733,13 @@ class OneOf:
     Values compare as JSON does (``1 == 1.0``, ``true != 1``). Objects are compared key by key
     by the rule set, so ``values`` holds scalars and arrays only.
 
+    ```pycon
     >>> rule = OneOf(path="mode", values=["heat", "cool", "off"])
     >>> change = Change(path=("mode",), section="desired", old="off", new="fan", timestamp=0)
     >>> rule.check(change).reason
     '"fan" is not one of "heat", "cool", "off"'
+
+    ```
     """
 
     path: PathPattern = attrs.field(converter=_one_of_path)
@@ -714,7 +759,7 @@ class OneOf:
         return Violation.of(self.name, change, f"{_show(value)} is not one of {choices}")
 
     def to_dict(self) -> dict[str, Any]:
-        """The declarative form, accepted by :func:`rule_from_dict`."""
+        """The declarative form, accepted by `rule_from_dict`."""
         config = {"type": self.kind, "path": self.path.to_config(), "values": list(self.values)}
         return _with_name(cast("dict[str, Any]", copy_json(cast("JSONValue", config))), self)
 
@@ -753,10 +798,13 @@ class TypeIs:
     ``json_type`` is one of ``string``, ``number``, ``integer`` (a number without a fraction:
     ``2.0`` counts), ``boolean`` (never a number), ``object`` or ``array``.
 
+    ```pycon
     >>> rule = TypeIs(path="name", json_type="string")
     >>> change = Change(path=("name",), section="desired", old=MISSING, new=7, timestamp=0)
     >>> rule.check(change).reason
     '7 is a number, expected a string'
+
+    ```
     """
 
     path: PathPattern = attrs.field(converter=_type_is_path)
@@ -777,7 +825,7 @@ class TypeIs:
         return Violation.of(self.name, change, reason)
 
     def to_dict(self) -> dict[str, Any]:
-        """The declarative form, accepted by :func:`rule_from_dict`."""
+        """The declarative form, accepted by `rule_from_dict`."""
         config = {"type": self.kind, "path": self.path.to_config(), "json_type": self.json_type}
         return _with_name(config, self)
 
@@ -836,12 +884,15 @@ class AllowedTransitions:
     rule existed must be fixed by hand). ``allow_initial`` says which first values may appear
     where there was none: ``True`` any state, ``False`` none, or a list of states.
 
+    ```pycon
     >>> door = AllowedTransitions(path="door", transitions={
     ...     "closed": ["open", "locked"], "open": ["closed"], "locked": ["closed"]})
     >>> change = Change(path=("door",), section="desired", old="open", new="locked",
     ...                 timestamp=0)
     >>> door.check(change).reason
     '"open" -> "locked" is not allowed; from "open" the door may go to "closed"'
+
+    ```
     """
 
     path: PathPattern = attrs.field(converter=_allowed_transitions_path)
@@ -905,7 +956,7 @@ class AllowedTransitions:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The declarative form, accepted by :func:`rule_from_dict`."""
+        """The declarative form, accepted by `rule_from_dict`."""
         config: dict[str, Any] = {
             "type": self.kind,
             "path": self.path.to_config(),
@@ -957,14 +1008,17 @@ class SemanticVersion:
     is lower than its release, then pre-release identifiers one by one (numeric ones
     numerically and below alphanumeric ones, which compare in ASCII order; more identifiers win
     when all before are equal). Build metadata does not count, so two versions differing only
-    in build compare equal by :meth:`compare` while ``==`` (all fields) tells them apart.
+    in build compare equal by `compare` while ``==`` (all fields) tells them apart.
 
+    ```pycon
     >>> SemanticVersion.parse("1.9.0") < SemanticVersion.parse("1.10.0")
     True
     >>> SemanticVersion.parse("v2.0.0-rc.1") < SemanticVersion.parse("2.0.0")
     True
     >>> str(SemanticVersion.parse("v1.0.0-alpha.1+build.5"))
     '1.0.0-alpha.1+build.5'
+
+    ```
     """
 
     major: int = attrs.field(validator=_version_number)
@@ -981,10 +1035,13 @@ class SemanticVersion:
     def parse(cls, text: str) -> SemanticVersion:
         """Parse ``MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD]``, with or without a leading ``v``.
 
-        Raises :class:`~shadowsync.errors.InvalidArgumentError` when ``text`` is not one.
+        Raises `InvalidArgumentError` when ``text`` is not one.
 
+        ```pycon
         >>> SemanticVersion.parse("v1.2.3-beta.2").prerelease
         ('beta', '2')
+
+        ```
         """
         problem = _semver_problem(text)
         if problem is not None:
@@ -1014,8 +1071,11 @@ class SemanticVersion:
     def compare(self, other: SemanticVersion) -> int:
         """``-1``, ``0`` or ``1`` as this version has lower, equal or higher precedence.
 
+        ```pycon
         >>> SemanticVersion.parse("1.0.0+a").compare(SemanticVersion.parse("1.0.0+b"))
         0
+
+        ```
         """
         mine, theirs = self.precedence, other.precedence
         return (mine > theirs) - (mine < theirs)
@@ -1063,11 +1123,12 @@ def _semver_problem(value: object) -> str | None:
 class NoFirmwareDowngrade:
     """The semantic version at ``path`` may only go up (or stay level).
 
-    Versions follow Semantic Versioning 2.0.0 (see :class:`SemanticVersion`), with or without
+    Versions follow Semantic Versioning 2.0.0 (see `SemanticVersion`), with or without
     a leading ``v``; build metadata is ignored. A new value that is not a semantic version is a
     violation. When the old value is missing or not a semantic version, any valid version is
     accepted.
 
+    ```pycon
     >>> rule = NoFirmwareDowngrade(path="firmware.version")
     >>> def bump(old, new):
     ...     change = Change(path=("firmware", "version"), section="desired", old=old, new=new,
@@ -1080,6 +1141,8 @@ class NoFirmwareDowngrade:
     '"v2.0.0-rc.1" is a downgrade from "2.0.0"'
     >>> bump("1.9.0", "latest")
     '"latest" is not a semantic version (MAJOR.MINOR.PATCH, such as 1.4.2)'
+
+    ```
     """
 
     path: PathPattern = attrs.field(converter=_no_firmware_downgrade_path)
@@ -1107,7 +1170,7 @@ class NoFirmwareDowngrade:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        """The declarative form, accepted by :func:`rule_from_dict`."""
+        """The declarative form, accepted by `rule_from_dict`."""
         return _with_name({"type": self.kind, "path": self.path.to_config()}, self)
 
 
@@ -1135,11 +1198,14 @@ class MaxRateOfChange:
     change away from a non-number is not judged. Arithmetic is exact on the numbers as written
     (``20.3 -> 20.0`` is a change of exactly ``0.3``).
 
+    ```pycon
     >>> rule = MaxRateOfChange(path="setpoint", max_delta_per_second=0.5)
     >>> change = Change(path=("setpoint",), section="desired", old=20, new=25,
     ...                 timestamp=1000, old_timestamp=996)
     >>> rule.check(change).reason
     'changed by 5 in 4 s (1.25 per second); the limit is 0.5 per second'
+
+    ```
     """
 
     path: PathPattern = attrs.field(converter=_max_rate_of_change_path)
@@ -1185,7 +1251,7 @@ class MaxRateOfChange:
         return Violation.of(self.name, change, reason)
 
     def to_dict(self) -> dict[str, Any]:
-        """The declarative form, accepted by :func:`rule_from_dict`."""
+        """The declarative form, accepted by `rule_from_dict`."""
         config = {
             "type": self.kind,
             "path": self.path.to_config(),
@@ -1217,6 +1283,7 @@ class Custom:
     refuses the change (fails closed) rather than stopping the whole evaluation. Custom rules
     cannot be written to a declarative config.
 
+    ```pycon
     >>> def no_night_heating(change):
     ...     hour = change.timestamp // 3600 % 24
     ...     return "no heating at night" if change.new == "heat" and hour < 6 else None
@@ -1225,6 +1292,8 @@ class Custom:
     ...                 timestamp=3600)
     >>> rule.check(change).reason
     'no heating at night'
+
+    ```
     """
 
     name: str = attrs.field(validator=_name_validator("Custom"))
@@ -1312,8 +1381,9 @@ def rule_from_dict(config: Mapping[str, Any], *, index: int | None = None) -> Ru
     ``transitions`` (``path``, ``allowed``, ``allow_initial``), ``no_firmware_downgrade``
     (``path``) and ``max_rate`` (``path``, ``per_second``); every type also takes an optional
     ``name``. ``path`` is a dotted string or a list of keys. Errors are
-    :class:`RuleConfigError`, located at ``rules[index]`` when ``index`` is given.
+    `RuleConfigError`, located at ``rules[index]`` when ``index`` is given.
 
+    ```pycon
     >>> rule_from_dict({"type": "one_of", "path": "mode", "values": ["heat", "off"]}).name
     'one_of:mode'
     >>> try:
@@ -1321,6 +1391,8 @@ def rule_from_dict(config: Mapping[str, Any], *, index: int | None = None) -> Ru
     ... except RuleConfigError as err:
     ...     print(err)
     rule.value: unknown key for a one_of rule (allowed: type, path, values, name)
+
+    ```
     """
 
     def fail(problem: str, key: str | None = None) -> RuleConfigError:
@@ -1388,8 +1460,11 @@ def _check_rules(value: Iterable[Rule]) -> tuple[Rule, ...]:
 class Rejection:
     """A path an acknowledgement reports as rejected, with the first rule that refused it.
 
+    ```pycon
     >>> Rejection(path=("door",), rule="transitions:door", reason="not allowed").pointer
     '/door'
+
+    ```
     """
 
     path: Path = attrs.field(validator=lambda _i, _a, v: _check_path(v, "Rejection.path"))
@@ -1398,7 +1473,7 @@ class Rejection:
 
     @property
     def pointer(self) -> str:
-        """The path as a JSON Pointer (RFC 6901), as in :meth:`Acknowledgement.to_dict`."""
+        """The path as a JSON Pointer (RFC 6901), as in `Acknowledgement.to_dict`."""
         return _encode_pointer(self.path)
 
 
@@ -1426,8 +1501,8 @@ class Acknowledgement:
     """What happened to each path of a desired change: applied, rejected (and why) or pending.
 
     ``desired_version`` is the shadow version of the desired state being answered, so the cloud
-    can tell which request an acknowledgement is about. The JSON form (:meth:`to_dict`) is meant
-    for the device's reported state under :data:`ACK_KEY` (``reported["$ack"]``)::
+    can tell which request an acknowledgement is about. The JSON form (`to_dict`) is meant
+    for the device's reported state under `ACK_KEY` (``reported["$ack"]``):
 
         {"desiredVersion": 7, "timestamp": 1700000000,
          "applied": ["/mode"],
@@ -1439,12 +1514,15 @@ class Acknowledgement:
     array, so reporting a new acknowledgement replaces the previous one under the shadow's
     deep merge instead of mixing with it. It counts towards the document size limit.
 
+    ```pycon
     >>> ack = Acknowledgement(desired_version=7, timestamp=1700000000, applied=[("mode",)],
     ...                       pending=[("firmware", "version")])
     >>> ack.status(("mode",)), ack.status(("firmware", "version")), ack.status(("x",))
     ('applied', 'pending', None)
     >>> Acknowledgement.from_dict(ack.to_dict()) == ack
     True
+
+    ```
     """
 
     desired_version: int = attrs.field()
@@ -1483,9 +1561,12 @@ class Acknowledgement:
     def mark_pending(self, *paths: Sequence[str]) -> Acknowledgement:
         """A copy with applied ``paths`` moved to pending (accepted, not yet in effect).
 
+        ```pycon
         >>> ack = Acknowledgement(desired_version=3, timestamp=0, applied=[("door",)])
         >>> ack.mark_pending(("door",)).pending
         (('door',),)
+
+        ```
         """
         moving = self._take(paths, self.applied, "applied")
         return attrs.evolve(
@@ -1497,9 +1578,12 @@ class Acknowledgement:
     def mark_applied(self, *paths: Sequence[str]) -> Acknowledgement:
         """A copy with pending ``paths`` moved to applied (now in effect).
 
+        ```pycon
         >>> ack = Acknowledgement(desired_version=3, timestamp=0, pending=[("door",)])
         >>> ack.mark_applied(("door",)).applied
         (('door',),)
+
+        ```
         """
         moving = self._take(paths, self.pending, "pending")
         return attrs.evolve(
@@ -1537,7 +1621,7 @@ class Acknowledgement:
     def from_dict(cls, data: Mapping[str, Any]) -> Acknowledgement:
         """Read and validate the JSON form, for example ``document.reported["$ack"]``.
 
-        Raises :class:`InvalidAcknowledgementError` naming the offending key.
+        Raises `InvalidAcknowledgementError` naming the offending key.
         """
 
         def fail(where: str, problem: str) -> InvalidAcknowledgementError:
@@ -1610,17 +1694,20 @@ class Acknowledgement:
 
 @attrs.frozen(kw_only=True)
 class RuleOutcome:
-    """The result of :meth:`RuleSet.evaluate`.
+    """The result of `RuleSet.evaluate`.
 
     ``accepted`` is the proposed section with every refused change reverted to its old value
     (a refused new key is removed, a refused deletion restored), so no refused value is in it.
     ``changes`` lists every change found, ``violations`` every violation (a change refused by
     two rules has two), and ``acknowledgement`` the per-path answer for the device to report.
 
+    ```pycon
     >>> outcome = RuleSet(rules=[TypeIs(path="name", json_type="string")]).evaluate(
     ...     "reported", {"name": "hall"}, {"name": 7, "on": True}, timestamp=1700000000)
     >>> outcome.ok, outcome.accepted, [change.path for change in outcome.changes]
     (False, {'name': 'hall', 'on': True}, [('name',), ('on',)])
+
+    ```
     """
 
     section: Section
@@ -1743,23 +1830,29 @@ def _revert(accepted: JSONObject, old: JSONObject, change: Change) -> None:
 class RuleSet:
     """An ordered chain of rules, judged against each change of a section.
 
+    ```pycon
     >>> rules = RuleSet(rules=[AllowedTransitions(path="door", transitions={
     ...     "closed": ["open", "locked"], "open": ["closed"], "locked": ["closed"]})])
     >>> outcome = rules.evaluate("desired", {"door": "locked"}, {"door": "open"},
     ...                          timestamp=1700000000, desired_version=12)
     >>> outcome.accepted, outcome.acknowledgement.to_dict()["rejected"][0]["path"]
     ({'door': 'locked'}, '/door')
+
+    ```
     """
 
     rules: tuple[Rule, ...] = attrs.field(default=(), converter=_check_rules)
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> RuleSet:
-        """Build a rule set from ``{"rules": [...]}`` (see :func:`rule_from_dict`).
+        """Build a rule set from ``{"rules": [...]}`` (see `rule_from_dict`).
 
+        ```pycon
         >>> RuleSet.from_dict({"rules": [{"type": "type", "path": "name", "json_type": "string"}]}
         ...                   ).rules[0].name
         'type:name'
+
+        ```
         """
         if not isinstance(config, Mapping):
             raise RuleConfigError(f"expected an object with a rules list, got {_show(config)}")
@@ -1775,7 +1868,7 @@ class RuleSet:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RuleSet:
-        """Build a rule set from JSON text (see :meth:`from_dict`)."""
+        """Build a rule set from JSON text (see `from_dict`)."""
         try:
             config = json.loads(text)
         except (ValueError, RecursionError) as exc:
@@ -1783,7 +1876,7 @@ class RuleSet:
         return cls.from_dict(config)
 
     def to_dict(self) -> dict[str, Any]:
-        """The declarative form; raises :class:`RuleConfigError` for rules that have none."""
+        """The declarative form; raises `RuleConfigError` for rules that have none."""
         out = []
         for index, rule in enumerate(self.rules):
             to_dict = getattr(rule, "to_dict", None)
@@ -1830,12 +1923,15 @@ class RuleSet:
         ``old`` and ``new`` are complete sections (a deleted key is absent; ``null`` is refused).
         They are compared leaf by leaf: objects recurse, arrays and scalars are leaves, a new
         or removed object contributes each of its leaves. Every change is passed through
-        :meth:`check`. ``metadata`` is the per-leaf metadata of ``old`` (as in a shadow
+        `check`. ``metadata`` is the per-leaf metadata of ``old`` (as in a shadow
         document) and gives each change its ``old_timestamp``. ``desired_version`` is the
         version the acknowledgement answers (``0`` when there is none yet).
 
+        ```pycon
         >>> RuleSet().evaluate("reported", {}, {"on": True}, timestamp=5).accepted
         {'on': True}
+
+        ```
         """
         if section not in _SECTIONS:
             raise InvalidArgumentError(
