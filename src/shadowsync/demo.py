@@ -12,8 +12,10 @@ import sys
 import textwrap
 from typing import Any, TextIO
 
-from shadowsync import compute_delta, make_json_patch, topics
+from shadowsync import compute_delta, make_json_patch, merge, topics
 from shadowsync.errors import ShadowRejectedError
+from shadowsync.rules import RuleSet
+from shadowsync.strategies import LastWriterWins
 from shadowsync.testing import InMemoryShadowService, ManualClock
 
 THING = "thermostat-42"
@@ -124,6 +126,38 @@ def run(out: TextIO = sys.stdout) -> None:
     recreated = service.update(THING, {"state": {"reported": {"temp_c": 20.0}}})
     say.say(f"re-created an hour later at version {recreated.document.version}: AWS keeps the")
     say.say("sequence for 48 hours, so stale readers can still tell old from new.")
+
+    clock.advance(60)
+    say.section("Offline edits on both sides, settled path by path")
+    base = {"target_c": 21, "mode": "heat", "fan": "auto", "firmware": "1.4.2"}
+    device = {"target_c": 19, "mode": "heat", "fan": "low", "firmware": "1.4.2"}
+    cloud = {"target_c": 23, "mode": "eco", "fan": "auto", "firmware": "1.3.0"}
+    say.show("last agreed", base)
+    say.show("device (offline, edited at t=100)", device)
+    say.show("cloud (edited at t=160)", cloud)
+    guards = RuleSet.from_dict(
+        {
+            "rules": [
+                {"type": "range", "path": "target_c", "min": 10, "max": 30},
+                {"type": "no_firmware_downgrade", "path": "firmware"},
+            ]
+        }
+    )
+    settled = merge(
+        base,
+        device,
+        cloud,
+        policy=LastWriterWins(),
+        ours_stamps={(key,): 100 for key in device},
+        theirs_stamps={(key,): 160 for key in cloud},
+        rules=guards,
+        timestamp=int(clock()),
+    )
+    for change in settled.changes:
+        say.say(f"{'.'.join(change.path):<10} {change.change.value}")
+    for record in settled.report:
+        say.say(f"{'.'.join(record.path):<10} {record.kind.value}: {record.reason}")
+    say.show("merged", settled.merged)
     print("\nDone. See docs/ for the semantics behind each step.", file=out)
 
 

@@ -18,3 +18,6 @@ def test_demo_runs_and_shows_each_step() -> None:
     assert "version before: 4, after all six rejections: 4" in text
     assert 'named shadows: ["firmware", "telemetry"]' in text
     assert "re-created an hour later at version 5" in text
+    assert "target_c   concurrent_modification: theirs written later (160)" in text
+    assert 'firmware   business_rule_violation: "1.3.0" is a downgrade from "1.4.2"' in text
+    assert 'merged: {"target_c": 23, "mode": "eco", "fan": "low", "firmware": "1.4.2"}' in text
