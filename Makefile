@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider
 
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --quiet --site-dir $(VENV)/site
+	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir $(VENV)/site
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
