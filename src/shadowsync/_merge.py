@@ -269,8 +269,10 @@ class _Resolver:
         theirs_stamp = _stamp_at(self.theirs_stamps, path)
         base_stamp = _stamp_at(self.base_stamps, path)
         if base_stamp is not None:
-            ours_stale = ours_stamp is not None and ours_stamp <= base_stamp
-            theirs_stale = theirs_stamp is not None and theirs_stamp <= base_stamp
+            # Strictly older only: stamps are often whole seconds, and a change made in the
+            # same second as the base is a real change, not a replay.
+            ours_stale = ours_stamp is not None and ours_stamp < base_stamp
+            theirs_stale = theirs_stamp is not None and theirs_stamp < base_stamp
             if ours_stale != theirs_stale:
                 self.changes.append(PathChange(path=path, change=ChangeClass.STALE))
                 return theirs if ours_stale else ours
@@ -471,6 +473,7 @@ def merge(
     rules: RuleSet | None = None,
     timestamp: int = 0,
     desired_version: int = 0,
+    metadata: Mapping[str, Any] | None = None,
 ) -> MergeResult:
     """Three-way merge of one shadow section (``desired`` or ``reported``).
 
@@ -484,7 +487,9 @@ def merge(
     With ``rules``, the merged section is then judged against ``ours`` (the state in force):
     every change a rule refuses is reverted, recorded as a ``BUSINESS_RULE_VIOLATION`` in the
     report, and answered in ``rule_outcome.acknowledgement`` (for ``desired_version``), so no
-    rule-violating value is ever in ``merged``. ``timestamp`` is the evaluation time.
+    rule-violating value is ever in ``merged``. ``timestamp`` is the evaluation time and
+    ``metadata`` the per-leaf metadata of ``ours`` (AWS shape), which rules such as
+    `MaxRateOfChange` need to know when the value in force was written.
 
     ```pycon
     >>> result = merge({"a": 1, "b": 1}, {"a": 2, "b": 1}, {"a": 1, "b": 3})
@@ -552,6 +557,7 @@ def merge(
             inputs[1],
             merged,
             timestamp=timestamp,
+            metadata=metadata,
             desired_version=desired_version,
             thing_name=thing_name,
             shadow_name=shadow_name,

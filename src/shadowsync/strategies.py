@@ -193,15 +193,24 @@ class Strategy(Protocol):
         ...
 
 
-def _order_key(value: Value) -> str:
-    return "" if value is MISSING else canonical_json(value)
+def _order_key(value: Value) -> tuple[int, float, str]:
+    """A total order for tie-breaks: absent < numbers (by value) < everything else (by JSON)."""
+    if value is MISSING:
+        return (0, 0.0, "")
+    if type(value) is int or type(value) is float:
+        try:
+            return (1, float(value), canonical_json(value))
+        except OverflowError:  # an int beyond float range still orders by its sign
+            return (1, float("inf") if value > 0 else float("-inf"), canonical_json(value))
+    return (2, 0.0, canonical_json(value))
 
 
 @attrs.frozen(kw_only=True)
 class LastWriterWins:
     """The write with the greater stamp wins; without a decisive stamp the choice is fixed.
 
-    When both stamps are equal, or neither side has one, the larger canonical JSON value wins,
+    When both stamps are equal, or neither side has one, the larger value wins (numbers by
+    value, then anything else by canonical JSON text; any value beats a deletion),
     so every replica picks the same value whatever the order of the merge (the strategy is then
     commutative). ``prefer="ours"`` or ``"theirs"`` instead settles stamp-less conflicts for
     that side, which is not commutative. A side with a stamp beats a side without one.
@@ -277,8 +286,9 @@ class Priority:
     """The side whose source has the higher priority wins; a lower priority never overwrites.
 
     ``sources`` maps a source (``"cloud"``, ``"device"``, ``"operator"``...) to a priority
-    (higher wins). ``fields`` overrides it per path pattern (``"firmware.*"``); the first pattern
-    that matches the conflict's path applies. Equal priorities go to ``fallback``.
+    (higher wins). ``fields`` overrides it per path pattern (``"firmware.*"``): for each side,
+    the first pattern that matches the conflict's path *and names that side's source* gives its
+    priority, else ``sources`` does. Equal or unknown priorities go to ``fallback``.
 
     ```pycon
     >>> from shadowsync.strategies import Conflict, Priority

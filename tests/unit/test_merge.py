@@ -21,6 +21,7 @@ from shadowsync._merge import (
 )
 from shadowsync._policy import ResolutionPolicy
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, ShadowSyncError
+from shadowsync.rules import MaxRateOfChange, RuleSet
 from shadowsync.strategies import (
     MISSING,
     Conflict,
@@ -132,12 +133,54 @@ def test_a_stale_change_on_their_side_is_ignored_too() -> None:
         {"target_c": 21},
         {"target_c": 23},
         ours_stamps={("target_c",): 120},
-        theirs_stamps={("target_c",): 100},
+        theirs_stamps={("target_c",): 99},
         base_stamps={("target_c",): 100},
         policy=LastWriterWins(prefer="theirs"),
     )
     assert result.merged == {"target_c": 21}
     assert changes_of(result) == {("target_c",): ChangeClass.STALE}
+
+
+def test_a_change_in_the_same_second_as_the_base_is_not_stale() -> None:
+    # Metadata timestamps are whole seconds: equal to the base's stamp is not "older".
+    result = merge(
+        {"t": 20},
+        {"t": 21},
+        {"t": 23},
+        base_stamps={("t",): 100},
+        ours_stamps={("t",): 150},
+        theirs_stamps={("t",): 100},
+    )
+    assert changes_of(result) == {("t",): ChangeClass.CONCURRENT}
+    assert result.merged == {"t": 21}
+    assert len(result.report) == 1
+
+
+def test_equal_stamps_break_ties_by_numeric_value() -> None:
+    result = merge({"t": 5}, {"t": 9}, {"t": 10})
+    assert result.merged == {"t": 10}
+
+
+def test_rules_in_a_merge_see_the_time_of_the_value_in_force() -> None:
+    guard = RuleSet(rules=[MaxRateOfChange(path="setpoint", max_delta_per_second=1)])
+    result = merge(
+        {"setpoint": 20},
+        {"setpoint": 20},
+        {"setpoint": 20.5},
+        rules=guard,
+        timestamp=1_700_003_600,
+        metadata={"setpoint": {"timestamp": 1_700_000_000}},
+    )
+    assert result.merged == {"setpoint": 20.5}
+    too_fast = merge(
+        {"setpoint": 20},
+        {"setpoint": 20},
+        {"setpoint": 90},
+        rules=guard,
+        timestamp=1_700_000_010,
+        metadata={"setpoint": {"timestamp": 1_700_000_000}},
+    )
+    assert too_fast.merged == {"setpoint": 20}
 
 
 @pytest.mark.parametrize(("ours_stamp", "theirs_stamp"), [(120, 130), (80, 90)])
