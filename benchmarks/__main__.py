@@ -12,7 +12,7 @@ import time
 import traceback
 from pathlib import Path
 
-from benchmarks import delta, update
+from benchmarks import delta, join, three_way, update
 from benchmarks.documents import Case, make_cases
 from benchmarks.import_time import ImportTiming, measure_imports
 from benchmarks.report import TARGET_CASE, Row, render, to_json, write_json
@@ -37,8 +37,20 @@ def _check(comparison: Comparison) -> tuple[tuple[str, ...], str | None]:
 
 def run_case(case: Case, config: TimingConfig, *, progress: bool = False) -> list[Row]:
     """Check, then time, every comparison of one case."""
+    comparisons = [
+        *delta.comparisons(case),
+        *update.comparisons(case),
+        *three_way.comparisons(case),
+    ]
+    return run_comparisons(case.label, comparisons, config, progress=progress)
+
+
+def run_comparisons(
+    label: str, comparisons: list[Comparison], config: TimingConfig, *, progress: bool = False
+) -> list[Row]:
+    """Check, then time, each comparison; ``label`` is the case or section of the rows."""
     rows: list[Row] = []
-    for comparison in [*delta.comparisons(case), *update.comparisons(case)]:
+    for comparison in comparisons:
         problems, error = _check(comparison)
         ours: Measurement | None = None
         peer: Measurement | None = None
@@ -49,7 +61,7 @@ def run_case(case: Case, config: TimingConfig, *, progress: bool = False) -> lis
                 error = _error(exc)
         rows.append(
             Row(
-                case=case.label,
+                case=label,
                 group=comparison.group,
                 operation=comparison.operation,
                 ours_timed=comparison.ours.name,
@@ -65,7 +77,7 @@ def run_case(case: Case, config: TimingConfig, *, progress: bool = False) -> lis
         if progress:
             status = "ok" if not problems and error is None else "FAILED"
             print(
-                f"  {case.label}: {comparison.operation} vs {comparison.peer_label}: {status}",
+                f"  {label}: {comparison.operation} vs {comparison.peer_label}: {status}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -105,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     config = SMOKE if args.smoke else FULL
     cases = make_cases()
+    joins = join.make_input()
+    notes = {case.label: three_way.notes(case) for case in cases}
+    notes[join.LABEL] = join.notes(joins)
     # Everything built so far lives for the whole run: keep it out of every collection, so a
     # collection costs the same whatever happened to be imported.
     gc.collect()
@@ -112,17 +127,20 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for case in cases:
         rows.extend(run_case(case, config, progress=not args.smoke))
+    rows.extend(
+        run_comparisons(join.LABEL, join.comparisons(joins), config, progress=not args.smoke)
+    )
     imports: ImportTiming | None = None
     import_error: str | None = None
     try:
         imports = measure_imports(runs=3 if args.smoke else 11)
     except Exception as exc:
         import_error = _error(exc)
-    print(render(cases, rows, imports, config, smoke=args.smoke))
+    print(render(cases, rows, imports, config, smoke=args.smoke, notes=notes))
     if args.profile:
         print(profile(next(case for case in cases if case.label == TARGET_CASE)))
     if args.json is not None:
-        write_json(args.json, to_json(cases, rows, imports, config, smoke=args.smoke))
+        write_json(args.json, to_json(cases, rows, imports, config, smoke=args.smoke, notes=notes))
         print(f"\nresults written to {args.json}")
     failed = [row for row in rows if row.status != "ok"]
     if import_error is not None:

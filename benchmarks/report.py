@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from benchmarks.import_time import BASELINE, SHADOWSYNC, ImportTiming
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
     from pathlib import Path
 
     from benchmarks.documents import Case
@@ -102,6 +103,12 @@ def case_heading(case: Case) -> str:
     )
 
 
+def _other_labels(cases: list[Case], rows: list[Row]) -> list[str]:
+    """Row labels that are not cases (benchmarks with inputs of their own), in row order."""
+    known = {case.label for case in cases}
+    return list(dict.fromkeys(row.case for row in rows if row.case not in known))
+
+
 def render(
     cases: list[Case],
     rows: list[Row],
@@ -109,8 +116,13 @@ def render(
     config: TimingConfig,
     *,
     smoke: bool,
+    notes: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
-    """The human-readable report."""
+    """The human-readable report.
+
+    Rows are grouped by case; rows whose label is not a case get a section of their own after
+    the cases. ``notes`` holds lines printed under the heading of a case or section label.
+    """
     lines: list[str] = []
     loops = "1 call" if config.fixed_loops == 1 else "auto-ranged calls"
     lines.append(
@@ -120,21 +132,31 @@ def render(
     lines.append(f"Python {platform.python_version()} on {platform.platform(terse=True)}")
     op_width = max(len(row.operation) for row in rows) if rows else 20
     peer_width = max(len(row.peer_label) for row in rows) if rows else 12
-    for case in cases:
-        lines.append("")
-        lines.append(case_heading(case))
+    notes = notes or {}
+
+    def table(label: str) -> None:
+        lines.extend(f"  {note}" for note in notes.get(label, ()))
         lines.append(
             f"  {'operation':<{op_width}}  {'peer':<{peer_width}}  {'ours (µs)':>10}  "
             f"{'peer (µs)':>10}  {'ours/peer':>9}  check"
         )
         for row in rows:
-            if row.case != case.label:
+            if row.case != label:
                 continue
             ratio = "-" if row.ratio is None else f"{row.ratio:.2f}"
             lines.append(
                 f"  {row.operation:<{op_width}}  {row.peer_label:<{peer_width}}  "
                 f"{_us(row.ours):>10}  {_us(row.peer):>10}  {ratio:>9}  {row.status}"
             )
+
+    for case in cases:
+        lines.append("")
+        lines.append(case_heading(case))
+        table(case.label)
+    for label in _other_labels(cases, rows):
+        lines.append("")
+        lines.append(f"{label}:")
+        table(label)
     if imports is not None:
         lines.append("")
         lines.append(
@@ -196,6 +218,7 @@ def to_json(
     config: TimingConfig,
     *,
     smoke: bool,
+    notes: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Everything in the report, as plain JSON data."""
     return {
@@ -204,7 +227,7 @@ def to_json(
         "platform": platform.platform(),
         "versions": {
             name: _version(name)
-            for name in ("shadowsync", "moto", "deepdiff", "jsonpatch", "attrs")
+            for name in ("shadowsync", "moto", "deepdiff", "jsonpatch", "attrs", "pycrdt")
         },
         "timing": {
             "repeat": config.repeat,
@@ -225,6 +248,7 @@ def to_json(
             }
             for case in cases
         ],
+        "notes": {label: list(lines) for label, lines in (notes or {}).items()},
         "rows": [
             {
                 "case": row.case,

@@ -232,6 +232,27 @@ def json_equal(a: JSONValue, b: JSONValue) -> bool:
 
     ```
     """
+    if a is b:
+        return True
+    # Python's == settles inequality in C; equality needs care only because True == 1.
+    if a != b:
+        return False
+    kind = type(a)
+    if kind is not type(b):
+        # Mixed int/float compare by value; every other mix of types differs.
+        return (kind is int or kind is float) and (type(b) is int or type(b) is float)
+    if kind is not dict and kind is not list:
+        return True
+    try:
+        # marshal (format 2) tells True from 1 and 1 from 1.0: identical bytes, identical JSON.
+        if marshal.dumps(a, 2) == marshal.dumps(b, 2):
+            return True
+    except ValueError:  # not marshallable: decide structurally
+        pass
+    return _equal_structure(a, b)
+
+
+def _equal_structure(a: JSONValue, b: JSONValue) -> bool:
     kind = type(a)
     if kind is type(b):
         if kind is dict:
@@ -239,14 +260,13 @@ def json_equal(a: JSONValue, b: JSONValue) -> bool:
             if len(da) != len(db):
                 return False
             for key, value in da.items():
-                if key not in db or not json_equal(value, db[key]):
+                if key not in db or not _equal_structure(value, db[key]):
                     return False
             return True
         if kind is list:
             la, lb = cast("list[JSONValue]", a), cast("list[JSONValue]", b)
-            return len(la) == len(lb) and all(map(json_equal, la, lb))
+            return len(la) == len(lb) and all(map(_equal_structure, la, lb))
         return bool(a == b)
-    # Mixed int/float compare by value; every other mix of types differs.
     return (kind is int or kind is float) and (type(b) is int or type(b) is float) and a == b
 
 

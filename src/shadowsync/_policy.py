@@ -10,7 +10,8 @@ import attrs
 
 from shadowsync._json import describe
 from shadowsync.errors import InvalidArgumentError
-from shadowsync.rules import PathPattern, _cached_pattern
+from shadowsync.rules import PathPattern
+from shadowsync.rules._paths import _cached_pattern
 from shadowsync.strategies import (
     FieldMerge,
     LastWriterWins,

@@ -306,7 +306,7 @@ class StampedState:
     entries: Mapping[Path, StampedEntry] = attrs.field(
         factory=dict, converter=_canonical, repr=lambda entries: repr(dict(entries))
     )
-    """The entries by path (read-only), sorted by path, dominated ones dropped."""
+    """The entries by path (read-only); dominated ones dropped."""
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, StampedState):
@@ -393,12 +393,25 @@ class StampedState:
         return self._with(path, StampedEntry(stamp=stamp, deleted=True))
 
     def _with(self, path: Path, entry: StampedEntry) -> StampedState:
-        mine = self.entries.get(path)
+        entries = self.entries
+        mine = entries.get(path)
         if mine is not None and mine._rank >= entry._rank:
             return self
-        merged = dict(self.entries)
+        for end in range(1, len(path)):
+            ancestor = entries.get(path[:end])
+            if ancestor is not None and ancestor.stamp > entry.stamp:
+                return self  # hidden by a later write above it, as pruning would decide
+        # Only this path's own subtree can become dominated: prune it, keep the rest as is.
+        depth = len(path)
+        merged = {
+            p: e
+            for p, e in entries.items()
+            if not (len(p) > depth and p[:depth] == path and e.stamp < entry.stamp)
+        }
         merged[path] = entry
-        return _trusted(merged)
+        state = object.__new__(StampedState)
+        object.__setattr__(state, "entries", types.MappingProxyType(merged))
+        return state
 
     def join(self, other: StampedState) -> StampedState:
         """The least state that includes both: per path, the entry ranked higher.
@@ -469,7 +482,7 @@ class StampedState:
         ```
         """
         out: list[JSONValue] = []
-        for path, entry in self.entries.items():
+        for path, entry in sorted(self.entries.items()):
             item: list[JSONValue] = [list(path), str(entry.stamp)]
             if not entry.deleted:
                 item.append(copy_json(entry.value))
@@ -515,8 +528,10 @@ def _trusted(entries: dict[Path, StampedEntry]) -> StampedState:
     return state
 
 
-def _replay_order(item: tuple[Path, StampedEntry]) -> tuple[HLCStamp, Path]:
-    return item[1].stamp, item[0]
+def _replay_order(item: tuple[Path, StampedEntry]) -> tuple[int, int, str, Path]:
+    # Plain tuples sort in C; comparing HLCStamp objects would call Python per comparison.
+    stamp = item[1].stamp
+    return stamp.wall_ms, stamp.counter, stamp.node, item[0]
 
 
 def _entry(path: Path, value: object, stamp: object) -> StampedEntry:

@@ -1,0 +1,262 @@
+"""What a device reports back about a desired change, path by path: `Acknowledgement`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from shadowsync._json import JSONObject, describe, dumps_compact
+from shadowsync.errors import InvalidArgumentError
+from shadowsync.rules._model import (
+    InvalidAcknowledgementError,
+    Path,
+    Status,
+    _check_path,
+    _check_text,
+    _is_count,
+    _show,
+    _timestamp,
+)
+from shadowsync.rules._paths import _decode_pointer, _encode_pointer
+
+ACK_KEY = "$ack"
+"""The reported-state key suggested for an `Acknowledgement` (``reported["$ack"]``)."""
+
+
+@attrs.frozen(kw_only=True)
+class Rejection:
+    """A path an acknowledgement reports as rejected, with the first rule that refused it.
+
+    ```pycon
+    >>> Rejection(path=("door",), rule="transitions:door", reason="not allowed").pointer
+    '/door'
+
+    ```
+    """
+
+    path: Path = attrs.field(validator=lambda _i, _a, v: _check_path(v, "Rejection.path"))
+    rule: str = attrs.field(validator=lambda _i, _a, v: _check_text(v, "Rejection.rule"))
+    reason: str = attrs.field(validator=lambda _i, _a, v: _check_text(v, "Rejection.reason"))
+
+    @property
+    def pointer(self) -> str:
+        """The path as a JSON Pointer (RFC 6901), as in `Acknowledgement.to_dict`."""
+        return _encode_pointer(self.path)
+
+
+def _to_paths(value: Iterable[Sequence[str]]) -> tuple[Path, ...]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidArgumentError(f"expected a sequence of paths, got {describe(value)}")
+    return tuple(_check_path(tuple(p) if isinstance(p, list) else p, "a path") for p in value)
+
+
+def _to_rejections(value: Iterable[Rejection]) -> tuple[Rejection, ...]:
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise InvalidArgumentError(f"expected a sequence of Rejection, got {describe(value)}")
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, Rejection):
+            raise InvalidArgumentError(f"expected a Rejection, got {describe(item)}")
+    return items
+
+
+_ACK_KEYS = ("desiredVersion", "timestamp", "applied", "rejected", "pending")
+
+
+@attrs.frozen(kw_only=True)
+class Acknowledgement:
+    """What happened to each path of a desired change: applied, rejected (and why) or pending.
+
+    ``desired_version`` is the shadow version of the desired state being answered, so the cloud
+    can tell which request an acknowledgement is about. The JSON form (`to_dict`) is meant
+    for the device's reported state under `ACK_KEY` (``reported["$ack"]``):
+
+        {"desiredVersion": 7, "timestamp": 1700000000,
+         "applied": ["/mode"],
+         "rejected": [{"path": "/temperature", "rule": "range:temperature",
+                       "reason": "45 is greater than the maximum 30"}],
+         "pending": ["/firmware/version"]}
+
+    Paths are JSON Pointers (RFC 6901). Every key is always present and holds a scalar or an
+    array, so reporting a new acknowledgement replaces the previous one under the shadow's
+    deep merge instead of mixing with it. It counts towards the document size limit.
+
+    ```pycon
+    >>> ack = Acknowledgement(desired_version=7, timestamp=1700000000, applied=[("mode",)],
+    ...                       pending=[("firmware", "version")])
+    >>> ack.status(("mode",)), ack.status(("firmware", "version")), ack.status(("x",))
+    ('applied', 'pending', None)
+    >>> Acknowledgement.from_dict(ack.to_dict()) == ack
+    True
+
+    ```
+    """
+
+    desired_version: int = attrs.field()
+    timestamp: int = attrs.field(validator=_timestamp("Acknowledgement.timestamp"))
+    applied: tuple[Path, ...] = attrs.field(default=(), converter=_to_paths)
+    rejected: tuple[Rejection, ...] = attrs.field(default=(), converter=_to_rejections)
+    pending: tuple[Path, ...] = attrs.field(default=(), converter=_to_paths)
+
+    @desired_version.validator
+    def _check_version(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not _is_count(value):
+            raise InvalidArgumentError(
+                f"Acknowledgement.desired_version must be a non-negative int, got {describe(value)}"
+            )
+
+    def __attrs_post_init__(self) -> None:
+        seen: set[Path] = set()
+        for path in (*self.applied, *(r.path for r in self.rejected), *self.pending):
+            if path in seen:
+                raise InvalidArgumentError(
+                    f"path {_encode_pointer(path)} is listed more than once in the acknowledgement"
+                )
+            seen.add(path)
+
+    def status(self, path: Sequence[str]) -> Status | None:
+        """``"applied"``, ``"rejected"``, ``"pending"``, or ``None`` for a path not listed."""
+        key = tuple(path)
+        if key in self.applied:
+            return "applied"
+        if any(rejection.path == key for rejection in self.rejected):
+            return "rejected"
+        if key in self.pending:
+            return "pending"
+        return None
+
+    def mark_pending(self, *paths: Sequence[str]) -> Acknowledgement:
+        """A copy with applied ``paths`` moved to pending (accepted, not yet in effect).
+
+        ```pycon
+        >>> ack = Acknowledgement(desired_version=3, timestamp=0, applied=[("door",)])
+        >>> ack.mark_pending(("door",)).pending
+        (('door',),)
+
+        ```
+        """
+        moving = self._take(paths, self.applied, "applied")
+        return attrs.evolve(
+            self,
+            applied=[p for p in self.applied if p not in moving],
+            pending=[*self.pending, *moving],
+        )
+
+    def mark_applied(self, *paths: Sequence[str]) -> Acknowledgement:
+        """A copy with pending ``paths`` moved to applied (now in effect).
+
+        ```pycon
+        >>> ack = Acknowledgement(desired_version=3, timestamp=0, pending=[("door",)])
+        >>> ack.mark_applied(("door",)).applied
+        (('door',),)
+
+        ```
+        """
+        moving = self._take(paths, self.pending, "pending")
+        return attrs.evolve(
+            self,
+            pending=[p for p in self.pending if p not in moving],
+            applied=[*self.applied, *moving],
+        )
+
+    def _take(
+        self, paths: tuple[Sequence[str], ...], group: tuple[Path, ...], name: str
+    ) -> list[Path]:
+        moving = [tuple(path) for path in paths]
+        for path in moving:
+            if path not in group:
+                raise InvalidArgumentError(f"path {_encode_pointer(path)} is not {name}")
+        return moving
+
+    def to_dict(self) -> JSONObject:
+        """The JSON form (see the class docstring), ready for ``reported["$ack"]``."""
+        return {
+            "desiredVersion": self.desired_version,
+            "timestamp": self.timestamp,
+            "applied": [_encode_pointer(path) for path in self.applied],
+            "rejected": [
+                {"path": r.pointer, "rule": r.rule, "reason": r.reason} for r in self.rejected
+            ],
+            "pending": [_encode_pointer(path) for path in self.pending],
+        }
+
+    def to_json(self) -> str:
+        """The JSON form as compact text."""
+        return dumps_compact(self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Acknowledgement:
+        """Read and validate the JSON form, for example ``document.reported["$ack"]``.
+
+        Raises `InvalidAcknowledgementError` naming the offending key.
+        """
+
+        def fail(where: str, problem: str) -> InvalidAcknowledgementError:
+            return InvalidAcknowledgementError(f"acknowledgement{where}: {problem}")
+
+        if not isinstance(data, Mapping):
+            raise fail("", f"expected an object, got {_show(data)}")
+        for key in data:
+            if key not in _ACK_KEYS:
+                raise fail(f".{key}", f"unknown key (allowed: {', '.join(_ACK_KEYS)})")
+        for key in ("desiredVersion", "timestamp"):
+            if key not in data:
+                raise fail(f".{key}", "missing required key")
+            if not _is_count(data[key]):
+                raise fail(f".{key}", f"expected a non-negative integer, got {_show(data[key])}")
+
+        def items(key: str) -> list[Any]:
+            value = data.get(key, [])
+            if not isinstance(value, list):
+                raise fail(f".{key}", f"expected an array, got {_show(value)}")
+            return value
+
+        def pointer(where: str, value: object) -> Path:
+            path = _decode_pointer(value) if isinstance(value, str) else None
+            if path is None:
+                raise fail(where, f'expected a JSON Pointer such as "/mode", got {_show(value)}')
+            return path
+
+        applied = [pointer(f".applied[{i}]", v) for i, v in enumerate(items("applied"))]
+        pending = [pointer(f".pending[{i}]", v) for i, v in enumerate(items("pending"))]
+        rejected = []
+        for i, entry in enumerate(items("rejected")):
+            where = f".rejected[{i}]"
+            if not isinstance(entry, Mapping) or set(entry) != {"path", "rule", "reason"}:
+                raise fail(
+                    where, f"expected an object with path, rule and reason, got {_show(entry)}"
+                )
+            for key in ("rule", "reason"):
+                if not isinstance(entry[key], str) or not entry[key]:
+                    raise fail(
+                        f"{where}.{key}", f"expected a non-empty string, got {_show(entry[key])}"
+                    )
+            rejected.append(
+                Rejection(
+                    path=pointer(f"{where}.path", entry["path"]),
+                    rule=entry["rule"],
+                    reason=entry["reason"],
+                )
+            )
+        try:
+            return cls(
+                desired_version=data["desiredVersion"],
+                timestamp=data["timestamp"],
+                applied=applied,
+                rejected=rejected,
+                pending=pending,
+            )
+        except InvalidArgumentError as err:
+            raise fail("", str(err)) from None
+
+    @classmethod
+    def from_json(cls, data: str | bytes) -> Acknowledgement:
+        """Read and validate the JSON form from text or UTF-8 bytes."""
+        try:
+            parsed = json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise InvalidAcknowledgementError(f"acknowledgement: not JSON ({exc})") from None
+        return cls.from_dict(parsed)

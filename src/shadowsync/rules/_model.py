@@ -1,0 +1,165 @@
+"""The vocabulary the rules share: type aliases, errors, the MISSING and DELETED sentinels, and
+small checks."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
+
+from shadowsync._json import describe, dumps_compact
+from shadowsync.errors import InvalidArgumentError, InvalidDocumentError
+
+if TYPE_CHECKING:
+    import attrs
+
+Section: TypeAlias = Literal["desired", "reported"]
+Status: TypeAlias = Literal["applied", "rejected", "pending"]
+Path: TypeAlias = tuple[str, ...]
+
+_SECTIONS = ("desired", "reported")
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+class RuleConfigError(InvalidArgumentError):
+    """A rule or rule set is configured wrongly, in Python or in a declarative config.
+
+    The message starts with where the problem is: ``rules[2].min`` for the ``min`` key of the
+    third rule of a config, ``Range.minimum`` for an argument of a rule built in Python.
+    ``index`` and ``key`` carry the same information for programs.
+
+    ```pycon
+    >>> from shadowsync.rules import RuleSet
+    >>> try:
+    ...     RuleSet.from_dict({"rules": [{"type": "range", "path": "t", "min": "10"}]})
+    ... except RuleConfigError as err:
+    ...     print(err, err.index, err.key)
+    rules[0].min: expected a finite number, got "10" 0 min
+
+    ```
+    """
+
+    def __init__(
+        self, problem: str, *, index: int | None = None, key: str | None = None, owner: str = ""
+    ) -> None:
+        self.problem = problem
+        self.index = index
+        self.key = key
+        self.owner = owner
+        where = f"rules[{index}]" if index is not None else owner
+        if key is not None:
+            where = f"{where}.{key}" if where else key
+        super().__init__(f"{where}: {problem}" if where else problem)
+
+    def located(self, *, index: int | None, key: str | None) -> RuleConfigError:
+        """The same problem, reported at a config location instead of a Python argument."""
+        return RuleConfigError(self.problem, index=index, key=key, owner="rule")
+
+
+class InvalidAcknowledgementError(InvalidDocumentError):
+    """An acknowledgement read back from a reported document is malformed.
+
+    ```pycon
+    >>> from shadowsync.rules import Acknowledgement
+    >>> try:
+    ...     Acknowledgement.from_dict({"desiredVersion": -1, "timestamp": 0})
+    ... except InvalidAcknowledgementError as err:
+    ...     print(err)
+    acknowledgement.desiredVersion: expected a non-negative integer, got -1
+
+    ```
+    """
+
+
+# -- sentinels ---------------------------------------------------------------------------------
+
+
+class _Missing(enum.Enum):
+    MISSING = "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+class _Deleted(enum.Enum):
+    DELETED = "DELETED"
+
+    def __repr__(self) -> str:
+        return "DELETED"
+
+
+MISSING = _Missing.MISSING
+"""The old value of a `Change` that creates a key (there was no value before)."""
+
+DELETED = _Deleted.DELETED
+"""The new value of a `Change` that deletes a key."""
+
+
+# -- small shared checks -------------------------------------------------------------------------
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """A value as JSON text for messages, shortened when long."""
+    if value is MISSING or value is DELETED:
+        return repr(value)
+    try:
+        text = dumps_compact(value)
+    except (TypeError, ValueError, RecursionError):
+        return describe(value, limit)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_path(value: object, what: str) -> Path:
+    if isinstance(value, tuple) and all(isinstance(part, str) for part in value) and value:
+        return cast("Path", value)
+    raise InvalidArgumentError(
+        f"{what} must be a non-empty tuple of str keys, got {describe(value)}"
+    )
+
+
+def _check_text(value: object, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidArgumentError(f"{what} must be a non-empty str, got {describe(value)}")
+    return value
+
+
+def _optional_name(value: object, what: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidArgumentError(f"{what} must be a str or None, got {describe(value)}")
+    return value
+
+
+def _timestamp(what: str) -> Callable[[Any, Any, Any], None]:
+    def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not _is_count(value):
+            raise InvalidArgumentError(
+                f"{what} must be a non-negative int (epoch seconds), got {describe(value)}"
+            )
+
+    return check
