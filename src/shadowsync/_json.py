@@ -127,22 +127,22 @@ class _BadValue(Exception):
         self.path: list[str | int] = []
 
 
-def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -> JSONValue:
+def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -> Any:
     """Copy ``value`` as plain JSON; ``null_error`` is the message for a null (None: allowed)."""
     kind = type(value)
     if kind is str:
         if not value.isascii():
             _check_utf8(value)
-        return cast("JSONValue", value)
+        return value
     if kind is int:
         if value.bit_length() > _INT_BITS_CHECK:
             _check_int_digits(value)
-        return cast("JSONValue", value)
+        return value
     if kind is bool:
-        return cast("JSONValue", value)
+        return value
     if kind is float:
-        if math.isfinite(value):
-            return cast("JSONValue", value)
+        if _isfinite(value):
+            return value
         raise _BadValue(INVALID_JSON, f"{value!r} is not a JSON number")
     if value is None:
         if null_error is None:
@@ -151,11 +151,24 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
     if kind is dict or kind is list or kind is tuple or isinstance(value, Mapping):
         if depth > max_depth:
             raise _BadValue(NESTING_MESSAGE.format(depth=max_depth), f"level {depth} is too deep")
+        # Plain leaves are checked inline: a call per leaf would dominate validation.
         if kind is list or kind is tuple:
             items: list[JSONValue] = []
             for index, item in enumerate(value):
                 leaf = type(item)
-                if (leaf is str and item.isascii()) or leaf is bool:
+                if leaf is str:
+                    if item.isascii():
+                        items.append(item)
+                        continue
+                elif leaf is int:
+                    if item.bit_length() <= _INT_BITS_CHECK:
+                        items.append(item)
+                        continue
+                elif leaf is float:
+                    if _isfinite(item):
+                        items.append(item)
+                        continue
+                elif leaf is bool:
                     items.append(item)
                     continue
                 try:
@@ -169,16 +182,24 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
         for key, item in value.items():
             if type(key) is not str:
                 if not isinstance(key, str):
-                    raise _BadValue(INVALID_JSON, f"object key {key!r} is not a string")
+                    raise _BadValue(INVALID_JSON, f"object key {describe(key)} is not a string")
                 key = str(key)
             if not key.isascii():
                 _check_utf8(key)
-            # Plain leaves inline: one call per leaf would dominate the cost of validation.
             leaf = type(item)
-            if (leaf is str and item.isascii()) or leaf is bool:
-                out[key] = item
-                continue
-            if leaf is int and item.bit_length() <= _INT_BITS_CHECK:
+            if leaf is str:
+                if item.isascii():
+                    out[key] = item
+                    continue
+            elif leaf is int:
+                if item.bit_length() <= _INT_BITS_CHECK:
+                    out[key] = item
+                    continue
+            elif leaf is float:
+                if _isfinite(item):
+                    out[key] = item
+                    continue
+            elif leaf is bool:
                 out[key] = item
                 continue
             try:
@@ -197,6 +218,9 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
     if isinstance(value, str):
         return _normalize(str(value), depth, max_depth, null_error)
     raise _BadValue(INVALID_JSON, f"{type(value).__name__} is not a JSON type")
+
+
+_isfinite = math.isfinite
 
 
 # Ints this large may exceed the interpreter's int <-> str digit limit (4300 by default).
