@@ -87,6 +87,23 @@ def describe(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def kind_phrase(value: object) -> str:
+    """The JSON type of ``value`` as a phrase for messages (``"a string"``, ``"null"``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, tuple)):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
 def format_path(parts: list[str | int] | tuple[str | int, ...]) -> str:
     """Render a path such as ``desired.lights[2].color`` for error messages."""
     out = ""

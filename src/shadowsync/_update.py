@@ -18,6 +18,7 @@ from shadowsync._json import (
     decode_payload,
     describe,
     encoded_size,
+    kind_phrase,
     normalize_section,
 )
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
@@ -90,7 +91,7 @@ class UpdateRequest:
         if not isinstance(body, Mapping):
             raise InvalidRequestError(
                 INVALID_JSON,
-                detail=f"the request must be a JSON object, got {_json_type(body)}",
+                detail=f"the request must be a JSON object, got {kind_phrase(body)}",
             )
         client_token = _client_token(body, limits)
         try:
@@ -107,7 +108,7 @@ class UpdateRequest:
         if "version" in body and (type(version) is not int or not 0 <= version < 2**63):
             raise InvalidRequestError(
                 "Invalid version",
-                detail=f"version must be a non-negative integer, got {_json_type(version)}",
+                detail=f"version must be a non-negative integer, got {kind_phrase(version)}",
             )
         if "state" not in body:
             raise InvalidRequestError("Missing required node: state")
@@ -116,7 +117,7 @@ class UpdateRequest:
             return cls(clear=True, version=version, client_token=client_token)
         if not isinstance(state, Mapping):
             raise InvalidRequestError(
-                "State node must be an object", detail=f"state is {_json_type(state)}"
+                "State node must be an object", detail=f"state is {kind_phrase(state)}"
             )
         for key in state:
             if key not in ("desired", "reported"):
@@ -126,7 +127,7 @@ class UpdateRequest:
             if value is not None and not isinstance(value, Mapping):
                 raise InvalidRequestError(
                     f"{name.capitalize()} node must be an object",
-                    detail=f"{name} is {_json_type(value)}",
+                    detail=f"{name} is {kind_phrase(value)}",
                 )
         sections: dict[str, SectionPatch] = {}
         for name in ("desired", "reported"):
@@ -177,7 +178,7 @@ def _client_token(body: Mapping[str, Any], limits: ShadowLimits) -> str | None:
     token = body["clientToken"]
     if not isinstance(token, str):
         raise InvalidRequestError(
-            "Invalid clientToken", detail=f"clientToken must be a string, got {_json_type(token)}"
+            "Invalid clientToken", detail=f"clientToken must be a string, got {kind_phrase(token)}"
         )
     try:
         size = len(token.encode("utf-8"))
@@ -191,22 +192,6 @@ def _client_token(body: Mapping[str, Any], limits: ShadowLimits) -> str | None:
             detail=f"clientToken is {size} bytes; the limit is {limits.max_client_token_bytes}",
         )
     return str(token)
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return f"a {type(value).__name__}"
 
 
 @attrs.frozen(kw_only=True)

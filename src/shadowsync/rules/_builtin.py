@@ -10,11 +10,11 @@ from typing import Any, ClassVar, cast
 
 import attrs
 
-from shadowsync._json import JSONValue, copy_json, describe, json_equal
+from shadowsync._json import JSONValue, copy_json, describe, json_equal, kind_phrase
 from shadowsync._json import _BadValue as _BadJSON
 from shadowsync._json import _normalize as _normalize_json
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
-from shadowsync.rules._model import DELETED, MISSING, RuleConfigError, _is_number, _json_kind, _show
+from shadowsync.rules._model import DELETED, MISSING, RuleConfigError, _is_number, _show
 from shadowsync.rules._paths import PathLike, PathPattern, _pattern_for
 from shadowsync.rules._rule import Change, Violation
 from shadowsync.rules._semver import SemanticVersion, _semver_problem
@@ -293,7 +293,7 @@ class TypeIs:
         if _has_json_type(value, self.json_type):
             return None
         article = "an" if self.json_type[0] in "aeiou" else "a"
-        reason = f"{_show(value)} is {_json_kind(value)}, expected {article} {self.json_type}"
+        reason = f"{_show(value)} is {kind_phrase(value)}, expected {article} {self.json_type}"
         return Violation.of(self.name, change, reason)
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,13 +4,14 @@ small checks."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 from shadowsync._json import describe, dumps_compact
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import attrs
 
 Section: TypeAlias = Literal["desired", "reported"]
@@ -109,22 +110,6 @@ def _show(value: object, limit: int = 60) -> str:
     except (TypeError, ValueError, RecursionError):
         return describe(value, limit)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _json_kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return f"a {type(value).__name__}"
 
 
 def _is_number(value: object) -> bool:

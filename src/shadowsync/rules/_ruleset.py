@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import attrs
 
-from shadowsync._json import JSONObject, JSONValue, copy_json, describe, json_equal
+from shadowsync._json import JSONObject, JSONValue, copy_json, describe, json_equal, kind_phrase
 from shadowsync._json import _BadValue as _BadJSON
 from shadowsync._json import _normalize as _normalize_json
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
@@ -24,7 +24,6 @@ from shadowsync.rules._model import (
     RuleConfigError,
     Section,
     _is_count,
-    _json_kind,
     _Missing,
     _show,
 )
@@ -85,7 +84,7 @@ class RuleOutcome:
 
 def _section_copy(value: object, what: str) -> JSONObject:
     if not isinstance(value, Mapping):
-        raise InvalidArgumentError(f"{what} must be a JSON object, got {_json_kind(value)}")
+        raise InvalidArgumentError(f"{what} must be a JSON object, got {kind_phrase(value)}")
     try:
         result = _normalize_json(
             value, 1, MAX_CONFIGURABLE_DEPTH, "null is not a value in a section (leave the key out)"

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from shadowsync._json import describe
+from shadowsync._json import describe, kind_phrase
 from shadowsync.errors import InvalidArgumentError
-from shadowsync.rules._model import _is_count, _json_kind, _show
+from shadowsync.rules._model import _is_count, _show
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -155,7 +155,7 @@ class SemanticVersion:
 
 def _semver_problem(value: object) -> str | None:
     if not isinstance(value, str):
-        return f"{_show(value)} is {_json_kind(value)}, not a semantic version string"
+        return f"{_show(value)} is {kind_phrase(value)}, not a semantic version string"
     if len(value) > _MAX_VERSION_LENGTH:
         return f"{_show(value)} is longer than {_MAX_VERSION_LENGTH} characters"
     if _SEMVER.fullmatch(value) is None:
