@@ -32,7 +32,7 @@ from shadowsync.errors import (
 )
 
 if TYPE_CHECKING:
-    from shadowsync import rules, strategies
+    from shadowsync import rules, stores, strategies
     from shadowsync._clocks import (
         ClockSkewError,
         HLCStamp,
@@ -51,6 +51,15 @@ if TYPE_CHECKING:
         stamps_from_metadata,
     )
     from shadowsync._policy import PolicyConfigError, PolicyRule, ResolutionPolicy
+    from shadowsync._queue import (
+        DropRecord,
+        Intent,
+        OfflineQueue,
+        PutResult,
+        QueueLimits,
+        QueueStats,
+        ReplayBatch,
+    )
     from shadowsync._stamped import StampedEntry, StampedState
     from shadowsync._versioning import (
         Causality,
@@ -65,6 +74,19 @@ if TYPE_CHECKING:
 _LAZY = {
     "rules": "shadowsync.rules",
     "strategies": "shadowsync.strategies",
+    "stores": "shadowsync.stores",
+    **dict.fromkeys(
+        (
+            "DropRecord",
+            "Intent",
+            "OfflineQueue",
+            "PutResult",
+            "QueueLimits",
+            "QueueStats",
+            "ReplayBatch",
+        ),
+        "shadowsync._queue",
+    ),
     **dict.fromkeys(
         ("ClockSkewError", "HLCStamp", "HybridLogicalClock", "Ordering", "VectorClock"),
         "shadowsync._clocks",
@@ -117,18 +139,25 @@ __all__ = [
     "ConflictRecord",
     "ConflictReport",
     "DEFAULT_LIMITS",
+    "DropRecord",
     "HLCStamp",
     "HybridLogicalClock",
+    "Intent",
     "InvalidRequestError",
     "JSONObject",
     "JSONValue",
     "MergeResult",
     "MessageClass",
+    "OfflineQueue",
     "Ordering",
     "PathChange",
     "PayloadTooLargeError",
     "PolicyConfigError",
     "PolicyRule",
+    "PutResult",
+    "QueueLimits",
+    "QueueStats",
+    "ReplayBatch",
     "ResolutionPolicy",
     "ReviewItem",
     "ShadowDocument",
@@ -156,6 +185,7 @@ __all__ = [
     "merge",
     "rules",
     "stamps_from_metadata",
+    "stores",
     "strategies",
     "topics",
     "__version__",

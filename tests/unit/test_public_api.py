@@ -17,6 +17,7 @@ import pytest
 
 import shadowsync
 import shadowsync.errors
+import shadowsync.stores
 import shadowsync.testing
 import shadowsync.topics
 
@@ -71,6 +72,14 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "rules",
         "stamps_from_metadata",
         "strategies",
+        "DropRecord",
+        "Intent",
+        "OfflineQueue",
+        "PutResult",
+        "QueueLimits",
+        "QueueStats",
+        "ReplayBatch",
+        "stores",
     },
     "shadowsync.errors": {
         "ForbiddenError",
@@ -109,6 +118,15 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "InMemoryShadowService",
         "ManualClock",
         "VERSION_RETENTION_SECONDS",
+    },
+    "shadowsync.stores": {
+        "CacheEntry",
+        "MemoryStore",
+        "SQLiteStore",
+        "Store",
+        "StoreCorruptError",
+        "StoreError",
+        "StoreSchemaError",
     },
 }
 

@@ -1,0 +1,673 @@
+"""Where a device keeps its offline queue and its shadow cache: in memory, or in SQLite.
+
+A `Store` is a durable log of `shadowsync.OfflineQueue` intents plus a small cache
+of the last known document and the last synced base of each shadow (for three-way merges after
+a reconnect). `SQLiteStore` is the embedded default for device agents; it uses only the
+standard library's `sqlite3`. `MemoryStore` behaves the same without a disk, for tests and for
+devices that have none.
+
+```pycon
+>>> import os, tempfile
+>>> from shadowsync.stores import SQLiteStore
+>>> directory = tempfile.TemporaryDirectory()
+>>> path = os.path.join(directory.name, "device.db")
+>>> with SQLiteStore(path) as store:
+...     store.put_cache("lamp", None, document={"state": {}, "version": 3}, base={"on": True})
+>>> with SQLiteStore(path) as store:  # opened again, e.g. after a reboot
+...     store.get_cache("lamp", None).base
+{'on': True}
+>>> directory.cleanup()
+
+```
+
+SQLite details: the database runs in WAL mode with ``synchronous=FULL``, so a transaction that
+has committed survives a crash of the process and, on storage that honours ``fsync``, a loss of
+power; every write is one transaction. Opening a file runs ``PRAGMA integrity_check`` and
+checks the schema version: a damaged file raises `StoreCorruptError`, a file written by a newer
+shadowsync raises `StoreSchemaError`, and no raw `sqlite3` error escapes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from shadowsync._clocks import HLCStamp
+from shadowsync._json import JSONObject, canonical_json, describe, dumps_compact
+from shadowsync._limits import DEFAULT_LIMITS
+from shadowsync._queue import Intent
+from shadowsync.errors import InvalidArgumentError, ShadowSyncError
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+__all__ = [
+    "CacheEntry",
+    "MemoryStore",
+    "SQLiteStore",
+    "Store",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreSchemaError",
+]
+
+_SCHEMA_VERSION = 1
+"""The schema version this release writes (and the newest it reads)."""
+
+_MAX_CACHE_DEPTH = 64
+
+
+class StoreError(ShadowSyncError):
+    """A store cannot be opened, read or written (or is closed)."""
+
+
+class StoreCorruptError(StoreError):
+    """A store's file is damaged, or is not a database at all."""
+
+
+class StoreSchemaError(StoreError):
+    """A store's file has a schema this release does not read (newer, or not shadowsync's)."""
+
+
+@attrs.frozen(kw_only=True)
+class CacheEntry:
+    """What a store remembers about one shadow.
+
+    ``document`` is the last known shadow document (a GetThingShadow body); ``base`` is the
+    state both sides last agreed on, the base of the next three-way merge. Either may be
+    ``None``. Both are plain JSON, yours to change.
+    """
+
+    thing_name: str
+    """The thing."""
+    shadow_name: str | None
+    """The named shadow, or ``None`` for the classic shadow."""
+    document: JSONObject | None
+    """The last known shadow document, or ``None``."""
+    base: JSONObject | None
+    """The last synced base, or ``None``."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable storage for an offline queue and a shadow cache.
+
+    ``append`` assigns increasing seqs and returns only when the intent is durable; ``remove``
+    and ``append``'s own ``remove`` are atomic with it. ``intents`` lists what is stored in
+    seq order, with the seqs it assigned. Implementations must be safe to call from several
+    threads.
+    """
+
+    def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:
+        """Store ``intent`` (its ``seq`` is ignored), remove ``remove``, atomically; the new seq."""
+        ...
+
+    def remove(self, seqs: Iterable[int]) -> None:
+        """Remove intents by seq, atomically (unknown seqs are ignored)."""
+        ...
+
+    def intents(self) -> list[Intent]:
+        """Every stored intent in seq order, each carrying its seq."""
+        ...
+
+    def put_cache(
+        self,
+        thing_name: str,
+        shadow_name: str | None,
+        *,
+        document: Mapping[str, Any] | None,
+        base: Mapping[str, Any] | None,
+    ) -> None:
+        """Remember the last known document and the last synced base of a shadow."""
+        ...
+
+    def get_cache(self, thing_name: str, shadow_name: str | None) -> CacheEntry | None:
+        """What was last remembered about a shadow, or ``None``."""
+        ...
+
+    def delete_cache(self, thing_name: str, shadow_name: str | None) -> None:
+        """Forget a shadow's cache entry (after the shadow was deleted)."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; later calls raise `StoreError`. Closing twice is harmless."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding shared by both stores
+# --------------------------------------------------------------------------------------------
+
+
+def _check_names(thing_name: object, shadow_name: object) -> tuple[str, str | None]:
+    thing = DEFAULT_LIMITS.check_thing_name(thing_name)
+    shadow = None if shadow_name is None else DEFAULT_LIMITS.check_shadow_name(shadow_name)
+    return thing, shadow
+
+
+def _check_json(value: object, where: str, depth: int = 0) -> None:
+    """Plain JSON only: what `json.dumps` writes and `json.loads` reads back unchanged."""
+    if depth > _MAX_CACHE_DEPTH:
+        raise InvalidArgumentError(f"{where} nests more than {_MAX_CACHE_DEPTH} levels")
+    if value is None or type(value) in (bool, int):
+        return
+    if type(value) is float:
+        if not math.isfinite(value):
+            raise InvalidArgumentError(f"{where} holds {value!r}, which is not JSON")
+        return
+    if type(value) is str:
+        _check_text(value, where)
+        return
+    if type(value) is list:
+        for index, item in enumerate(value):
+            _check_json(item, f"{where}[{index}]", depth + 1)
+        return
+    if type(value) is dict:
+        for key, member in value.items():
+            if type(key) is not str:
+                raise InvalidArgumentError(f"{where} has a key that is not a str: {describe(key)}")
+            _check_text(key, where)
+            _check_json(member, f"{where}.{key}", depth + 1)
+        return
+    raise InvalidArgumentError(f"{where} holds a {type(value).__name__}, which is not JSON")
+
+
+def _check_text(text: str, where: str) -> None:
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidArgumentError(f"{where} holds a lone surrogate (not UTF-8)") from None
+
+
+def _encode_cache(value: object, where: str) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping) and type(value) is not dict:
+        value = dict(value)
+    if type(value) is not dict:
+        raise InvalidArgumentError(
+            f"{where} must be a JSON object or None, got {type(value).__name__}"
+        )
+    _check_json(value, where)
+    return canonical_json(value)
+
+
+def _decode_cache(text: str | None) -> JSONObject | None:
+    if text is None:
+        return None
+    value = json.loads(text)
+    if type(value) is not dict:
+        raise ValueError("not an object")
+    return value
+
+
+def _encode_intent(intent: Intent) -> tuple[str, str | None, str, str, str, int, str]:
+    return (
+        intent.thing_name,
+        intent.shadow_name,
+        intent.kind,
+        dumps_compact(list(intent.path)),
+        dumps_compact(intent.value),
+        intent.created_at,
+        str(intent.stamp),
+    )
+
+
+def _decode_intent(seq: int, row: tuple[Any, ...]) -> Intent:
+    thing_name, shadow_name, kind, path, value, created_at, stamp = row
+    return Intent(
+        thing_name=thing_name,
+        shadow_name=shadow_name,
+        kind=kind,
+        path=tuple(json.loads(path)),
+        value=json.loads(value),
+        created_at=created_at,
+        stamp=HLCStamp.parse(stamp),
+        seq=seq,
+    )
+
+
+def _check_intent(intent: object) -> Intent:
+    if not isinstance(intent, Intent):
+        raise InvalidArgumentError(f"append takes an Intent, got {type(intent).__name__}")
+    return intent
+
+
+def _check_seqs(seqs: Iterable[int]) -> list[int]:
+    try:
+        items = list(seqs)
+    except TypeError:
+        raise InvalidArgumentError(
+            f"seqs must be an iterable of ints, got {type(seqs).__name__}"
+        ) from None
+    for seq in items:
+        if type(seq) is not int or seq < 0:
+            raise InvalidArgumentError(f"a seq must be a non-negative int, got {describe(seq)}")
+    return items
+
+
+# --------------------------------------------------------------------------------------------
+# Memory
+# --------------------------------------------------------------------------------------------
+
+
+class MemoryStore:
+    """A `Store` in memory: the same behaviour as `SQLiteStore`, gone when the process ends.
+
+    It keeps private copies: what goes in and what comes out share nothing mutable.
+
+    ```pycon
+    >>> from shadowsync import HLCStamp
+    >>> from shadowsync._queue import Intent
+    >>> store = MemoryStore()
+    >>> stamp = HLCStamp(wall_ms=1, counter=0, node="d")
+    >>> store.append(Intent(thing_name="t", shadow_name=None, kind="report", path=("a",),
+    ...                     value=1, created_at=0, stamp=stamp))
+    1
+    >>> [intent.seq for intent in store.intents()]
+    [1]
+
+    ```
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._intents: dict[int, Intent] = {}
+        self._cache: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
+        self._last_seq = 0
+        self._closed = False
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:
+        """Store ``intent`` and remove ``remove`` in one step; return the new seq."""
+        _check_intent(intent)
+        gone = _check_seqs(remove)
+        with self._lock:
+            self._check_open()
+            self._last_seq += 1
+            self._intents[self._last_seq] = intent._queued(self._last_seq)
+            for seq in gone:
+                self._intents.pop(seq, None)
+            return self._last_seq
+
+    def remove(self, seqs: Iterable[int]) -> None:
+        """Remove intents by seq (unknown seqs are ignored)."""
+        gone = _check_seqs(seqs)
+        with self._lock:
+            self._check_open()
+            for seq in gone:
+                self._intents.pop(seq, None)
+
+    def intents(self) -> list[Intent]:
+        """Every stored intent in seq order."""
+        with self._lock:
+            self._check_open()
+            stored = sorted(self._intents.items())
+        return [intent._queued(seq) for seq, intent in stored]
+
+    def put_cache(
+        self,
+        thing_name: str,
+        shadow_name: str | None,
+        *,
+        document: Mapping[str, Any] | None,
+        base: Mapping[str, Any] | None,
+    ) -> None:
+        """Remember a shadow's last known document and last synced base."""
+        key = _check_names(thing_name, shadow_name)
+        entry = (_encode_cache(document, "document"), _encode_cache(base, "base"))
+        with self._lock:
+            self._check_open()
+            self._cache[key] = entry
+
+    def get_cache(self, thing_name: str, shadow_name: str | None) -> CacheEntry | None:
+        """A shadow's cache entry, or ``None``."""
+        key = _check_names(thing_name, shadow_name)
+        with self._lock:
+            self._check_open()
+            entry = self._cache.get(key)
+        if entry is None:
+            return None
+        return CacheEntry(
+            thing_name=key[0],
+            shadow_name=key[1],
+            document=_decode_cache(entry[0]),
+            base=_decode_cache(entry[1]),
+        )
+
+    def delete_cache(self, thing_name: str, shadow_name: str | None) -> None:
+        """Forget a shadow's cache entry."""
+        key = _check_names(thing_name, shadow_name)
+        with self._lock:
+            self._check_open()
+            self._cache.pop(key, None)
+
+    def close(self) -> None:
+        """Close the store; later calls raise `StoreError`."""
+        with self._lock:
+            self._closed = True
+
+    def __enter__(self) -> MemoryStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# SQLite
+# --------------------------------------------------------------------------------------------
+
+_CORRUPTION = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+
+
+def _is_corruption(exc: sqlite3.Error) -> bool:
+    """Whether SQLite says the file is damaged or not a database (not busy, not missing)."""
+    name = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+    if name is not None:
+        return str(name).startswith(_CORRUPTION)
+    text = str(exc)
+    return "not a database" in text or "malformed" in text or "corrupt" in text
+
+
+_SCHEMA = (
+    "CREATE TABLE shadowsync_schema (version INTEGER NOT NULL)",
+    "CREATE TABLE intents ("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " thing_name TEXT NOT NULL,"
+    " shadow_name TEXT,"
+    " kind TEXT NOT NULL,"
+    " path TEXT NOT NULL,"
+    " value TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " stamp TEXT NOT NULL)",
+    "CREATE TABLE shadow_cache ("
+    " thing_name TEXT NOT NULL,"
+    " shadow_name TEXT NOT NULL,"  # '' for the classic shadow: NULLs never match in a key
+    " document TEXT,"
+    " base TEXT,"
+    " PRIMARY KEY (thing_name, shadow_name)) WITHOUT ROWID",
+)
+_TABLES = {"shadowsync_schema", "intents", "shadow_cache"}
+
+
+class SQLiteStore:
+    """A `Store` in a SQLite file: WAL, ``synchronous=FULL``, schema version, integrity check.
+
+    ``path`` is created with the current schema if it does not exist. Opening an existing file
+    checks it first: `StoreCorruptError` if it is damaged or not a database,
+    `StoreSchemaError` if it was written by a newer shadowsync or belongs to something else.
+    One connection serves every thread, guarded by a lock. Use it as a context manager, or call
+    `close`.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidArgumentError(f"path must be a str or a path, got {type(path).__name__}")
+        self._path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(
+                self._path, timeout=timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {self._path!r}: {exc}") from None
+        try:
+            self._open(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
+    def _fail(self, exc: sqlite3.Error, doing: str) -> StoreError:
+        if _is_corruption(exc):
+            return StoreCorruptError(f"the store {self._path!r} is damaged ({doing}): {exc}")
+        return StoreError(f"cannot {doing} the store {self._path!r}: {exc}")
+
+    def _open(self, conn: sqlite3.Connection) -> None:
+        try:
+            problems = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "check") from None
+        if problems != ["ok"]:
+            shown = "; ".join(str(problem) for problem in problems[:5])
+            raise StoreCorruptError(f"the store {self._path!r} failed its integrity check: {shown}")
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() not in ("wal", "memory"):
+                raise StoreError(f"the store {self._path!r} cannot use WAL (journal mode {mode})")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._check_schema(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._fail(exc, "open") from None
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        tables = {
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        if not tables:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+            conn.execute("INSERT INTO shadowsync_schema (version) VALUES (?)", (_SCHEMA_VERSION,))
+            return
+        if "shadowsync_schema" not in tables:
+            raise StoreSchemaError(
+                f"{self._path!r} is a SQLite database but not a shadowsync store "
+                f"(tables: {', '.join(sorted(tables))})"
+            )
+        rows = conn.execute("SELECT version FROM shadowsync_schema").fetchall()
+        if len(rows) != 1 or type(rows[0][0]) is not int or rows[0][0] < 1:
+            raise StoreCorruptError(
+                f"the store {self._path!r} has an unreadable schema version: {rows[:3]!r}"
+            )
+        version = rows[0][0]
+        if version > _SCHEMA_VERSION:
+            raise StoreSchemaError(
+                f"the store {self._path!r} has schema version {version}, written by a newer "
+                f"shadowsync; this one reads version {_SCHEMA_VERSION} (upgrade shadowsync)"
+            )
+        if not tables >= _TABLES:
+            raise StoreCorruptError(
+                f"the store {self._path!r} lacks the tables {', '.join(sorted(_TABLES - tables))}"
+            )
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"the store {self._path!r} is closed")
+        return self._conn
+
+    def _write(
+        self,
+        doing: str,
+        insert: tuple[str, tuple[Any, ...]] | None = None,
+        delete: tuple[str, list[tuple[Any, ...]]] | None = None,
+    ) -> int | None:
+        """Run an insert and a batch of deletes in one immediate transaction; the new rowid."""
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    rowid = None
+                    if insert is not None:
+                        rowid = conn.execute(*insert).lastrowid
+                    if delete is not None:
+                        conn.executemany(*delete)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise self._fail(exc, doing) from None
+            return rowid
+
+    def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:
+        """Store ``intent`` and remove ``remove`` in one transaction; return the new seq.
+
+        The transaction is committed with ``synchronous=FULL`` before this returns.
+        """
+        row = _encode_intent(_check_intent(intent))
+        gone = _check_seqs(remove)
+        seq = self._write(
+            "append to",
+            insert=(
+                "INSERT INTO intents (thing_name, shadow_name, kind, path, value, created_at,"
+                " stamp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                row,
+            ),
+            delete=("DELETE FROM intents WHERE seq = ?", [(seq,) for seq in gone])
+            if gone
+            else None,
+        )
+        assert seq is not None
+        return seq
+
+    def remove(self, seqs: Iterable[int]) -> None:
+        """Remove intents by seq in one transaction (unknown seqs are ignored)."""
+        gone = _check_seqs(seqs)
+        if gone:
+            self._write(
+                "remove from",
+                delete=("DELETE FROM intents WHERE seq = ?", [(seq,) for seq in gone]),
+            )
+
+    def _read(self, doing: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            conn = self._connection()
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._fail(exc, doing) from None
+
+    def intents(self) -> list[Intent]:
+        """Every stored intent in seq order."""
+        rows = self._read(
+            "read",
+            "SELECT seq, thing_name, shadow_name, kind, path, value, created_at, stamp"
+            " FROM intents ORDER BY seq",
+        )
+        out = []
+        for seq, *row in rows:
+            try:
+                out.append(_decode_intent(seq, tuple(row)))
+            except (ShadowSyncError, ValueError, TypeError) as exc:
+                raise StoreCorruptError(
+                    f"the store {self._path!r} holds an unreadable intent (seq {seq}): {exc}"
+                ) from None
+        return out
+
+    def put_cache(
+        self,
+        thing_name: str,
+        shadow_name: str | None,
+        *,
+        document: Mapping[str, Any] | None,
+        base: Mapping[str, Any] | None,
+    ) -> None:
+        """Remember a shadow's last known document and last synced base (one transaction)."""
+        thing, shadow = _check_names(thing_name, shadow_name)
+        row = (
+            thing,
+            shadow or "",
+            _encode_cache(document, "document"),
+            _encode_cache(base, "base"),
+        )
+        self._write(
+            "write the cache of",
+            insert=(
+                "INSERT OR REPLACE INTO shadow_cache (thing_name, shadow_name, document, base)"
+                " VALUES (?, ?, ?, ?)",
+                row,
+            ),
+        )
+
+    def get_cache(self, thing_name: str, shadow_name: str | None) -> CacheEntry | None:
+        """A shadow's cache entry, or ``None``."""
+        thing, shadow = _check_names(thing_name, shadow_name)
+        rows = self._read(
+            "read the cache of",
+            "SELECT document, base FROM shadow_cache WHERE thing_name = ? AND shadow_name = ?",
+            (thing, shadow or ""),
+        )
+        if not rows:
+            return None
+        try:
+            return CacheEntry(
+                thing_name=thing,
+                shadow_name=shadow,
+                document=_decode_cache(rows[0][0]),
+                base=_decode_cache(rows[0][1]),
+            )
+        except (ValueError, TypeError) as exc:
+            raise StoreCorruptError(
+                f"the store {self._path!r} holds an unreadable cache entry for {thing}: {exc}"
+            ) from None
+
+    def delete_cache(self, thing_name: str, shadow_name: str | None) -> None:
+        """Forget a shadow's cache entry."""
+        thing, shadow = _check_names(thing_name, shadow_name)
+        self._write(
+            "write the cache of",
+            delete=(
+                "DELETE FROM shadow_cache WHERE thing_name = ? AND shadow_name = ?",
+                [(thing, shadow or "")],
+            ),
+        )
+
+    def close(self) -> None:
+        """Close the connection; later calls raise `StoreError`. Closing twice is harmless."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except sqlite3.Error as exc:
+                raise self._fail(exc, "close") from None
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._conn is None else "open"
+        return f"SQLiteStore({self._path!r}, {state})"

@@ -1,0 +1,505 @@
+"""The stores: the same behaviour in memory and in SQLite, durability details of the SQLite file,
+and clear errors for damaged, foreign or newer files."""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from shadowsync import HLCStamp
+from shadowsync._queue import Intent
+from shadowsync.errors import InvalidArgumentError, InvalidNameError, ShadowSyncError
+from shadowsync.stores import (
+    CacheEntry,
+    MemoryStore,
+    SQLiteStore,
+    Store,
+    StoreCorruptError,
+    StoreError,
+    StoreSchemaError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from shadowsync._json import JSONValue
+
+
+def _intent(
+    value: JSONValue = 1,
+    *,
+    path: tuple[str, ...] = ("a",),
+    shadow: str | None = None,
+    ms: int = 1_700_000_000_000,
+) -> Intent:
+    return Intent(
+        thing_name="lamp",
+        shadow_name=shadow,
+        kind="report",
+        path=path,
+        value=value,
+        created_at=ms // 1000,
+        stamp=HLCStamp(wall_ms=ms, counter=0, node="lamp"),
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """A factory for stores of one kind: every call reopens the same file, or for memory
+    returns the same store (a memory store lives as long as its object, so "reopening" it
+    means a new reader of the same object, as after an agent restarts its queue)."""
+    opened: list[Store] = []
+
+    def make() -> Store:
+        store: Store
+        if request.param == "memory":
+            store = opened[0] if opened else MemoryStore()
+        else:
+            store = SQLiteStore(tmp_path / "store.db")
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def test_both_stores_implement_the_protocol(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "s.db") as sqlite_store, MemoryStore() as memory_store:
+        assert isinstance(sqlite_store, Store)
+        assert isinstance(memory_store, Store)
+
+
+# --- intents ---
+
+
+def test_append_returns_increasing_seqs_and_intents_come_back_in_order(
+    make_store: Callable[[], Store],
+) -> None:
+    store = make_store()
+    seqs = [store.append(_intent(n, path=(f"k{n}",))) for n in range(5)]
+    assert seqs == [1, 2, 3, 4, 5]
+    stored = store.intents()
+    assert [intent.seq for intent in stored] == seqs
+    assert [intent.value for intent in stored] == [0, 1, 2, 3, 4]
+
+
+def test_an_intent_comes_back_equal_with_its_seq(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    values: list[JSONValue] = [
+        None,
+        {"b": None, "c": [1, 2.5, "x"], "d": {"e": True}},
+        -0.0,
+        10**30,
+        1.0,
+        '日本 \u00e9 "quoted" \\ ',
+        [],
+        {},
+    ]
+    original = [_intent(value, path=("a", str(n)), shadow="cfg") for n, value in enumerate(values)]
+    for intent in original:
+        store.append(intent)
+    for n, (before, after) in enumerate(zip(original, store.intents(), strict=True), start=1):
+        assert after.seq == n
+        assert after == Intent(
+            thing_name=before.thing_name,
+            shadow_name=before.shadow_name,
+            kind=before.kind,
+            path=before.path,
+            value=before.value,
+            created_at=before.created_at,
+            stamp=before.stamp,
+            seq=n,
+        )
+        assert type(after.value) is type(before.value)
+    assert math.copysign(1, store.intents()[2].value) == -1  # type: ignore[arg-type]
+
+
+def test_intents_are_copies(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    store.append(_intent({"b": [1]}))
+    value = store.intents()[0].value
+    assert isinstance(value, dict)
+    inner = value["b"]
+    assert isinstance(inner, list)
+    inner.append(2)
+    assert store.intents()[0].value == {"b": [1]}
+
+
+def test_remove_deletes_by_seq_and_ignores_unknown_seqs(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    for n in range(4):
+        store.append(_intent(n))
+    store.remove([2, 4, 99])
+    store.remove([])
+    assert [intent.seq for intent in store.intents()] == [1, 3]
+
+
+def test_append_removes_atomically_with_the_new_intent(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    store.append(_intent(1))
+    store.append(_intent(2))
+    assert store.append(_intent(3), remove=[1, 2]) == 3
+    assert [intent.seq for intent in store.intents()] == [3]
+
+
+def test_seqs_never_repeat_even_after_the_newest_was_removed(
+    make_store: Callable[[], Store],
+) -> None:
+    store = make_store()
+    store.append(_intent(1))
+    store.append(_intent(2))
+    store.remove([2])
+    assert store.append(_intent(3)) == 3
+
+
+def test_intents_and_seqs_survive_a_reopen(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    store.append(_intent(1))
+    store.append(_intent(2, shadow="cfg"))
+    store.remove([1])
+    if isinstance(store, SQLiteStore):
+        store.close()
+    reopened = make_store()
+    assert [(intent.seq, intent.value) for intent in reopened.intents()] == [(2, 2)]
+    assert reopened.append(_intent(3)) == 3
+
+
+@pytest.mark.parametrize(
+    ("call", "error"),
+    [
+        (lambda store: store.append("not an intent"), InvalidArgumentError),
+        (lambda store: store.append(_intent(), remove=[1.5]), InvalidArgumentError),
+        (lambda store: store.append(_intent(), remove=3), InvalidArgumentError),
+        (lambda store: store.remove([-1]), InvalidArgumentError),
+        (lambda store: store.remove(["1"]), InvalidArgumentError),
+        (lambda store: store.remove(None), InvalidArgumentError),
+    ],
+)
+def test_bad_arguments_raise_shadowsync_errors(
+    make_store: Callable[[], Store], call: Callable[[Any], object], error: type[Exception]
+) -> None:
+    store = make_store()
+    with pytest.raises(error):
+        call(store)
+    assert store.intents() == []
+
+
+def test_concurrent_appends_from_threads_get_distinct_seqs(
+    make_store: Callable[[], Store],
+) -> None:
+    store = make_store()
+    seqs: list[int] = []
+    lock = threading.Lock()
+
+    def work(offset: int) -> None:
+        for n in range(25):
+            seq = store.append(_intent(offset + n))
+            with lock:
+                seqs.append(seq)
+
+    threads = [threading.Thread(target=work, args=(100 * n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(seqs) == list(range(1, 101))
+    assert [intent.seq for intent in store.intents()] == list(range(1, 101))
+
+
+# --- the shadow cache ---
+
+
+def test_the_cache_keeps_document_and_base_per_shadow(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    document: dict[str, Any] = {"state": {"reported": {"on": True}}, "version": 7, "timestamp": 1}
+    store.put_cache("lamp", None, document=document, base={"on": True})
+    store.put_cache("lamp", "cfg", document=None, base={"mode": "eco", "ratio": 1.0})
+    assert store.get_cache("lamp", None) == CacheEntry(
+        thing_name="lamp", shadow_name=None, document=document, base={"on": True}
+    )
+    named = store.get_cache("lamp", "cfg")
+    assert named is not None
+    assert named.document is None
+    assert named.base == {"mode": "eco", "ratio": 1.0}
+    assert type(named.base["ratio"]) is float
+    assert store.get_cache("pump", None) is None
+
+
+def test_put_cache_replaces_and_delete_cache_forgets(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    store.put_cache("lamp", None, document={"version": 1}, base=None)
+    store.put_cache("lamp", None, document={"version": 2}, base={})
+    entry = store.get_cache("lamp", None)
+    assert entry is not None
+    assert entry.document == {"version": 2}
+    assert entry.base == {}
+    store.delete_cache("lamp", None)
+    store.delete_cache("lamp", None)
+    assert store.get_cache("lamp", None) is None
+
+
+def test_the_cache_returns_copies(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    base: dict[str, Any] = {"a": [1]}
+    store.put_cache("lamp", None, document=None, base=base)
+    base["a"].append(2)
+    entry = store.get_cache("lamp", None)
+    assert entry is not None
+    assert entry.base == {"a": [1]}
+    assert entry.base is not None
+    entry.base["a"].append(3)  # type: ignore[union-attr]
+    again = store.get_cache("lamp", None)
+    assert again is not None
+    assert again.base == {"a": [1]}
+
+
+def test_the_cache_survives_a_reopen(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    store.put_cache("lamp", "cfg", document={"version": 3}, base={"x": 1})
+    if isinstance(store, SQLiteStore):
+        store.close()
+    entry = make_store().get_cache("lamp", "cfg")
+    assert entry is not None
+    assert entry.document == {"version": 3}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"x": math.nan},
+        {"x": math.inf},
+        {1: "non-string key"},
+        {"x": {1, 2}},
+        {"x": "\ud800"},
+        {"\udfff": 1},
+        {"x": b"bytes"},
+        ["not", "an", "object"],
+        "text",
+    ],
+)
+def test_the_cache_takes_only_json_objects(make_store: Callable[[], Store], bad: Any) -> None:
+    store = make_store()
+    with pytest.raises(InvalidArgumentError):
+        store.put_cache("lamp", None, document=bad, base=None)
+    with pytest.raises(InvalidArgumentError):
+        store.put_cache("lamp", None, document=None, base=bad)
+    assert store.get_cache("lamp", None) is None
+
+
+def test_the_cache_refuses_absurd_nesting(make_store: Callable[[], Store]) -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(100):
+        node["a"] = {}
+        node = node["a"]
+    with pytest.raises(InvalidArgumentError, match="nests more than"):
+        make_store().put_cache("lamp", None, document=deep, base=None)
+
+
+@pytest.mark.parametrize(
+    ("thing", "shadow"), [("bad name", None), ("", None), ("lamp", "bad/name"), (3, None)]
+)
+def test_cache_names_follow_the_aws_rules(
+    make_store: Callable[[], Store], thing: Any, shadow: Any
+) -> None:
+    store = make_store()
+    with pytest.raises(InvalidNameError):
+        store.put_cache(thing, shadow, document=None, base=None)
+    with pytest.raises(InvalidNameError):
+        store.get_cache(thing, shadow)
+
+
+# --- closing ---
+
+
+def test_a_closed_store_refuses_every_call(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    store.close()
+    store.close()
+    calls: list[Callable[[], object]] = [
+        lambda: store.append(_intent()),
+        lambda: store.remove([1]),
+        store.intents,
+        lambda: store.put_cache("lamp", None, document=None, base=None),
+        lambda: store.get_cache("lamp", None),
+        lambda: store.delete_cache("lamp", None),
+    ]
+    for call in calls:
+        with pytest.raises(StoreError, match="closed"):
+            call()
+
+
+def test_stores_are_context_managers(tmp_path: Path) -> None:
+    with SQLiteStore(tmp_path / "s.db") as store:
+        store.append(_intent())
+    with pytest.raises(StoreError):
+        store.intents()
+    with MemoryStore() as memory:
+        memory.append(_intent())
+    with pytest.raises(StoreError):
+        memory.intents()
+
+
+# --- SQLite specifics ---
+
+
+def test_sqlite_uses_wal_and_full_synchronous_writes(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.append(_intent())
+        connection = store._connection()
+        assert connection.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.path == str(path)
+        assert "open" in repr(store)
+    raw = sqlite3.connect(path)
+    try:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("SELECT version FROM shadowsync_schema").fetchall() == [(1,)]
+    finally:
+        raw.close()
+
+
+def test_sqlite_creates_the_file_on_first_open(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    assert not path.exists()
+    SQLiteStore(str(path)).close()
+    assert path.exists()
+    SQLiteStore(path).close()  # and opens it again without complaint
+
+
+def _raw(path: Path, *statements: str) -> None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        for statement in statements:
+            connection.execute(statement)
+    finally:
+        connection.close()
+
+
+def test_a_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    _raw(path, "UPDATE shadowsync_schema SET version = 2")
+    with pytest.raises(StoreSchemaError, match=r"schema version 2.*newer shadowsync") as info:
+        SQLiteStore(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE shadowsync_schema SET version = 'one'",
+        "UPDATE shadowsync_schema SET version = 0",
+        "DELETE FROM shadowsync_schema",
+        "INSERT INTO shadowsync_schema VALUES (1)",
+        "DROP TABLE intents",
+    ],
+)
+def test_a_damaged_schema_is_reported_as_corrupt(tmp_path: Path, statement: str) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    _raw(path, statement)
+    with pytest.raises(StoreCorruptError, match=r"s\.db"):
+        SQLiteStore(path)
+
+
+def test_a_foreign_sqlite_database_is_not_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    _raw(path, "CREATE TABLE customers (id INTEGER)")
+    with pytest.raises(StoreSchemaError, match="not a shadowsync store"):
+        SQLiteStore(path)
+    _raw(path, "INSERT INTO customers VALUES (1)")  # left untouched and usable
+
+
+def test_a_file_of_garbage_is_reported_as_corrupt_naming_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not a database at all " * 200)
+    with pytest.raises(StoreCorruptError) as info:
+        SQLiteStore(path)
+    assert str(path) in str(info.value)
+    assert not isinstance(info.value.__cause__, sqlite3.Error)
+
+
+def test_garbage_inside_a_real_store_fails_the_integrity_check(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        for n in range(300):
+            store.append(_intent({"payload": "x" * 100, "n": n}, path=(f"k{n}",)))
+    data = bytearray(path.read_bytes())
+    page = 4096
+    assert len(data) > 6 * page
+    # Scribble over a b-tree page in the middle of the file, leaving the header intact.
+    data[3 * page : 3 * page + 200] = bytes(range(200))
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreCorruptError, match=r"s\.db") as info:
+        SQLiteStore(path)
+    assert isinstance(info.value, ShadowSyncError)
+
+
+def test_a_truncated_header_is_reported_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as store:
+        store.append(_intent())
+    path.write_bytes(path.read_bytes()[:50])
+    with pytest.raises(StoreCorruptError):
+        SQLiteStore(path)
+
+
+def test_an_unreadable_row_is_reported_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    _raw(
+        path,
+        "INSERT INTO intents (thing_name, shadow_name, kind, path, value, created_at, stamp)"
+        " VALUES ('lamp', NULL, 'report', '[\"a\"]', '{not json', 1, 'stamp')",
+    )
+    with SQLiteStore(path) as store, pytest.raises(StoreCorruptError, match="seq 1"):
+        store.intents()
+
+
+def test_an_unreadable_cache_entry_is_reported_as_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    SQLiteStore(path).close()
+    _raw(path, "INSERT INTO shadow_cache VALUES ('lamp', '', '[1]', NULL)")
+    with SQLiteStore(path) as store, pytest.raises(StoreCorruptError, match="cache entry"):
+        store.get_cache("lamp", None)
+
+
+def test_a_path_that_cannot_be_opened_raises_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError) as info:
+        SQLiteStore(tmp_path / "missing-dir" / "s.db")
+    assert not isinstance(info.value, StoreCorruptError)
+    with pytest.raises(StoreError):
+        SQLiteStore(tmp_path)  # a directory
+    with pytest.raises(InvalidArgumentError):
+        SQLiteStore(42)  # type: ignore[arg-type]
+
+
+def test_a_locked_database_raises_a_store_error_not_a_sqlite_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path, timeout=0.05) as store:
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN EXCLUSIVE")
+            with pytest.raises(StoreError, match="cannot append to") as info:
+                store.append(_intent())
+            assert not isinstance(info.value, StoreCorruptError)
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert store.append(_intent()) == 1  # the failed append left nothing behind
+
+
+def test_the_schema_is_created_once_even_when_opened_twice_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with SQLiteStore(path) as first, SQLiteStore(path) as second:
+        first.append(_intent(1))
+        second.append(_intent(2))
+        assert [intent.value for intent in first.intents()] == [1, 2]
