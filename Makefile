@@ -35,9 +35,11 @@ docs: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+	$(PY) -m benchmarks.offline
 
 bench-smoke: $(STAMP)
 	$(PY) -m benchmarks --smoke
+	$(PY) -m benchmarks.offline --smoke
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache .hypothesis
