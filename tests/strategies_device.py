@@ -293,13 +293,9 @@ SESSION_DELAYS = (0.01, 0.1, 1.0, 5.0, 40.0, 600.0, 86_400.0, 8 * 86_400.0)
 def session_reports() -> st.SearchStrategy[JSONObject]:
     """A device report: a few owned keys set or deleted, sometimes a nested ``n.x``/``n.y``."""
     values: st.SearchStrategy[JSONValue] = st.none() | st.integers(0, 3)
-    flat = st.dictionaries(st.sampled_from(SESSION_REPORT_KEYS), values, max_size=2)
+    flat = st.dictionaries(st.sampled_from(SESSION_REPORT_KEYS), values, min_size=1, max_size=2)
     nested = st.dictionaries(st.sampled_from(("x", "y")), st.none() | st.integers(5, 6), max_size=2)
-    return st.builds(
-        lambda top, inner: {**top, **({"n": inner} if inner else {})},
-        flat,
-        nested,
-    ).filter(bool)
+    return st.builds(lambda top, inner: {**top, **({"n": inner} if inner else {})}, flat, nested)
 
 
 def session_desired() -> st.SearchStrategy[JSONObject]:

@@ -32,7 +32,7 @@ from shadowsync.errors import (
 )
 
 if TYPE_CHECKING:
-    from shadowsync import rules, stores, strategies
+    from shadowsync import events, rules, stores, strategies
     from shadowsync._clocks import (
         ClockSkewError,
         HLCStamp,
@@ -60,6 +60,15 @@ if TYPE_CHECKING:
         QueueStats,
         ReplayBatch,
     )
+    from shadowsync._session import (
+        Backoff,
+        SessionConfig,
+        SessionHealth,
+        SessionState,
+        SessionStateError,
+        ShadowSession,
+        Trigger,
+    )
     from shadowsync._stamped import StampedEntry, StampedState
     from shadowsync._versioning import (
         Causality,
@@ -75,6 +84,19 @@ _LAZY = {
     "rules": "shadowsync.rules",
     "strategies": "shadowsync.strategies",
     "stores": "shadowsync.stores",
+    "events": "shadowsync.events",
+    **dict.fromkeys(
+        (
+            "Backoff",
+            "SessionConfig",
+            "SessionHealth",
+            "SessionState",
+            "SessionStateError",
+            "ShadowSession",
+            "Trigger",
+        ),
+        "shadowsync._session",
+    ),
     **dict.fromkeys(
         (
             "DropRecord",
@@ -133,6 +155,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ABSENT",
+    "Backoff",
     "Causality",
     "ChangeClass",
     "ClockSkewError",
@@ -160,13 +183,19 @@ __all__ = [
     "ReplayBatch",
     "ResolutionPolicy",
     "ReviewItem",
+    "SessionConfig",
+    "SessionHealth",
+    "SessionState",
+    "SessionStateError",
     "ShadowDocument",
     "ShadowLimits",
     "ShadowNotFoundError",
     "ShadowRejectedError",
+    "ShadowSession",
     "ShadowSyncError",
     "StampedEntry",
     "StampedState",
+    "Trigger",
     "UpdateRequest",
     "UpdateResult",
     "VectorClock",
@@ -179,6 +208,7 @@ __all__ = [
     "classify_message",
     "compute_delta",
     "errors",
+    "events",
     "json_equal",
     "make_json_patch",
     "make_merge_patch",

@@ -42,7 +42,15 @@ from shadowsync.errors import (
     TopicError,
 )
 
-__all__ = ["Clock", "InMemoryShadowService", "ManualClock", "VERSION_RETENTION_SECONDS"]
+__all__ = [
+    "Clock",
+    "FaultInjector",
+    "Faults",
+    "InMemoryShadowService",
+    "LoopbackPair",
+    "ManualClock",
+    "VERSION_RETENTION_SECONDS",
+]
 
 Clock = Callable[[], float]
 """A source of epoch seconds, such as `time.time` or a `ManualClock`."""
@@ -331,3 +339,7 @@ def _decode_token(token: object) -> str:
         raise InvalidRequestError(
             "Invalid nextToken", detail="nextToken was not returned by this service"
         ) from None
+
+
+# The loopback pair builds on the service above (it imports this module), so it comes last.
+from shadowsync._loopback import FaultInjector, Faults, LoopbackPair  # noqa: E402

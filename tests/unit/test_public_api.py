@@ -17,6 +17,7 @@ import pytest
 
 import shadowsync
 import shadowsync.errors
+import shadowsync.events
 import shadowsync.stores
 import shadowsync.testing
 import shadowsync.topics
@@ -80,6 +81,14 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "QueueStats",
         "ReplayBatch",
         "stores",
+        "Backoff",
+        "SessionConfig",
+        "SessionHealth",
+        "SessionState",
+        "SessionStateError",
+        "ShadowSession",
+        "Trigger",
+        "events",
     },
     "shadowsync.errors": {
         "ForbiddenError",
@@ -115,9 +124,35 @@ EXPECTED_ALL: dict[str, set[str]] = {
     },
     "shadowsync.testing": {
         "Clock",
+        "FaultInjector",
+        "Faults",
         "InMemoryShadowService",
+        "LoopbackPair",
         "ManualClock",
         "VERSION_RETENTION_SECONDS",
+    },
+    "shadowsync.events": {
+        "AcknowledgementQueued",
+        "CacheReset",
+        "ConflictResolved",
+        "DeltaReceived",
+        "Dropped",
+        "Event",
+        "IntentsConfirmed",
+        "IntentsQueued",
+        "MessageIgnored",
+        "Output",
+        "Publish",
+        "RequestFailed",
+        "ReviewNeeded",
+        "SessionEvent",
+        "ShadowDeleted",
+        "SnapshotReceived",
+        "StateChanged",
+        "Subscribe",
+        "SyncCompleted",
+        "UpdateAccepted",
+        "UpdateRejected",
     },
     "shadowsync.stores": {
         "CacheEntry",
