@@ -12,11 +12,12 @@ import sys
 import textwrap
 from typing import Any, TextIO
 
-from shadowsync import compute_delta, make_json_patch, merge, topics
+from shadowsync import SessionConfig, compute_delta, make_json_patch, merge, topics
 from shadowsync.errors import ShadowRejectedError
+from shadowsync.events import ConflictResolved, Dropped
 from shadowsync.rules import RuleSet
 from shadowsync.strategies import LastWriterWins
-from shadowsync.testing import InMemoryShadowService, ManualClock
+from shadowsync.testing import Faults, InMemoryShadowService, LoopbackPair, ManualClock
 
 THING = "thermostat-42"
 
@@ -158,6 +159,45 @@ def run(out: TextIO = sys.stdout) -> None:
     for record in settled.report:
         say.say(f"{'.'.join(record.path):<10} {record.kind.value}: {record.reason}")
     say.show("merged", settled.merged)
+
+    say.section("A device session offline for three hours, over a lossy network")
+    pair = LoopbackPair(
+        "thermostat-42",
+        seed=7,
+        faults=Faults(drop=0.1, duplicate=0.1, reorder=0.2),
+        config=SessionConfig(auto_report=True),
+        rules=guards,
+    )
+    pair.connect()
+    pair.report({"mode": "heat", "temp_c": 20.0})
+    pair.cloud_update({"state": {"desired": {"target_c": 21}}})
+    pair.run_until_quiet()
+    say.show("in sync, reported", pair.service.get("thermostat-42")["state"]["reported"])
+    pair.disconnect()
+    mark = len(pair.events)
+    for hour in range(1, 4):
+        pair.report({"temp_c": 20 + hour / 2})
+        pair.advance(3600)
+    pair.report({"mode": "eco"})
+    say.say("offline: the device reported temp_c three times and mode=eco (queued durably);")
+    pair.cloud_update({"state": {"reported": {"mode": "away"}}})
+    pair.cloud_update({"state": {"desired": {"target_c": 35}}})
+    say.say("meanwhile the cloud wrote reported.mode=away and desired.target_c=35.")
+    pair.advance(3600)
+    pair.heal()
+    say.say(f"reconnected over faulty links; quiet again: {pair.run_until_quiet()}")
+    for event in pair.events[mark:]:
+        if isinstance(event, Dropped):
+            for drop in event.records:
+                why = " (a newer reading replaced it)" if drop.reason == "superseded" else ""
+                say.say(f"queue: {'.'.join(drop.intent.path)} {drop.reason}{why}")
+        if isinstance(event, ConflictResolved):
+            for record in event.report:
+                say.say(f"{'.'.join(record.path):<10} {record.strategy}: {record.reason}")
+    reported = pair.service.get("thermostat-42")["state"]["reported"]
+    say.show("reported now", {key: value for key, value in reported.items() if key != "$ack"})
+    say.show("acknowledgement", reported["$ack"]["rejected"])
+    say.say(f"device and cloud still differ on: {pair.differences() or 'nothing'}")
     print("\nDone. See docs/ for the semantics behind each step.", file=out)
 
 

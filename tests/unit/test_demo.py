@@ -21,3 +21,7 @@ def test_demo_runs_and_shows_each_step() -> None:
     assert "target_c   concurrent_modification: theirs written later (160)" in text
     assert 'firmware   business_rule_violation: "1.3.0" is a downgrade from "1.4.2"' in text
     assert 'merged: {"target_c": 23, "mode": "eco", "fan": "low", "firmware": "1.4.2"}' in text
+    assert "mode       owner_wins: device owns reported" in text
+    assert "target_c   rule:range:target_c: 35 is greater than the maximum 30" in text
+    assert 'reported now: {"mode": "eco", "temp_c": 21.5, "target_c": 21}' in text
+    assert "device and cloud still differ on: nothing" in text
