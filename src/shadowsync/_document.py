@@ -78,9 +78,9 @@ class ShadowDocument:
     reported_metadata: JSONObject = attrs.field(factory=dict, validator=_object)
     version: int = attrs.field(default=1, validator=_count("version"))
     timestamp: int = attrs.field(default=0, validator=_count("timestamp"))
-    # An upper bound on `size` known from how the document was built (None: not known). It
-    # lets an update skip re-serialising the whole document to check the size limit.
-    _size_bound: int | None = attrs.field(init=False, default=None, eq=False, repr=False)
+    # The exact `size`, when known from how the document was built (None: not known). An
+    # update derives its document's size from this one without serialising it again.
+    _known_size: int | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     @functools.cached_property
     def delta(self) -> JSONObject | None:
@@ -117,10 +117,13 @@ class ShadowDocument:
     @property
     def size(self) -> int:
         """Bytes counted against the size limit: compact UTF-8 JSON of desired + reported."""
-        return encoded_size(self._state(delta=False))
+        if self._known_size is None:
+            self._know_size(encoded_size(self._state(delta=False)))
+        assert self._known_size is not None
+        return self._known_size
 
-    def _bound_size(self, bound: int) -> None:
-        object.__setattr__(self, "_size_bound", bound)
+    def _know_size(self, size: int) -> None:
+        object.__setattr__(self, "_known_size", size)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ShadowDocument):
@@ -250,7 +253,7 @@ class ShadowDocument:
                 f"desired + reported is {size} bytes, "
                 f"over the {limits.max_document_bytes}-byte limit"
             )
-        document._bound_size(size)
+        document._know_size(size)
         return document
 
     @classmethod
