@@ -62,6 +62,25 @@ class ShadowLimits:
     max_shadow_name_length: int = attrs.field(default=64, validator=_positive_at_most(64))
     """Characters allowed in a shadow name (pattern ``[$a-zA-Z0-9:_-]+``)."""
 
+    def client_token_problem(self, token: object) -> str | None:
+        """Why ``token`` is not a valid ``clientToken`` (``None`` when it is one).
+
+        ```pycon
+        >>> ShadowLimits().client_token_problem("x" * 65)
+        'clientToken is 65 bytes; the limit is 64'
+
+        ```
+        """
+        if not isinstance(token, str):
+            return f"clientToken must be a string, got {type(token).__name__}"
+        try:
+            size = len(token.encode("utf-8"))
+        except UnicodeEncodeError:
+            return "clientToken is not UTF-8"
+        if size > self.max_client_token_bytes:
+            return f"clientToken is {size} bytes; the limit is {self.max_client_token_bytes}"
+        return None
+
     def check_thing_name(self, name: object) -> str:
         """Return ``name`` if it is a valid thing name, else raise `InvalidNameError`."""
         return _check_name(name, "thing", _THING_NAME, self.max_thing_name_length)

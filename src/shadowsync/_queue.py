@@ -1193,7 +1193,6 @@ class OfflineQueue:
         return tuple(batches)
 
     def _draw_tokens(self, token: Callable[[], str], count: int) -> list[str]:
-        limit = self._shadow_limits.max_client_token_bytes
         drawn: list[str] = []
         seen = set(self._batches)
         for _ in range(count):
@@ -1202,16 +1201,9 @@ class OfflineQueue:
                 raise InvalidArgumentError(
                     f"token() must return a non-empty str, got {describe(name)}"
                 )
-            try:
-                size = len(name.encode("utf-8"))
-            except UnicodeEncodeError:
-                raise InvalidArgumentError(
-                    f"token() returned {describe(name)}, not UTF-8"
-                ) from None
-            if size > limit:
-                raise InvalidArgumentError(
-                    f"token() returned a {size}-byte client token; the limit is {limit}"
-                )
+            problem = self._shadow_limits.client_token_problem(name)
+            if problem is not None:
+                raise InvalidArgumentError(f"token() returned {describe(name)}: {problem}")
             if name in seen:
                 raise InvalidArgumentError(
                     f"token() returned {describe(name)} twice; client tokens must be unique"

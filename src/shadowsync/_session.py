@@ -1046,17 +1046,9 @@ class ShadowSession:
         token = self._token()
         if not isinstance(token, str) or not token:
             raise InvalidArgumentError(f"the token factory returned {describe(token)}")
-        try:
-            size = len(token.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise InvalidArgumentError(
-                "the token factory returned text that is not UTF-8"
-            ) from None
-        if size > self._limits.max_client_token_bytes:
-            raise InvalidArgumentError(
-                f"client tokens are at most {self._limits.max_client_token_bytes} bytes; "
-                f"the token factory returned {size}"
-            )
+        problem = self._limits.client_token_problem(token)
+        if problem is not None:
+            raise InvalidArgumentError(f"the token factory returned {describe(token)}: {problem}")
         return token
 
     def _send_get(self, now: float, out: list[Event]) -> None:

@@ -176,17 +176,9 @@ def _client_token(body: Mapping[str, Any], limits: ShadowLimits) -> str | None:
         raise InvalidRequestError(
             "Invalid clientToken", detail=f"clientToken must be a string, got {kind_phrase(token)}"
         )
-    try:
-        size = len(token.encode("utf-8"))
-    except UnicodeEncodeError:
-        raise InvalidRequestError(
-            "Invalid clientToken", detail="clientToken is not UTF-8"
-        ) from None
-    if size > limits.max_client_token_bytes:
-        raise InvalidRequestError(
-            "Invalid clientToken",
-            detail=f"clientToken is {size} bytes; the limit is {limits.max_client_token_bytes}",
-        )
+    problem = limits.client_token_problem(token)
+    if problem is not None:
+        raise InvalidRequestError("Invalid clientToken", detail=problem)
     return str(token)
 
 

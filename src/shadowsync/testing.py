@@ -25,7 +25,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -293,7 +293,7 @@ class InMemoryShadowService:
                 out.append(reply("delta", result.delta))
             out.append(reply("documents", result.documents))
             return out
-        token = _request_token(payload)
+        token = _request_token(payload, self._limits)
         try:
             if parsed.operation == "get":
                 return [reply("accepted", self.get(thing, shadow, client_token=token))]
@@ -302,7 +302,7 @@ class InMemoryShadowService:
             return [reply("rejected", exc.with_context(client_token=token).to_rejected())]
 
 
-def _request_token(payload: object) -> str | None:
+def _request_token(payload: object, limits: ShadowLimits) -> str | None:
     """The clientToken of a get/delete request; AWS ignores the rest of the message."""
     if isinstance(payload, Mapping):
         body: object = payload
@@ -313,13 +313,8 @@ def _request_token(payload: object) -> str | None:
             return None
     if isinstance(body, Mapping):
         token = body.get("clientToken")
-        if isinstance(token, str):
-            try:
-                size = len(token.encode("utf-8"))
-            except UnicodeEncodeError:
-                return None
-            if size <= 64:
-                return token
+        if limits.client_token_problem(token) is None:
+            return cast("str", token)
     return None
 
 
