@@ -1,0 +1,73 @@
+"""The cloud side: a conflict resolver and a sync manager as pure functions over plain data.
+
+Everything here takes what a Lambda would read (the event or request, the current shadows,
+the shadows' history records, the device's policy and rules, the time) and returns what it
+would write and emit (the update to apply, the history record, EventBridge entries, CloudWatch
+metric data, the response body). Nothing here reads a clock or touches the network, so an
+adapter only moves bytes, and every decision can be tested and replayed.
+
+```pycon
+>>> from shadowsync import apply_update
+>>> from shadowsync.cloud import handle_delta_event
+>>> shadow = apply_update(None, {"state": {"desired": {"mode": "eco"},
+...                                        "reported": {"mode": "normal"}}},
+...                       timestamp=1700000000).document
+>>> decision = handle_delta_event({"thingName": "pump-7", "state": {"mode": "eco"},
+...                                "version": 1}, shadow, now=1700000001)
+>>> decision.decision, decision.reason
+('accept', 'pending: the device has yet to apply the desired state')
+
+```
+"""
+
+from __future__ import annotations
+
+# isort: off
+from shadowsync.cloud._requests import (
+    CLASSIC_SHADOW_NAME,
+    OPERATIONS,
+    CachedChange,
+    ConflictSummaryRequest,
+    HealthReportRequest,
+    OfflineSyncRequest,
+    Operation,
+    OperationError,
+    SyncCheckRequest,
+    SyncRequest,
+    parse_request,
+)
+from shadowsync.cloud._decision import ShadowDecision
+from shadowsync.cloud._delta_event import DeltaEvent, handle_delta_event
+from shadowsync.cloud._signals import (
+    EVENT_SOURCE,
+    EVENT_TYPES,
+    METRIC_NAMES,
+    METRIC_NAMESPACE,
+    EventType,
+    MetricName,
+)
+
+# isort: on
+
+__all__ = [
+    "CLASSIC_SHADOW_NAME",
+    "EVENT_SOURCE",
+    "EVENT_TYPES",
+    "METRIC_NAMES",
+    "METRIC_NAMESPACE",
+    "OPERATIONS",
+    "CachedChange",
+    "ConflictSummaryRequest",
+    "DeltaEvent",
+    "EventType",
+    "HealthReportRequest",
+    "MetricName",
+    "OfflineSyncRequest",
+    "Operation",
+    "OperationError",
+    "ShadowDecision",
+    "SyncCheckRequest",
+    "SyncRequest",
+    "handle_delta_event",
+    "parse_request",
+]

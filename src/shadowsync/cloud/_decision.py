@@ -1,0 +1,306 @@
+"""The end of every cloud-side decision: rules, the update, the history record, the signals."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from shadowsync._json import JSONObject, canonical_json, copy_object, json_equal
+from shadowsync._merge import ConflictRecord, ConflictReport, MergeResult, ReviewItem
+from shadowsync._update import apply_update
+from shadowsync.audit import ChangeType, Decision, HistoryRecord
+from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, place, pointer
+from shadowsync.cloud._requests import shadow_label
+from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
+from shadowsync.strategies import MISSING, ConflictKind, Severity
+
+if TYPE_CHECKING:
+    from shadowsync._document import ShadowDocument
+    from shadowsync.rules import Acknowledgement, RuleSet, Violation
+
+
+@attrs.frozen(kw_only=True)
+class ShadowDecision:
+    """What was decided about one shadow, and everything to write and emit.
+
+    `handle_delta_event` returns one per event, `offline_sync` one per shadow that a device's
+    cached changes touch. ``decision`` is ``accept`` (nothing to change), ``merge`` (an update
+    settles it), ``reject`` (a business rule refused a change) or ``review`` (conflicts are held
+    for a person; any other part is still settled).
+
+    ``update`` is the UpdateThingShadow request to send, with ``version`` for optimistic
+    locking so that it fails with 409 rather than overwrite a newer change, or None when the
+    shadow is left as it is. ``record`` is the history record to store once the update
+    succeeded (at once when there is no update): it describes the shadow as it will then be.
+    ``events`` are EventBridge entries and ``metrics`` CloudWatch metric data.
+    """
+
+    thing_name: str
+    shadow_name: str | None
+    decision: Decision
+    reason: str
+    update: JSONObject | None
+    record: HistoryRecord
+    report: ConflictReport
+    reviews: tuple[ReviewItem, ...]
+    acknowledgement: Acknowledgement | None
+    pending: tuple[Path, ...]
+    """The delta paths still pending once the update is applied."""
+    events: tuple[dict[str, Any], ...]
+    metrics: tuple[dict[str, Any], ...]
+    stale_event: bool = False
+    """True when a delta event's version was below the shadow's: it was judged on the newer
+    shadow."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The decision as a response body (with the seed's ``hasConflict`` and ``resolution``)."""
+        return {
+            "thingName": self.thing_name,
+            "shadowName": shadow_label(self.shadow_name),
+            "decision": self.decision,
+            "reason": self.reason,
+            "hasConflict": bool(self.report),
+            "resolution": self.decision if self.report else "none",
+            "conflicts": self.report.to_json(),
+            "reviews": [item.to_json() for item in self.reviews],
+            "update": self.update,
+            "pending": [pointer(p) for p in self.pending],
+            "staleEvent": self.stale_event,
+            "version": self.record.version,
+        }
+
+
+def same(a: Value, b: Value) -> bool:
+    """JSON equality where `MISSING` equals only itself."""
+    if a is MISSING or b is MISSING:
+        return a is b
+    return json_equal(a, b)
+
+
+def client_token(thing: str, shadow: str | None, version: int, state: JSONObject) -> str:
+    """A client token derived from the update, so a retried decision sends the same one."""
+    text = canonical_json([thing, shadow, version, state])
+    return "shadowsync-" + hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
+
+
+def _violation_record(
+    violation: Violation,
+    section: Literal["desired", "reported"],
+    in_force: JSONObject,
+    proposed: JSONObject,
+    base: dict[str, Any] | None,
+) -> ConflictRecord:
+    kept = lookup(in_force, violation.path)
+    return ConflictRecord(
+        path=violation.path,
+        section=section,
+        kind=ConflictKind.BUSINESS_RULE_VIOLATION,
+        severity=Severity.HIGH,
+        base=MISSING if base is None else lookup(base[section], violation.path),
+        ours=kept,
+        theirs=lookup(proposed, violation.path),
+        strategy=f"rule:{violation.rule}",
+        winner="ours",
+        value=kept,
+        reason=violation.reason,
+    )
+
+
+def conclude(
+    *,
+    thing_name: str,
+    shadow_name: str | None,
+    document: ShadowDocument | None,
+    section: Literal["desired", "reported"],
+    final: dict[Path, Value],
+    result: MergeResult,
+    rules: RuleSet | None,
+    now: int,
+    base: dict[str, Any] | None,
+    previous: HistoryRecord | str | None,
+    last: HistoryRecord | None,
+    event_bus: str | None,
+    details: dict[str, Any],
+    fast_forward: str,
+    stale_event: bool = False,
+) -> ShadowDecision:
+    """Judge ``final`` (path -> value settled for ``section``) and build the decision.
+
+    Rules judge every value still to be applied against the reported state in force: for
+    ``desired``, a pending desired value against the reported one; for ``reported``, a new
+    reported value against the current one. A refused value is replaced by the value in force.
+    """
+    label = shadow_label(shadow_name)
+    desired = document.desired if document is not None else {}
+    reported = document.reported if document is not None else {}
+    current = desired if section == "desired" else reported
+    version = document.version if document is not None else 0
+
+    outcome = None
+    violations: tuple[Violation, ...] = ()
+    proposed = copy_object(reported)
+    for path, value in final.items():
+        if value is not MISSING:
+            place(proposed, path, value)
+        elif section == "reported":
+            _remove(proposed, path)
+    if rules is not None:
+        outcome = rules.evaluate(
+            "desired" if section == "desired" else "reported",
+            reported,
+            proposed,
+            timestamp=now,
+            metadata=document.section_metadata("reported") if document is not None else None,
+            desired_version=version,
+            thing_name=thing_name,
+            shadow_name=shadow_name,
+        )
+        violations = outcome.violations
+        for violation in violations:
+            for path in final:
+                if path[: len(violation.path)] == violation.path or (
+                    violation.path[: len(path)] == path
+                ):
+                    final[path] = lookup(outcome.accepted, path)
+
+    update_state: JSONObject = {}
+    for path, value in final.items():
+        if not same(value, lookup(current, path)):
+            place(update_state, path, None if value is MISSING else value)
+    update: JSONObject | None = None
+    new_document = document
+    if update_state:
+        body: JSONObject = {"state": {section: update_state}}
+        if document is not None:
+            body["version"] = document.version
+        body["clientToken"] = client_token(thing_name, shadow_name, version, update_state)
+        update = body
+        new_document = apply_update(
+            document, body, timestamp=now, previous_version=last.version if last else 0
+        ).document
+    pending = tuple(leaf_paths(new_document.delta or {})) if new_document is not None else ()
+
+    resolved = [r for r in result.report if r.review_id is None]
+    decision: Decision
+    change_type: ChangeType
+    if result.reviews:
+        decision, change_type = "review", "manual_review"
+        reason = f"{len(result.reviews)} conflict(s) held for manual review"
+    elif violations:
+        decision, change_type = "reject", "rule_rejected"
+        reason = "; ".join(f"{v.rule}: {v.reason}" for v in violations)
+    elif update is not None:
+        decision = "merge"
+        change_type = "conflict_resolved" if resolved else "update"
+        if resolved:
+            strategies = ", ".join(sorted({r.strategy for r in resolved}))
+            reason = f"{len(resolved)} conflict(s) resolved by {strategies}"
+        else:
+            reason = fast_forward
+    else:
+        decision, change_type = "accept", "update"
+        reason = "pending: the device has yet to apply the desired state" if pending else "in sync"
+
+    report = ConflictReport(
+        tuple(result.report.records)
+        + tuple(
+            _violation_record(v, section, outcome.accepted, proposed, base)
+            for v in violations
+            if outcome is not None
+        )
+    )
+    acknowledgement = outcome.acknowledgement if outcome is not None and violations else None
+    record_details: dict[str, Any] = {
+        **details,
+        "conflicts": report.to_json(),
+        "reviews": [item.to_json() for item in result.reviews],
+        "update": update,
+        "pending": [pointer(p) for p in pending],
+    }
+    if acknowledgement is not None:
+        record_details["acknowledgement"] = acknowledgement.to_dict()
+    new_version = new_document.version if new_document is not None else version
+    chained = isinstance(previous, HistoryRecord) and last is not None
+    record = HistoryRecord.create(
+        thing_name,
+        shadow_name,
+        previous=previous,
+        previous_state=base,
+        new_state=new_document,
+        version=new_version,
+        timestamp=max(now, last.timestamp) if chained and last is not None else now,
+        change_type=change_type,
+        decision=decision,
+        reason=reason,
+        details=record_details,
+    )
+
+    events: list[dict[str, Any]] = []
+    common: dict[str, Any] = {
+        "thingName": thing_name,
+        "shadowName": label,
+        "version": new_version,
+        "timestamp": iso_time(now),
+    }
+    if resolved:
+        detail = {**common, "decision": decision, "update": update}
+        detail["conflicts"] = [r.to_json() for r in resolved]
+        events.append(event_entry("Conflict Resolved", detail, timestamp=now, event_bus=event_bus))
+    if result.reviews:
+        detail = {**common, "reviews": [item.to_json() for item in result.reviews]}
+        events.append(
+            event_entry("Manual Review Required", detail, timestamp=now, event_bus=event_bus)
+        )
+    if violations:
+        detail = {
+            **common,
+            "violations": [
+                {"path": pointer(v.path), "rule": v.rule, "reason": v.reason} for v in violations
+            ],
+            "acknowledgement": acknowledgement.to_dict() if acknowledgement else None,
+        }
+        events.append(event_entry("Change Rejected", detail, timestamp=now, event_bus=event_bus))
+
+    metrics: list[dict[str, Any]] = []
+
+    def metric(name: Any, value: float) -> None:
+        metrics.append(
+            metric_datum(name, value, timestamp=now, thing_name=thing_name, shadow_label=label)
+        )
+
+    metric("ConflictDetected", len(result.report))
+    if resolved:
+        metric("ConflictResolved", len(resolved))
+    if result.reviews:
+        metric("ManualReviewRequired", len(result.reviews))
+    if violations:
+        metric("ChangeRejected", len(violations))
+    if not result.reviews:
+        metric("SyncCompleted", 1)
+    metric("PendingDeltaKeys", len(pending))
+
+    return ShadowDecision(
+        thing_name=thing_name,
+        shadow_name=shadow_name,
+        decision=decision,
+        reason=reason,
+        update=update,
+        record=record,
+        report=report,
+        reviews=result.reviews,
+        acknowledgement=acknowledgement,
+        pending=pending,
+        events=tuple(events),
+        metrics=tuple(metrics),
+        stale_event=stale_event,
+    )
+
+
+def _remove(target: JSONObject, path: Path) -> None:
+    node: Any = target
+    for key in path[:-1]:
+        node = node.get(key) if type(node) is dict else None
+    if type(node) is dict:
+        node.pop(path[-1], None)

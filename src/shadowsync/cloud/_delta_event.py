@@ -1,0 +1,261 @@
+"""The conflict resolver: decide what to do about a shadow's ``/update/delta`` event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from shadowsync._document import ShadowDocument
+from shadowsync._json import JSONObject, decode_payload, describe, kind_phrase, normalize_section
+from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
+from shadowsync._merge import ConflictReport, merge, stamps_from_metadata
+from shadowsync.audit import HistoryRecord
+from shadowsync.cloud._decision import ShadowDecision, conclude, same
+from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
+from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, nested
+from shadowsync.cloud._requests import (
+    OperationError,
+    parse_count,
+    parse_shadow_name,
+    parse_thing_name,
+    shadow_label,
+)
+from shadowsync.cloud._signals import metric_datum
+from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, InvalidRequestError
+from shadowsync.strategies import MISSING, Strategy
+
+if TYPE_CHECKING:
+    from shadowsync._policy import ResolutionPolicy
+    from shadowsync.rules import RuleSet
+
+__all__ = ["DeltaEvent", "handle_delta_event", "shadow_document"]
+
+
+@attrs.frozen(kw_only=True)
+class DeltaEvent:
+    """A ``/update/delta`` message as an IoT rule hands it to the resolver.
+
+    The message itself has ``state`` (the delta), ``metadata``, ``version``, ``timestamp`` and
+    perhaps ``clientToken``; the rule adds ``thingName`` and ``shadowName`` (for example
+    ``SELECT *, topic(3) AS thingName, topic(6) AS shadowName``). A missing, empty or
+    ``"$default"`` ``shadowName`` is the classic shadow.
+    """
+
+    thing_name: str
+    shadow_name: str | None
+    state: JSONObject
+    version: int
+    timestamp: int
+
+    @classmethod
+    def from_dict(cls, event: object) -> DeltaEvent:
+        """Parse an event (a mapping, or JSON text or bytes); raises `OperationError`."""
+        if isinstance(event, (bytes, bytearray, memoryview, str)):
+            try:
+                event = decode_payload(event, max_depth=64)
+            except InvalidRequestError as exc:
+                raise OperationError(
+                    f"the delta event is not valid JSON: {exc.detail or exc.message}"
+                ) from None
+        if not isinstance(event, Mapping):
+            raise OperationError(f"a delta event must be a JSON object, got {kind_phrase(event)}")
+        if "thingName" not in event:
+            raise OperationError(
+                "the delta event has no thingName; select it in the IoT rule "
+                "(SELECT *, topic(3) AS thingName, topic(6) AS shadowName ...)"
+            )
+        state = event.get("state")
+        if not isinstance(state, Mapping):
+            raise OperationError(
+                f"the delta event's state must be an object, got {kind_phrase(state)}"
+            )
+        try:
+            delta = normalize_section(
+                state, section="delta", max_depth=MAX_CONFIGURABLE_DEPTH, nulls=False
+            )
+        except InvalidRequestError as exc:
+            raise OperationError(
+                f"the delta event's state is not a delta: {exc.detail or exc.message}"
+            ) from None
+        return cls(
+            thing_name=parse_thing_name(event["thingName"], "thingName", None),
+            shadow_name=parse_shadow_name(event.get("shadowName"), "shadowName", None),
+            state=delta,
+            version=parse_count(event.get("version", 0), "version", None),
+            timestamp=parse_count(event.get("timestamp", 0), "timestamp", None),
+        )
+
+
+def shadow_document(shadow: object) -> ShadowDocument | None:
+    """A shadow argument (document, GetThingShadow body or None) as a `ShadowDocument`."""
+    if shadow is None or isinstance(shadow, ShadowDocument):
+        return shadow
+    if isinstance(shadow, Mapping):
+        try:
+            return ShadowDocument.from_dict(shadow)
+        except InvalidDocumentError as exc:
+            raise InvalidDocumentError(f"the current shadow: {exc}") from None
+    raise InvalidArgumentError(
+        f"shadow must be a ShadowDocument, a GetThingShadow body or None, got {describe(shadow)}"
+    )
+
+
+def handle_delta_event(
+    event: object,
+    shadow: ShadowDocument | Mapping[str, Any] | None,
+    *,
+    now: int,
+    history: History = (),
+    policy: ResolutionPolicy | Strategy | None = None,
+    rules: RuleSet | None = None,
+    event_bus: str | None = None,
+) -> ShadowDecision:
+    """Decide what to do about a delta event: accept, merge, reject (a rule) or hold for review.
+
+    ``shadow`` is the shadow as read now (None when it no longer exists) and ``history`` the
+    shadow's history records (from its first one: their replay is the base of the three-way
+    merge). The event is always judged against the current shadow, so an event that arrives
+    late or twice is re-evaluated, never applied blindly.
+
+    For each path of the current delta the desired value (the cloud's side) is compared with
+    the reported one (the device's side) against the base: a path only the cloud changed is
+    pending (the device will apply it), a path only the device changed is a fast-forward
+    (desired follows the device, so the delta does not undo a local change), and a path both
+    changed differently is a conflict for the ``policy``'s strategy, with per-leaf metadata
+    timestamps as stamps. ``rules`` then judge every desired value still pending against the
+    reported value in force; a refused one is replaced by the reported value. With no history
+    every delta path counts as pending, and the returned record becomes the base for the next
+    event.
+
+    ```pycon
+    >>> from shadowsync import apply_update
+    >>> from shadowsync.rules import Range, RuleSet
+    >>> shadow = apply_update(None, {"state": {"desired": {"rate": 600},
+    ...                                        "reported": {"rate": 30}}},
+    ...                       timestamp=1700000000).document
+    >>> decision = handle_delta_event(
+    ...     {"thingName": "pump-7", "state": {"rate": 600}, "version": 1}, shadow,
+    ...     now=1700000005, rules=RuleSet(rules=[Range(path="rate", maximum=300)]))
+    >>> decision.decision, decision.update["state"]
+    ('reject', {'desired': {'rate': 30}})
+    >>> decision.record.change_type, decision.record.version
+    ('rule_rejected', 2)
+
+    ```
+    """
+    now = check_now(now)
+    parsed = event if isinstance(event, DeltaEvent) else DeltaEvent.from_dict(event)
+    document = shadow_document(shadow)
+    thing, shadow_name = parsed.thing_name, parsed.shadow_name
+    label = shadow_label(shadow_name)
+    log = as_log(history)
+    records = shadow_records(log, thing, shadow_name)
+    last = records[-1] if records else None
+    base = base_state(log, records)
+    # The chain continues from the newest record given, whichever shadow it belongs to.
+    previous: HistoryRecord | str | None = log.records[-1] if len(log) else None
+    if document is None:
+        version = max(parsed.version, last.version if last else 0)
+        record = HistoryRecord.create(
+            thing,
+            shadow_name,
+            previous=previous,
+            previous_state=base,
+            new_state=None,
+            version=version,
+            timestamp=max(now, last.timestamp if last else 0),
+            change_type="delete",
+            decision="accept",
+            reason="the shadow no longer exists",
+            details={"eventVersion": parsed.version},
+        )
+        return ShadowDecision(
+            thing_name=thing,
+            shadow_name=shadow_name,
+            decision="accept",
+            reason=record.reason,
+            update=None,
+            record=record,
+            report=ConflictReport(),
+            reviews=(),
+            acknowledgement=None,
+            pending=(),
+            stale_event=True,
+            events=(),
+            metrics=(
+                metric_datum(
+                    "SyncCompleted", 1, timestamp=now, thing_name=thing, shadow_label=label
+                ),
+            ),
+        )
+
+    if last is not None and document.version < last.version:
+        # The shadow was deleted and created again: its old history is no base for it.
+        base = None
+        previous = last.checksum
+    stale_event = parsed.version < document.version
+    desired, reported = document.desired, document.reported
+    delta = document.delta or {}
+    paths = leaf_paths(delta)
+
+    ours_entries: list[tuple[Path, Value]] = []
+    theirs_entries: list[tuple[Path, Value]] = []
+    base_entries: list[tuple[Path, Value]] = []
+    for path in paths:
+        d = lookup(desired, path)
+        r = lookup(reported, path)
+        if base is None:
+            b: Value = r
+            device_value = r
+        else:
+            bd = lookup(base["desired"], path)
+            br = lookup(base["reported"], path)
+            b = bd if bd is not MISSING else br
+            device_value = r if not same(r, br) else b
+        ours_entries.append((path, d))
+        theirs_entries.append((path, device_value))
+        base_entries.append((path, b))
+
+    result = merge(
+        nested(base_entries),
+        nested(ours_entries),
+        nested(theirs_entries),
+        policy=policy,
+        section="desired",
+        thing_name=thing,
+        shadow_name=shadow_name,
+        ours_source="cloud",
+        theirs_source="device",
+        ours_stamps=stamps_from_metadata(document.section_metadata("desired")),
+        theirs_stamps=stamps_from_metadata(document.section_metadata("reported")),
+    )
+    held = {item.path for item in result.reviews}
+    final: dict[Path, Value] = {}
+    for path in paths:
+        if any(path[: len(h)] == h for h in held):
+            final[path] = lookup(desired, path)
+        else:
+            final[path] = lookup(result.merged, path)
+    return conclude(
+        thing_name=thing,
+        shadow_name=shadow_name,
+        document=document,
+        section="desired",
+        final=final,
+        result=result,
+        rules=rules,
+        now=now,
+        base=base,
+        previous=previous,
+        last=last,
+        event_bus=event_bus,
+        details={
+            "eventVersion": parsed.version,
+            "shadowVersion": document.version,
+            "staleEvent": stale_event,
+        },
+        fast_forward="desired follows the device's own change",
+        stale_event=stale_event,
+    )

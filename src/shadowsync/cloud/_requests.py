@@ -1,0 +1,323 @@
+"""The sync manager's request shapes, parsed into typed values, and its 400-style errors.
+
+Requests arrive as the JSON a Lambda receives (``{"operation": "sync_check", "thingName": ...}``).
+Each is checked completely before anything is read or written: a request that is not an object,
+names an unknown operation, misses a field or holds a value of the wrong type ends in an
+`OperationError` that renders the 400 response, never in a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Literal, TypeAlias
+
+import attrs
+
+from shadowsync._json import JSONObject, describe, kind_phrase, normalize_section
+from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH
+from shadowsync.errors import InvalidNameError, InvalidRequestError, ShadowSyncError
+
+CLASSIC_SHADOW_NAME = "$default"
+"""How requests and responses name the classic (unnamed) shadow; ``None`` in the Python API."""
+
+Operation: TypeAlias = Literal["sync_check", "offline_sync", "conflict_summary", "health_report"]
+OPERATIONS: tuple[Operation, ...] = (
+    "sync_check",
+    "offline_sync",
+    "conflict_summary",
+    "health_report",
+)
+
+
+class OperationError(ShadowSyncError):
+    """A sync manager request that cannot be served: answered with a 400-style response.
+
+    ```pycon
+    >>> error = OperationError("unknown operation 'reboot'", operation="reboot")
+    >>> error.to_response()["statusCode"], error.to_response()["body"]
+    (400, '{"error": "unknown operation \\'reboot\\'", "operation": "reboot"}')
+
+    ```
+    """
+
+    status_code: ClassVar[int] = 400
+
+    def __init__(self, message: str, *, operation: str | None = None) -> None:
+        self.message = message
+        self.operation = operation
+        super().__init__(message)
+
+    def to_json(self) -> dict[str, Any]:
+        """The error body: ``{"error": message, "operation": name or null}``."""
+        return {"error": self.message, "operation": self.operation}
+
+    def to_response(self) -> dict[str, Any]:
+        """The Lambda proxy response: ``{"statusCode": 400, "body": <JSON text>}``."""
+        return {"statusCode": self.status_code, "body": json.dumps(self.to_json())}
+
+
+def shadow_label(shadow_name: str | None) -> str:
+    """The name a response uses for a shadow: ``"$default"`` for the classic shadow."""
+    return CLASSIC_SHADOW_NAME if shadow_name is None else shadow_name
+
+
+def parse_thing_name(value: object, field: str, operation: str | None) -> str:
+    """A thing name from a request field, checked against the AWS naming rules."""
+    if not isinstance(value, str):
+        raise OperationError(
+            f"{field} must be a thing name (a string), got {kind_phrase(value)}",
+            operation=operation,
+        )
+    try:
+        return DEFAULT_LIMITS.check_thing_name(value)
+    except InvalidNameError as exc:
+        raise OperationError(f"{field}: {exc.detail or exc.message}", operation=operation) from None
+
+
+def parse_shadow_name(value: object, field: str, operation: str | None) -> str | None:
+    """A shadow name from a request field; ``"$default"``, ``""`` and null mean the classic one."""
+    if value is None or value == "" or value == CLASSIC_SHADOW_NAME:
+        return None
+    if not isinstance(value, str):
+        raise OperationError(
+            f"{field} must be a shadow name (a string), got {kind_phrase(value)}",
+            operation=operation,
+        )
+    try:
+        return DEFAULT_LIMITS.check_shadow_name(value)
+    except InvalidNameError as exc:
+        raise OperationError(f"{field}: {exc.detail or exc.message}", operation=operation) from None
+
+
+def parse_count(value: object, field: str, operation: str | None, *, positive: bool = False) -> int:
+    """A non-negative (or positive) whole number from a request field."""
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    if type(value) is not int or value < 0 or (positive and value == 0):
+        need = "a positive" if positive else "a non-negative"
+        raise OperationError(
+            f"{field} must be {need} whole number, got {describe(value)}", operation=operation
+        )
+    return value
+
+
+def parse_hours(value: object, field: str, operation: str | None) -> float:
+    """A positive number of hours (fractions allowed) from a request field."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise OperationError(
+            f"{field} must be a positive number of hours, got {describe(value)}",
+            operation=operation,
+        )
+    if value > 24 * 366 * 100:
+        raise OperationError(f"{field} is too large: {describe(value)}", operation=operation)
+    return float(value)
+
+
+def _names(value: object, field: str, operation: str, parse: Any) -> tuple[Any, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise OperationError(
+            f"{field} must be a list of names, got {kind_phrase(value)}", operation=operation
+        )
+    names = tuple(parse(item, f"{field}[{index}]", operation) for index, item in enumerate(value))
+    if len(set(names)) != len(names):
+        raise OperationError(f"{field} names a shadow or thing twice", operation=operation)
+    return names
+
+
+def _reject_unknown(request: Mapping[str, Any], known: frozenset[str], operation: str) -> None:
+    unknown = sorted(str(key) for key in request if key not in known)
+    if unknown:
+        raise OperationError(
+            f"unknown fields {unknown} for {operation}; expected some of {sorted(known)}",
+            operation=operation,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class SyncCheckRequest:
+    """``{"operation": "sync_check", "thingName": ..., "shadowNames": [...]}``.
+
+    ``shadowNames`` defaults to the classic shadow; ``recentHours`` (default 24) is how far back
+    history counts as recent.
+    """
+
+    operation: ClassVar[Operation] = "sync_check"
+    thing_name: str
+    shadow_names: tuple[str | None, ...] = (None,)
+    recent_hours: float = 24.0
+
+
+@attrs.frozen(kw_only=True)
+class CachedChange:
+    """One change a device made while offline: the reported values it set, and when."""
+
+    shadow_name: str | None
+    state: JSONObject
+    timestamp: int
+
+
+@attrs.frozen(kw_only=True)
+class OfflineSyncRequest:
+    """``{"operation": "offline_sync", "thingName", "offlineDurationSeconds", "cachedChanges"}``.
+
+    Each cached change is ``{"shadowName", "state", "timestamp"}`` where ``state`` holds the
+    reported values the device set at ``timestamp`` (epoch seconds) while it was offline.
+    """
+
+    operation: ClassVar[Operation] = "offline_sync"
+    thing_name: str
+    offline_duration_seconds: int = 0
+    cached_changes: tuple[CachedChange, ...] = ()
+
+    @property
+    def shadow_names(self) -> tuple[str | None, ...]:
+        """The shadows the cached changes touch, in order of first appearance."""
+        return tuple(dict.fromkeys(change.shadow_name for change in self.cached_changes))
+
+
+@attrs.frozen(kw_only=True)
+class ConflictSummaryRequest:
+    """``{"operation": "conflict_summary", "timeRangeHours": 24}``, optionally for one thing."""
+
+    operation: ClassVar[Operation] = "conflict_summary"
+    time_range_hours: float = 24.0
+    thing_name: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class HealthReportRequest:
+    """``{"operation": "health_report", "thingNames": [...]}``, optionally with ``shadowNames``.
+
+    Without ``shadowNames`` the shadows expected on every device are those of the
+    `HealthThresholds` in use.
+    """
+
+    operation: ClassVar[Operation] = "health_report"
+    thing_names: tuple[str, ...]
+    shadow_names: tuple[str | None, ...] | None = None
+
+
+SyncRequest: TypeAlias = (
+    SyncCheckRequest | OfflineSyncRequest | ConflictSummaryRequest | HealthReportRequest
+)
+
+
+def _decode(payload: object) -> Mapping[str, Any]:
+    if isinstance(payload, (bytes, bytearray, memoryview, str)):
+        from shadowsync._json import decode_payload
+
+        try:
+            payload = decode_payload(payload, max_depth=64)
+        except InvalidRequestError as exc:
+            raise OperationError(
+                f"the request is not valid JSON: {exc.detail or exc.message}"
+            ) from None
+    if not isinstance(payload, Mapping):
+        raise OperationError(f"the request must be a JSON object, got {kind_phrase(payload)}")
+    return payload
+
+
+def _cached_change(value: object, index: int) -> CachedChange:
+    where = f"cachedChanges[{index}]"
+    operation = "offline_sync"
+    if not isinstance(value, Mapping):
+        raise OperationError(
+            f"{where} must be an object, got {kind_phrase(value)}", operation=operation
+        )
+    _reject_unknown(value, frozenset({"shadowName", "state", "timestamp"}), operation)
+    if "state" not in value or "timestamp" not in value:
+        raise OperationError(f"{where} needs a state and a timestamp", operation=operation)
+    shadow_name = parse_shadow_name(value.get("shadowName"), f"{where}.shadowName", operation)
+    try:
+        state = normalize_section(
+            value["state"], section="reported", max_depth=MAX_CONFIGURABLE_DEPTH, nulls=True
+        )
+    except InvalidRequestError as exc:
+        raise OperationError(
+            f"{where}.state is not a reported state: {exc.detail or exc.message}",
+            operation=operation,
+        ) from None
+    timestamp = parse_count(value["timestamp"], f"{where}.timestamp", operation)
+    return CachedChange(shadow_name=shadow_name, state=state, timestamp=timestamp)
+
+
+def parse_request(payload: object) -> SyncRequest:
+    """Parse a sync manager request (a mapping, or its JSON as text or bytes).
+
+    Raises `OperationError` for anything that is not a well-formed request.
+
+    ```pycon
+    >>> parse_request({"operation": "sync_check", "thingName": "pump-7",
+    ...                "shadowNames": ["$default", "configuration"]}).shadow_names
+    (None, 'configuration')
+    >>> try:
+    ...     parse_request(b'{"operation": "reboot"}')
+    ... except OperationError as error:
+    ...     print(error.to_response()["statusCode"], error.message[:26])
+    400 unknown operation 'reboot'
+
+    ```
+    """
+    request = _decode(payload)
+    operation = request.get("operation", "sync_check")
+    if operation not in OPERATIONS:
+        raise OperationError(
+            f"unknown operation {describe(operation)}; expected one of {', '.join(OPERATIONS)}",
+            operation=operation if isinstance(operation, str) else None,
+        )
+    if operation == "sync_check":
+        _reject_unknown(
+            request, frozenset({"operation", "thingName", "shadowNames", "recentHours"}), operation
+        )
+        if "thingName" not in request:
+            raise OperationError("sync_check needs a thingName", operation=operation)
+        return SyncCheckRequest(
+            thing_name=parse_thing_name(request["thingName"], "thingName", operation),
+            shadow_names=_names(
+                request.get("shadowNames", [CLASSIC_SHADOW_NAME]),
+                "shadowNames",
+                operation,
+                parse_shadow_name,
+            ),
+            recent_hours=parse_hours(request.get("recentHours", 24), "recentHours", operation),
+        )
+    if operation == "offline_sync":
+        _reject_unknown(
+            request,
+            frozenset({"operation", "thingName", "offlineDurationSeconds", "cachedChanges"}),
+            operation,
+        )
+        if "thingName" not in request:
+            raise OperationError("offline_sync needs a thingName", operation=operation)
+        changes = request.get("cachedChanges", [])
+        if isinstance(changes, (str, bytes)) or not isinstance(changes, Sequence):
+            raise OperationError(
+                f"cachedChanges must be a list, got {kind_phrase(changes)}", operation=operation
+            )
+        return OfflineSyncRequest(
+            thing_name=parse_thing_name(request["thingName"], "thingName", operation),
+            offline_duration_seconds=parse_count(
+                request.get("offlineDurationSeconds", 0), "offlineDurationSeconds", operation
+            ),
+            cached_changes=tuple(_cached_change(c, i) for i, c in enumerate(changes)),
+        )
+    if operation == "conflict_summary":
+        _reject_unknown(request, frozenset({"operation", "timeRangeHours", "thingName"}), operation)
+        thing = request.get("thingName")
+        return ConflictSummaryRequest(
+            time_range_hours=parse_hours(
+                request.get("timeRangeHours", 24), "timeRangeHours", operation
+            ),
+            thing_name=None if thing is None else parse_thing_name(thing, "thingName", operation),
+        )
+    _reject_unknown(request, frozenset({"operation", "thingNames", "shadowNames"}), operation)
+    if "thingNames" not in request:
+        raise OperationError("health_report needs thingNames", operation=operation)
+    shadows = request.get("shadowNames")
+    return HealthReportRequest(
+        thing_names=_names(request["thingNames"], "thingNames", operation, parse_thing_name),
+        shadow_names=None
+        if shadows is None
+        else _names(shadows, "shadowNames", operation, parse_shadow_name),
+    )
