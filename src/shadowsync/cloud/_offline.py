@@ -1,0 +1,338 @@
+"""``offline_sync``: replay the changes a device cached while offline against the shadows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import attrs
+
+from shadowsync._merge import ConflictRecord, _stamp_at, merge, stamps_from_metadata
+from shadowsync.audit import HistoryRecord
+from shadowsync.cloud._decision import ShadowDecision, conclude, same
+from shadowsync.cloud._delta_event import shadow_document
+from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
+from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, nested, pointer
+from shadowsync.cloud._requests import (
+    OfflineSyncRequest,
+    OperationError,
+    parse_request,
+    shadow_label,
+)
+from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
+from shadowsync.errors import InvalidArgumentError
+from shadowsync.strategies import MISSING, ConflictKind
+
+if TYPE_CHECKING:
+    from shadowsync._document import ShadowDocument
+    from shadowsync._policy import ResolutionPolicy
+    from shadowsync.rules import RuleSet
+    from shadowsync.strategies import Strategy
+
+ChangeStatus: TypeAlias = Literal[
+    "applied", "unchanged", "superseded", "conflict", "review", "rejected"
+]
+"""What became of one cached change (see `CachedChangeResult`)."""
+
+
+@attrs.frozen(kw_only=True)
+class CachedChangeResult:
+    """What became of one cached change.
+
+    ``status`` is ``applied`` (its values were written), ``unchanged`` (the shadow already held
+    them), ``superseded`` (a later cached change set the same paths), ``conflict`` (the shadow
+    was changed after it, and the policy settled each clash: see ``conflicts``), ``review``
+    (a clash is held for a person) or ``rejected`` (a business rule refused a value). When
+    several apply, the first in the order review, rejected, conflict, applied wins.
+    """
+
+    shadow_name: str | None
+    timestamp: int
+    status: ChangeStatus
+    applied: tuple[Path, ...]
+    """Paths whose cached value is now in the shadow."""
+    conflicts: tuple[ConflictRecord, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON form for the response."""
+        return {
+            "shadowName": shadow_label(self.shadow_name),
+            "timestamp": self.timestamp,
+            "status": self.status,
+            "applied": [pointer(p) for p in self.applied],
+            "conflicts": [record.to_json() for record in self.conflicts],
+        }
+
+
+@attrs.frozen(kw_only=True)
+class OfflineSyncResult:
+    """The outcome of an ``offline_sync``: per cached change, per shadow, and in total."""
+
+    thing_name: str
+    offline_duration_seconds: int
+    changes: tuple[CachedChangeResult, ...]
+    decisions: tuple[ShadowDecision, ...]
+    """One per shadow the cached changes touch: its update, history record and signals."""
+    events: tuple[dict[str, Any], ...]
+    metrics: tuple[dict[str, Any], ...]
+    completed_at: int
+
+    @property
+    def processed_changes(self) -> int:
+        """Cached changes applied or already in the shadow."""
+        return sum(1 for c in self.changes if c.status in ("applied", "unchanged"))
+
+    @property
+    def conflicts_detected(self) -> int:
+        """Cached changes that clashed with a newer change of the shadow."""
+        return sum(1 for c in self.changes if c.status in ("conflict", "review"))
+
+    def to_json(self) -> dict[str, Any]:
+        """The response body, with the seed's ``processedChanges``, ``conflictsDetected``,
+        ``conflicts`` and ``syncCompleted``."""
+        return {
+            "thingName": self.thing_name,
+            "offlineDurationSeconds": self.offline_duration_seconds,
+            "processedChanges": self.processed_changes,
+            "conflictsDetected": self.conflicts_detected,
+            "conflicts": [r.to_json() for d in self.decisions for r in d.report],
+            "reviews": [item.to_json() for d in self.decisions for item in d.reviews],
+            "changes": [c.to_json() for c in self.changes],
+            "shadows": [d.to_json() for d in self.decisions],
+            "syncCompleted": iso_time(self.completed_at),
+        }
+
+
+def _request(request: object) -> OfflineSyncRequest:
+    if isinstance(request, OfflineSyncRequest):
+        return request
+    if isinstance(request, Mapping) and "operation" not in request:
+        request = {"operation": "offline_sync", **request}
+    parsed = parse_request(request)
+    if not isinstance(parsed, OfflineSyncRequest):
+        raise OperationError(
+            f"expected an offline_sync request, got {parsed.operation}",
+            operation=parsed.operation,
+        )
+    return parsed
+
+
+def offline_sync(
+    request: OfflineSyncRequest | Mapping[str, Any] | str | bytes,
+    shadows: Mapping[str | None, ShadowDocument | Mapping[str, Any] | None],
+    *,
+    now: int,
+    history: History = (),
+    policy: ResolutionPolicy | Strategy | None = None,
+    rules: RuleSet | None = None,
+    event_bus: str | None = None,
+) -> OfflineSyncResult:
+    """Decide which of a returning device's cached changes apply, which clash, which need review.
+
+    ``shadows`` maps each shadow name the changes touch (None: the classic shadow) to the
+    shadow as read now (None when it does not exist). Each shadow's cached changes are taken in
+    timestamp order, a later one overriding an earlier one path by path. A cached value is then
+    compared with the shadow's reported value and its metadata timestamp: when the shadow's
+    value is not newer than the cached change, the device's value applies; when it is newer
+    (someone wrote it while the device was away) the two clash and the ``policy`` settles it
+    (section ``reported``; the shadow is the cloud's side, the cached change the device's),
+    with both timestamps as stamps. ``rules`` then judge each value to be written against the
+    reported state in force.
+
+    ```pycon
+    >>> from shadowsync import apply_update
+    >>> telemetry = apply_update(None, {"state": {"reported": {"temperature": 23.5}}},
+    ...                          timestamp=1700000000).document
+    >>> result = offline_sync(
+    ...     {"thingName": "sensor-1", "offlineDurationSeconds": 3600,
+    ...      "cachedChanges": [{"shadowName": "telemetry", "state": {"temperature": 28.5},
+    ...                         "timestamp": 1700000600}]},
+    ...     {"telemetry": telemetry}, now=1700003600)
+    >>> result.processed_changes, result.conflicts_detected
+    (1, 0)
+    >>> result.decisions[0].update["state"]
+    {'reported': {'temperature': 28.5}}
+
+    ```
+    """
+    now = check_now(now)
+    parsed = _request(request)
+    if not isinstance(shadows, Mapping):
+        raise InvalidArgumentError(
+            f"shadows must map shadow names to documents, got {type(shadows).__name__}"
+        )
+    log = as_log(history)
+    thing = parsed.thing_name
+    results: list[tuple[int, CachedChangeResult]] = []
+    decisions: list[ShadowDecision] = []
+    previous: HistoryRecord | str | None = log.records[-1] if len(log) else None
+    for shadow_name in parsed.shadow_names:
+        if shadow_name not in shadows:
+            raise InvalidArgumentError(
+                f"shadows has no entry for {shadow_label(shadow_name)!r}, which a cached change "
+                "touches; pass None for a shadow that does not exist"
+            )
+        document = shadow_document(shadows[shadow_name])
+        indexed = sorted(
+            ((i, c) for i, c in enumerate(parsed.cached_changes) if c.shadow_name == shadow_name),
+            key=lambda item: item[1].timestamp,
+        )
+        # Path -> (value, timestamp, index of the change that set it); later changes win.
+        device: dict[Path, tuple[Value, int, int]] = {}
+        for index, change in indexed:
+            for path in leaf_paths(change.state):
+                for other in [p for p in device if p[: len(path)] == path or path[: len(p)] == p]:
+                    del device[other]
+                value = lookup(change.state, path)
+                device[path] = (MISSING if value is None else value, change.timestamp, index)
+
+        reported = document.reported if document is not None else {}
+        stamps = (
+            stamps_from_metadata(document.section_metadata("reported"))
+            if document is not None
+            else {}
+        )
+        base_entries: list[tuple[Path, Value]] = []
+        ours_entries: list[tuple[Path, Value]] = []
+        theirs_entries: list[tuple[Path, Value]] = []
+        ours_stamps: dict[Path, int] = {}
+        theirs_stamps: dict[Path, int] = {}
+        for path, (value, stamp, _) in device.items():
+            current = lookup(reported, path)
+            written = _stamp_at(stamps, path)
+            newer = written is not None and current is not MISSING and written > stamp
+            base_entries.append((path, MISSING if newer else current))
+            ours_entries.append((path, current))
+            theirs_entries.append((path, value))
+            theirs_stamps[path] = stamp
+            if written is not None:
+                ours_stamps[path] = written
+
+        records = shadow_records(log, thing, shadow_name)
+        last = records[-1] if records else None
+        base = base_state(log, records)
+        if last is not None and document is not None and document.version < last.version:
+            base, previous = None, last.checksum
+        result = merge(
+            nested(base_entries),
+            nested(ours_entries),
+            nested(theirs_entries),
+            policy=policy,
+            section="reported",
+            thing_name=thing,
+            shadow_name=shadow_name,
+            ours_source="cloud",
+            theirs_source="device",
+            ours_stamps=ours_stamps,
+            theirs_stamps=theirs_stamps,
+        )
+        held = {item.path for item in result.reviews}
+        final: dict[Path, Value] = {}
+        for path in device:
+            if any(path[: len(h)] == h for h in held):
+                final[path] = lookup(reported, path)
+            else:
+                final[path] = lookup(result.merged, path)
+        decision = conclude(
+            thing_name=thing,
+            shadow_name=shadow_name,
+            document=document,
+            section="reported",
+            final=final,
+            result=result,
+            rules=rules,
+            now=now,
+            base=base,
+            previous=previous,
+            last=last if isinstance(previous, HistoryRecord) else None,
+            event_bus=event_bus,
+            details={
+                "offlineDurationSeconds": parsed.offline_duration_seconds,
+                "cachedChanges": len(indexed),
+                "shadowVersion": document.version if document is not None else None,
+            },
+            fast_forward="applied the device's offline changes",
+        )
+        decisions.append(decision)
+        previous = decision.record
+
+        rejected = {
+            r.path for r in decision.report if r.kind is ConflictKind.BUSINESS_RULE_VIOLATION
+        }
+        clashes = [r for r in decision.report if r.kind is not ConflictKind.BUSINESS_RULE_VIOLATION]
+        for index, change in indexed:
+            own = [p for p, (_, _, i) in device.items() if i == index]
+            applied = tuple(
+                p
+                for p in own
+                if same(final[p], device[p][0]) and not same(lookup(reported, p), device[p][0])
+            )
+
+            def touches(path: Path, own: list[Path] = own) -> bool:
+                return any(p[: len(path)] == path or path[: len(p)] == p for p in own)
+
+            conflicts = tuple(r for r in clashes if touches(r.path))
+            status: ChangeStatus
+            if any(touches(item.path) for item in decision.reviews):
+                status = "review"
+            elif any(touches(path) for path in rejected):
+                status = "rejected"
+            elif conflicts:
+                status = "conflict"
+            elif applied:
+                status = "applied"
+            elif own:
+                status = "unchanged"
+            else:
+                status = "superseded"
+            results.append(
+                (
+                    index,
+                    CachedChangeResult(
+                        shadow_name=shadow_name,
+                        timestamp=change.timestamp,
+                        status=status,
+                        applied=applied,
+                        conflicts=conflicts,
+                    ),
+                )
+            )
+
+    changes = tuple(result for _, result in sorted(results, key=lambda item: item[0]))
+    events = [entry for d in decisions for entry in d.events]
+    metrics = [datum for d in decisions for datum in d.metrics]
+    metrics.append(metric_datum("OfflineSync", 1, timestamp=now, thing_name=thing))
+    metrics.append(metric_datum("OfflineChanges", len(changes), timestamp=now, thing_name=thing))
+    metrics.append(
+        metric_datum(
+            "OfflineDuration",
+            parsed.offline_duration_seconds,
+            timestamp=now,
+            thing_name=thing,
+            unit="Seconds",
+        )
+    )
+    summary = OfflineSyncResult(
+        thing_name=thing,
+        offline_duration_seconds=parsed.offline_duration_seconds,
+        changes=changes,
+        decisions=tuple(decisions),
+        events=(),
+        metrics=tuple(metrics),
+        completed_at=now,
+    )
+    events.append(
+        event_entry(
+            "Offline Sync Completed",
+            {
+                "thingName": thing,
+                "offlineDurationSeconds": parsed.offline_duration_seconds,
+                "processedChanges": summary.processed_changes,
+                "conflictsDetected": summary.conflicts_detected,
+                "timestamp": iso_time(now),
+            },
+            timestamp=now,
+            event_bus=event_bus,
+        )
+    )
+    return attrs.evolve(summary, events=tuple(events))
