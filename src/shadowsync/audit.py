@@ -791,6 +791,50 @@ class AuditLog:
         heads[key] = (after, record.version, record.timestamp)
         return record
 
+    def add(self, record: HistoryRecord) -> HistoryRecord:
+        """Append a record built elsewhere, such as the one a cloud-side decision returns.
+
+        The record must be intact, chained to this log's `head`, and continue its shadow's
+        history: its patch applies to the state the shadow's last record left, and its version
+        and timestamp are not lower than that record's. Anything else raises and leaves the log
+        as it was.
+
+        ```pycon
+        >>> log = AuditLog()
+        >>> record = HistoryRecord.create("lamp", None, previous=log.head or None,
+        ...     previous_state=None, new_state={"desired": {"on": True}}, version=1,
+        ...     timestamp=1700000000, change_type="update", decision="accept", reason="new")
+        >>> log.add(record) is record, log.verify().ok
+        (True, True)
+
+        ```
+        """
+        if not isinstance(record, HistoryRecord):
+            raise InvalidArgumentError(f"expected a HistoryRecord, got {type(record).__name__}")
+        if not record.intact:
+            raise InvalidArgumentError(
+                f"the record's checksum {_short(record.checksum)} does not match its content; "
+                "it was altered after it was built"
+            )
+        if record.previous_checksum != self.head:
+            raise InvalidArgumentError(
+                f"the record is chained to {_short(record.previous_checksum) or 'nothing'}, "
+                f"not to this log's head {_short(self.head) or '(empty log)'}; build it with "
+                "previous= the log's last record"
+            )
+        heads = self._stream_heads()
+        key = (record.thing_name, record.shadow_name)
+        head = heads.get(key)
+        state = _empty_state()
+        if head is not None:
+            state = head[0]
+            _check_order(head[1], head[2], record.version, record.timestamp)
+        after = _replay_one(state, record, len(self._records))
+        self._records.append(record)
+        self._snapshot = None
+        heads[key] = (after, record.version, record.timestamp)
+        return record
+
     def _stream_heads(self) -> dict[_StreamKey, tuple[JSONObject, int, int]]:
         if self._heads is None:
             heads: dict[_StreamKey, tuple[JSONObject, int, int]] = {}

@@ -23,27 +23,46 @@ adapter only moves bytes, and every decision can be tested and replayed.
 from __future__ import annotations
 
 # isort: off
+# In the order the API reference shows them.
 from shadowsync.cloud._requests import (
     CLASSIC_SHADOW_NAME,
     OPERATIONS,
+    Operation,
+    OperationError,
+    SyncRequest,
+    SyncCheckRequest,
+    OfflineSyncRequest,
     CachedChange,
     ConflictSummaryRequest,
     HealthReportRequest,
-    OfflineSyncRequest,
-    Operation,
-    OperationError,
-    SyncCheckRequest,
-    SyncRequest,
     parse_request,
 )
+from shadowsync.cloud._history import History
 from shadowsync.cloud._decision import ShadowDecision
 from shadowsync.cloud._delta_event import DeltaEvent, handle_delta_event
+from shadowsync.cloud._offline import (
+    ChangeStatus,
+    CachedChangeResult,
+    OfflineSyncResult,
+    offline_sync,
+)
+from shadowsync.cloud._sync_check import ShadowSyncStatus, SyncCheckResult, sync_check
+from shadowsync.cloud._summary import ConflictSummary, conflict_summary
+from shadowsync.cloud._health import (
+    HealthStatus,
+    HealthThresholds,
+    DeviceHealth,
+    HealthReport,
+    health_report,
+)
+from shadowsync.cloud._manager import HistoryReader, ShadowReader, SyncManager, SyncResponse
+from shadowsync.cloud._explain import explain_change, explain_versions
 from shadowsync.cloud._signals import (
     EVENT_SOURCE,
     EVENT_TYPES,
-    METRIC_NAMES,
-    METRIC_NAMESPACE,
     EventType,
+    METRIC_NAMESPACE,
+    METRIC_NAMES,
     MetricName,
 )
 
@@ -57,17 +76,38 @@ __all__ = [
     "METRIC_NAMESPACE",
     "OPERATIONS",
     "CachedChange",
+    "CachedChangeResult",
+    "ChangeStatus",
+    "ConflictSummary",
     "ConflictSummaryRequest",
     "DeltaEvent",
+    "DeviceHealth",
     "EventType",
+    "HealthReport",
     "HealthReportRequest",
+    "HealthStatus",
+    "HealthThresholds",
+    "History",
+    "HistoryReader",
     "MetricName",
     "OfflineSyncRequest",
+    "OfflineSyncResult",
     "Operation",
     "OperationError",
     "ShadowDecision",
+    "ShadowReader",
+    "ShadowSyncStatus",
     "SyncCheckRequest",
+    "SyncCheckResult",
+    "SyncManager",
     "SyncRequest",
+    "SyncResponse",
+    "conflict_summary",
+    "explain_change",
+    "explain_versions",
     "handle_delta_event",
+    "health_report",
+    "offline_sync",
     "parse_request",
+    "sync_check",
 ]

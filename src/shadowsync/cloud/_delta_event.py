@@ -12,7 +12,7 @@ from shadowsync._json import JSONObject, decode_payload, describe, kind_phrase, 
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
 from shadowsync._merge import ConflictReport, merge, stamps_from_metadata
 from shadowsync.audit import HistoryRecord
-from shadowsync.cloud._decision import ShadowDecision, conclude, same
+from shadowsync.cloud._decision import ShadowDecision, conclude
 from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
 from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, nested
 from shadowsync.cloud._requests import (
@@ -24,11 +24,11 @@ from shadowsync.cloud._requests import (
 )
 from shadowsync.cloud._signals import metric_datum
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, InvalidRequestError
-from shadowsync.strategies import MISSING, Strategy
 
 if TYPE_CHECKING:
     from shadowsync._policy import ResolutionPolicy
     from shadowsync.rules import RuleSet
+    from shadowsync.strategies import Strategy
 
 __all__ = ["DeltaEvent", "handle_delta_event", "shadow_document"]
 
@@ -119,15 +119,16 @@ def handle_delta_event(
     merge). The event is always judged against the current shadow, so an event that arrives
     late or twice is re-evaluated, never applied blindly.
 
-    For each path of the current delta the desired value (the cloud's side) is compared with
-    the reported one (the device's side) against the base: a path only the cloud changed is
-    pending (the device will apply it), a path only the device changed is a fast-forward
-    (desired follows the device, so the delta does not undo a local change), and a path both
-    changed differently is a conflict for the ``policy``'s strategy, with per-leaf metadata
-    timestamps as stamps. ``rules`` then judge every desired value still pending against the
-    reported value in force; a refused one is replaced by the reported value. With no history
-    every delta path counts as pending, and the returned record becomes the base for the next
-    event.
+    For each path of the current delta the desired value (the cloud's side, "ours") and the
+    reported one (the device's side, "theirs") are compared with the base, the value the device
+    had reported when the last record was made (a desired value pending then was never agreed):
+    a path only the cloud changed is pending (the device will apply it), a path only the device
+    changed is a fast-forward (desired follows the device, so the delta does not undo a local
+    change), and a path both changed differently is a conflict for the ``policy``'s strategy,
+    with per-leaf metadata timestamps as stamps. ``rules`` then judge every desired value still
+    pending against the reported value in force; a refused one is replaced by the reported
+    value. With no history every delta path counts as pending, and the returned record becomes
+    the base for the next event.
 
     ```pycon
     >>> from shadowsync import apply_update
@@ -204,19 +205,13 @@ def handle_delta_event(
     theirs_entries: list[tuple[Path, Value]] = []
     base_entries: list[tuple[Path, Value]] = []
     for path in paths:
-        d = lookup(desired, path)
-        r = lookup(reported, path)
-        if base is None:
-            b: Value = r
-            device_value = r
-        else:
-            bd = lookup(base["desired"], path)
-            br = lookup(base["reported"], path)
-            b = bd if bd is not MISSING else br
-            device_value = r if not same(r, br) else b
-        ours_entries.append((path, d))
-        theirs_entries.append((path, device_value))
-        base_entries.append((path, b))
+        reported_now = lookup(reported, path)
+        # The last value both sides agreed on is what the device had reported at the base: a
+        # desired value that was still pending there was never agreed.
+        agreed = reported_now if base is None else lookup(base["reported"], path)
+        ours_entries.append((path, lookup(desired, path)))
+        theirs_entries.append((path, reported_now))
+        base_entries.append((path, agreed))
 
     result = merge(
         nested(base_entries),

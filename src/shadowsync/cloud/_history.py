@@ -50,9 +50,11 @@ def recent(
 
 
 def check_now(now: object) -> int:
-    """``now`` as epoch seconds, or an `InvalidArgumentError`."""
+    """``now`` (epoch seconds, an int or a float) as whole epoch seconds."""
+    if isinstance(now, float) and now == now and now not in (float("inf"), float("-inf")):
+        now = int(now)
     if type(now) is not int or now < 0:
         raise InvalidArgumentError(
-            f"now must be epoch seconds (a non-negative int), got {describe(now)}"
+            f"now must be epoch seconds (a non-negative number), got {describe(now)}"
         )
     return now

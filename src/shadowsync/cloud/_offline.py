@@ -13,12 +13,7 @@ from shadowsync.cloud._decision import ShadowDecision, conclude, same
 from shadowsync.cloud._delta_event import shadow_document
 from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
 from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, nested, pointer
-from shadowsync.cloud._requests import (
-    OfflineSyncRequest,
-    OperationError,
-    parse_request,
-    shadow_label,
-)
+from shadowsync.cloud._requests import OfflineSyncRequest, shadow_label, sync_request
 from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.strategies import MISSING, ConflictKind
@@ -103,20 +98,6 @@ class OfflineSyncResult:
         }
 
 
-def _request(request: object) -> OfflineSyncRequest:
-    if isinstance(request, OfflineSyncRequest):
-        return request
-    if isinstance(request, Mapping) and "operation" not in request:
-        request = {"operation": "offline_sync", **request}
-    parsed = parse_request(request)
-    if not isinstance(parsed, OfflineSyncRequest):
-        raise OperationError(
-            f"expected an offline_sync request, got {parsed.operation}",
-            operation=parsed.operation,
-        )
-    return parsed
-
-
 def offline_sync(
     request: OfflineSyncRequest | Mapping[str, Any] | str | bytes,
     shadows: Mapping[str | None, ShadowDocument | Mapping[str, Any] | None],
@@ -156,7 +137,7 @@ def offline_sync(
     ```
     """
     now = check_now(now)
-    parsed = _request(request)
+    parsed: OfflineSyncRequest = sync_request(request, OfflineSyncRequest, "offline_sync")
     if not isinstance(shadows, Mapping):
         raise InvalidArgumentError(
             f"shadows must map shadow names to documents, got {type(shadows).__name__}"

@@ -321,3 +321,17 @@ def parse_request(payload: object) -> SyncRequest:
         if shadows is None
         else _names(shadows, "shadowNames", operation, parse_shadow_name),
     )
+
+
+def sync_request(request: object, expected: type[Any], operation: str) -> Any:
+    """``request`` parsed as the given request class (the operation may be left out)."""
+    if isinstance(request, expected):
+        return request
+    if isinstance(request, Mapping) and "operation" not in request:
+        request = {"operation": operation, **request}
+    parsed = parse_request(request)
+    if not isinstance(parsed, expected):
+        raise OperationError(
+            f"expected a {operation} request, got {parsed.operation}", operation=parsed.operation
+        )
+    return parsed

@@ -1,0 +1,128 @@
+"""A human-readable account of what changed between two states of a shadow (uses deepdiff)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from shadowsync._json import kind_phrase
+from shadowsync.audit import AuditLog, _state
+from shadowsync.cloud._history import History, as_log
+from shadowsync.cloud._paths import lookup
+from shadowsync.errors import InvalidArgumentError
+from shadowsync.strategies import MISSING
+
+if TYPE_CHECKING:
+    from shadowsync.audit import ShadowState
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$:-]+")
+
+
+def _show_path(path: tuple[str, ...]) -> str:
+    out = ""
+    for key in path:
+        if _PLAIN_KEY.fullmatch(key):
+            out += ("." if out else "") + key
+        else:
+            out += f"[{json.dumps(key)}]"
+    return out
+
+
+def _show(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _deepdiff() -> Any:
+    try:
+        from deepdiff import DeepDiff
+    except ImportError:  # pragma: no cover - exercised only without the extra
+        raise ImportError(
+            'explaining changes needs deepdiff: pip install "shadowsync[explain]"'
+        ) from None
+    return DeepDiff
+
+
+def explain_change(before: ShadowState, after: ShadowState) -> tuple[str, ...]:
+    """Say, one line per changed value, what changed from ``before`` to ``after``.
+
+    Each state is a `ShadowDocument`, a ``{"desired", "reported"}`` mapping or None (no
+    shadow). Arrays are whole values, as in AWS updates; ``1`` and ``1.0`` are the same number.
+    Needs the ``explain`` extra (deepdiff), imported only when this is called.
+
+    ```pycon
+    >>> for line in explain_change(
+    ...     {"desired": {"mode": "eco", "rate": 30}, "reported": {"fw": "1.0"}},
+    ...     {"desired": {"mode": "normal", "rate": "30", "zones": [1, 2]}, "reported": {}}):
+    ...     print(line)
+    desired.mode changed from "eco" to "normal"
+    desired.rate changed from number 30 to string "30"
+    desired.zones added: [1, 2]
+    reported.fw removed (was "1.0")
+
+    ```
+    """
+    old = _state(before, "before")
+    new = _state(after, "after")
+    diff = _deepdiff()(old, new, view="tree", ignore_numeric_type_changes=True)
+    paths: list[tuple[str, ...]] = []
+    for levels in diff.values():
+        for level in levels:
+            full = level.path(output_format="list")
+            keys: list[str] = []
+            for key in full:
+                if not isinstance(key, str):
+                    break  # an array changes as a whole
+                keys.append(key)
+            if tuple(keys) not in paths:
+                paths.append(tuple(keys))
+    lines = []
+    for path in sorted(paths, key=lambda p: (p[0] != "desired", p)):
+        was = lookup(old, path)
+        now = lookup(new, path)
+        where = _show_path(path)
+        if was is MISSING:
+            lines.append(f"{where} added: {_show(now)}")
+        elif now is MISSING:
+            lines.append(f"{where} removed (was {_show(was)})")
+        elif kind_phrase(was) != kind_phrase(now) and not (
+            isinstance(was, dict) or isinstance(now, dict)
+        ):
+            lines.append(
+                f"{where} changed from {_kind(was)} {_show(was)} to {_kind(now)} {_show(now)}"
+            )
+        else:
+            lines.append(f"{where} changed from {_show(was)} to {_show(now)}")
+    return tuple(lines)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def explain_versions(
+    history: History,
+    thing_name: str,
+    shadow_name: str | None,
+    old_version: int,
+    new_version: int,
+) -> tuple[str, ...]:
+    """`explain_change` between two recorded versions of a shadow, rebuilt from its history.
+
+    Each version's state is the one its last record at or below that version left.
+    """
+    log: AuditLog = as_log(history)
+    if type(old_version) is not int or type(new_version) is not int:
+        raise InvalidArgumentError("old_version and new_version must be ints")
+    before = log.replay(thing_name, shadow_name, version=old_version)
+    after = log.replay(thing_name, shadow_name, version=new_version)
+    return explain_change(before, after)

@@ -1,0 +1,201 @@
+"""`SyncManager`: the sync manager Lambda's request routing, over injected readers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from shadowsync.cloud._delta_event import DeltaEvent, handle_delta_event
+from shadowsync.cloud._health import HealthThresholds, health_report
+from shadowsync.cloud._offline import offline_sync
+from shadowsync.cloud._requests import (
+    ConflictSummaryRequest,
+    HealthReportRequest,
+    OfflineSyncRequest,
+    OperationError,
+    SyncCheckRequest,
+    SyncRequest,
+    parse_request,
+)
+from shadowsync.cloud._summary import conflict_summary
+from shadowsync.cloud._sync_check import sync_check
+from shadowsync.errors import ShadowSyncError
+
+if TYPE_CHECKING:
+    from shadowsync._document import ShadowDocument
+    from shadowsync._json import JSONObject
+    from shadowsync._policy import ResolutionPolicy
+    from shadowsync.audit import HistoryRecord
+    from shadowsync.cloud._decision import ShadowDecision
+    from shadowsync.cloud._history import History
+    from shadowsync.rules import RuleSet
+    from shadowsync.strategies import Strategy
+
+ShadowReader = Callable[[str, "str | None"], "ShadowDocument | Mapping[str, Any] | None"]
+"""Reads a shadow: ``(thing_name, shadow_name or None) -> document, GET body or None``."""
+
+HistoryReader = Callable[["str | None"], "History"]
+"""Reads history records: of one thing, or of the whole fleet when called with None."""
+
+
+def _no_history(thing_name: str | None) -> History:
+    return ()
+
+
+def _no_config(thing_name: str) -> None:
+    return None
+
+
+@attrs.frozen(kw_only=True)
+class SyncResponse:
+    """What the sync manager answers, and what it asks its adapter to write and emit."""
+
+    status_code: int
+    body: dict[str, Any]
+    updates: tuple[tuple[str, str | None, JSONObject], ...] = ()
+    """``(thing_name, shadow_name, update request)`` to send, in order."""
+    records: tuple[HistoryRecord, ...] = ()
+    """History records to store once their updates succeeded."""
+    events: tuple[dict[str, Any], ...] = ()
+    metrics: tuple[dict[str, Any], ...] = ()
+
+    def to_lambda(self) -> dict[str, Any]:
+        """The Lambda response: ``{"statusCode": ..., "body": <JSON text>}``."""
+        return {"statusCode": self.status_code, "body": json.dumps(self.body)}
+
+
+@attrs.frozen(kw_only=True)
+class SyncManager:
+    """Serves the four sync manager operations and resolves delta events.
+
+    The manager reads through the callables it is given (an adapter passes functions that call
+    the IoT data plane and DynamoDB; a test passes an `InMemoryShadowService`'s reads) and
+    never writes: each answer lists the updates, records, events and metrics to write.
+
+    ```pycon
+    >>> from shadowsync.testing import InMemoryShadowService, ManualClock
+    >>> service = InMemoryShadowService(clock=ManualClock(1700000000))
+    >>> _ = service.update("pump-7", {"state": {"reported": {"rate": 30}}},
+    ...                    shadow_name="configuration")
+    >>> def read(thing, shadow):
+    ...     try:
+    ...         return service.get(thing, shadow_name=shadow)
+    ...     except ShadowSyncError:
+    ...         return None
+    >>> manager = SyncManager(read_shadow=read)
+    >>> response = manager.handle({"operation": "sync_check", "thingName": "pump-7",
+    ...                            "shadowNames": ["configuration"]}, now=1700000060)
+    >>> response.status_code, response.body["syncResults"][0]["syncStatus"]["inSync"]
+    (200, True)
+    >>> manager.handle({"operation": "reboot"}, now=1700000060).status_code
+    400
+
+    ```
+    """
+
+    read_shadow: ShadowReader
+    read_history: HistoryReader = _no_history
+    policy_for: Callable[[str], ResolutionPolicy | Strategy | None] = _no_config
+    """The conflict policy of a thing (None: the default, last writer wins)."""
+    rules_for: Callable[[str], RuleSet | None] = _no_config
+    """The business rules of a thing (None: no rules)."""
+    thresholds: HealthThresholds = attrs.field(factory=HealthThresholds)
+    event_bus: str | None = None
+
+    def _shadows(
+        self, thing: str, names: tuple[str | None, ...]
+    ) -> dict[str | None, ShadowDocument | Mapping[str, Any] | None]:
+        return {name: self.read_shadow(thing, name) for name in names}
+
+    def handle(self, request: object, *, now: int) -> SyncResponse:
+        """Serve one request; a malformed one is answered with status 400, not raised."""
+        try:
+            parsed = parse_request(request)
+        except OperationError as error:
+            return SyncResponse(status_code=error.status_code, body=error.to_json())
+        try:
+            return self._serve(parsed, now)
+        except OperationError as error:
+            return SyncResponse(status_code=error.status_code, body=error.to_json())
+        except ShadowSyncError as error:
+            # A shadow or history record that cannot be read as one: the data, not the request.
+            return SyncResponse(
+                status_code=500, body={"error": str(error), "operation": parsed.operation}
+            )
+
+    def _serve(self, parsed: SyncRequest, now: int) -> SyncResponse:
+        if isinstance(parsed, SyncCheckRequest):
+            result = sync_check(
+                parsed,
+                self._shadows(parsed.thing_name, parsed.shadow_names),
+                now=now,
+                history=self.read_history(parsed.thing_name),
+            )
+            return SyncResponse(status_code=200, body=result.to_json())
+        if isinstance(parsed, OfflineSyncRequest):
+            offline = offline_sync(
+                parsed,
+                self._shadows(parsed.thing_name, parsed.shadow_names),
+                now=now,
+                history=self.read_history(parsed.thing_name),
+                policy=self.policy_for(parsed.thing_name),
+                rules=self.rules_for(parsed.thing_name),
+                event_bus=self.event_bus,
+            )
+            return SyncResponse(
+                status_code=200,
+                body=offline.to_json(),
+                updates=tuple(
+                    (d.thing_name, d.shadow_name, d.update)
+                    for d in offline.decisions
+                    if d.update is not None
+                ),
+                records=tuple(d.record for d in offline.decisions),
+                events=offline.events,
+                metrics=offline.metrics,
+            )
+        if isinstance(parsed, ConflictSummaryRequest):
+            summary = conflict_summary(parsed, self.read_history(parsed.thing_name), now=now)
+            return SyncResponse(status_code=200, body=summary.to_json())
+        assert isinstance(parsed, HealthReportRequest)
+        names = (
+            parsed.shadow_names
+            if parsed.shadow_names is not None
+            else self.thresholds.expected_shadows
+        )
+        report = health_report(
+            parsed,
+            {thing: self._shadows(thing, names) for thing in parsed.thing_names},
+            now=now,
+            history=_fleet_history(self.read_history, parsed.thing_names),
+            thresholds=self.thresholds,
+        )
+        return SyncResponse(status_code=200, body=report.to_json())
+
+    def resolve(self, event: object, *, now: int) -> ShadowDecision:
+        """Resolve one delta event against the shadow as read now (see `handle_delta_event`).
+
+        Raises `OperationError` for a malformed event.
+        """
+        parsed = event if isinstance(event, DeltaEvent) else DeltaEvent.from_dict(event)
+        return handle_delta_event(
+            parsed,
+            self.read_shadow(parsed.thing_name, parsed.shadow_name),
+            now=now,
+            history=self.read_history(parsed.thing_name),
+            policy=self.policy_for(parsed.thing_name),
+            rules=self.rules_for(parsed.thing_name),
+            event_bus=self.event_bus,
+        )
+
+
+def _fleet_history(read: HistoryReader, things: tuple[str, ...]) -> list[HistoryRecord]:
+    from shadowsync.cloud._history import as_log
+
+    records: list[HistoryRecord] = []
+    for thing in things:
+        records.extend(as_log(read(thing)).records)
+    return records
