@@ -16,6 +16,7 @@ from types import ModuleType
 import pytest
 
 import shadowsync
+import shadowsync.cli
 import shadowsync.errors
 import shadowsync.events
 import shadowsync.stores
@@ -154,6 +155,7 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "UpdateAccepted",
         "UpdateRejected",
     },
+    "shadowsync.cli": {"main"},
     "shadowsync.stores": {
         "CacheEntry",
         "MemoryStore",

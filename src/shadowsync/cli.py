@@ -1,0 +1,491 @@
+"""The ``shadowsync`` command line: deltas, merges, limit checks and audit-log checks on JSON files.
+
+Run ``shadowsync --help`` (or ``python -m shadowsync --help``). Every command reads JSON files
+(``-`` reads standard input), calls the public API and prints JSON (or, for ``verify-log``, one
+line) on standard output. Exit codes: 0 when all is well; 1 when the check itself failed (an
+invalid document, a broken audit chain, a merge that needs review under ``--fail-on-review``);
+2 for usage errors and input files that cannot be used (missing, not JSON, not the expected
+shape), reported on standard error as ``shadowsync: error: <message>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NoReturn
+
+from shadowsync import (
+    ShadowDocument,
+    ShadowLimits,
+    __version__,
+    apply_merge_patch,
+    apply_update,
+    compute_delta,
+    make_json_patch,
+    make_merge_patch,
+)
+from shadowsync._json import JSONValue, decode_payload, kind_phrase
+from shadowsync._limits import LOCAL_MAX_DOCUMENT_BYTES, MAX_CONFIGURABLE_DEPTH
+from shadowsync.errors import ShadowRejectedError, ShadowSyncError
+
+__all__ = ["main"]
+
+_PROG = "shadowsync"
+
+_OK = 0
+_FAILED = 1
+_USAGE = 2
+
+# Documents given to `delta` are read under the loosest limits a shadow service may be
+# configured with: computing a delta is not a limit check (that is what `validate` is for).
+_READ_LIMITS = ShadowLimits(
+    max_document_bytes=LOCAL_MAX_DOCUMENT_BYTES, max_depth=MAX_CONFIGURABLE_DEPTH
+)
+
+
+class _InputError(Exception):
+    """A file argument that cannot be used, or a bad combination of arguments (exit 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors read ``shadowsync: error: ...`` in every subcommand."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(_USAGE, f"{_PROG}: error: {message}\n")
+
+
+class _Inputs:
+    """Reads the file arguments of one run; standard input (``-``) can be read only once."""
+
+    def __init__(self) -> None:
+        self._stdin_read = False
+
+    @staticmethod
+    def name(path: str) -> str:
+        """How a file argument is named in messages."""
+        return "<stdin>" if path == "-" else path
+
+    def read(self, path: str) -> bytes:
+        """The bytes of a file argument."""
+        if path == "-":
+            if self._stdin_read:
+                raise _InputError("only one file argument can be '-' (standard input)")
+            self._stdin_read = True
+            buffer = getattr(sys.stdin, "buffer", None)
+            if buffer is not None:
+                return bytes(buffer.read())
+            return sys.stdin.read().encode("utf-8", "surrogatepass")
+        try:
+            with open(path, "rb") as file:
+                return file.read()
+        except OSError as exc:
+            raise _InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+    def json(self, path: str) -> Any:
+        """The JSON value in a file argument."""
+        return self.json_and_bytes(path)[0]
+
+    def json_and_bytes(self, path: str) -> tuple[Any, bytes]:
+        """The JSON value in a file argument, and the file's bytes."""
+        data = self.read(path)
+        try:
+            return decode_payload(data, max_depth=MAX_CONFIGURABLE_DEPTH), data
+        except ShadowRejectedError as exc:
+            raise _InputError(
+                f"{self.name(path)}: not valid JSON: {exc.detail or exc.message}"
+            ) from None
+
+    def object(self, path: str, what: str) -> dict[str, Any]:
+        """The JSON object in a file argument; anything else is refused naming ``what``."""
+        value = self.json(path)
+        if not isinstance(value, dict):
+            raise _InputError(
+                f"{self.name(path)}: {what} must be a JSON object, got {kind_phrase(value)}"
+            )
+        return value
+
+
+@contextlib.contextmanager
+def _about(name: str) -> Iterator[None]:
+    """Name the file at fault in a library error raised while interpreting it."""
+    try:
+        yield
+    except ShadowSyncError as exc:
+        raise _InputError(f"{name}: {exc}") from None
+
+
+def _print_json(value: object) -> None:
+    print(json.dumps(value, indent=2, sort_keys=False))
+
+
+# --------------------------------------------------------------------------------------------
+# delta
+# --------------------------------------------------------------------------------------------
+
+
+def _add_delta(commands: Any) -> None:
+    parser = commands.add_parser(
+        "delta",
+        help="the delta of a shadow document, or of a desired and a reported section",
+        description=(
+            "Print the AWS delta: the desired values the device has not reported yet, or null "
+            "when desired and reported agree. Give a GetThingShadow body (FILE), or the two "
+            "sections as --desired and --reported (a missing one counts as empty)."
+        ),
+    )
+    parser.add_argument("file", nargs="?", metavar="FILE", help="a GetThingShadow body")
+    parser.add_argument("--desired", metavar="FILE", help="the desired section (a JSON object)")
+    parser.add_argument("--reported", metavar="FILE", help="the reported section (a JSON object)")
+    parser.add_argument(
+        "--format",
+        choices=("delta", "merge-patch", "json-patch"),
+        default="delta",
+        help=(
+            "delta (default); or the RFC 7396 merge patch or RFC 6902 JSON Patch that turns "
+            "reported into reported with the delta applied"
+        ),
+    )
+    parser.set_defaults(handler=_run_delta)
+
+
+def _run_delta(args: argparse.Namespace, inputs: _Inputs) -> int:
+    sections = args.desired is not None or args.reported is not None
+    if args.file is not None and sections:
+        raise _InputError("give either FILE or --desired/--reported, not both")
+    if args.file is None and not sections:
+        raise _InputError("give a shadow document FILE, or --desired and --reported")
+    if args.file is not None:
+        body = inputs.json(args.file)
+        with _about(inputs.name(args.file)):
+            document = ShadowDocument.from_dict(body, limits=_READ_LIMITS)
+        desired, reported = document.desired, document.reported
+    else:
+        desired = {} if args.desired is None else inputs.object(args.desired, "desired")
+        reported = {} if args.reported is None else inputs.object(args.reported, "reported")
+    delta = compute_delta(desired, reported)
+    if args.format == "delta":
+        _print_json(delta)
+        return _OK
+    applied = apply_merge_patch(reported, delta or {})
+    if args.format == "merge-patch":
+        _print_json(make_merge_patch(reported, applied))
+    else:
+        _print_json(make_json_patch(reported, applied))
+    return _OK
+
+
+# --------------------------------------------------------------------------------------------
+# merge
+# --------------------------------------------------------------------------------------------
+
+
+def _add_merge(commands: Any) -> None:
+    parser = commands.add_parser(
+        "merge",
+        help="three-way merge of a shadow section, with a conflict report",
+        description=(
+            "Merge two edited versions (OURS, THEIRS) of a shadow section against their common "
+            "BASE, and print the merged section, the conflict report, the items held for "
+            "review and whether the policy escalated every conflict to review."
+        ),
+    )
+    parser.add_argument("base", metavar="BASE", help="the section both sides last agreed on")
+    parser.add_argument("ours", metavar="OURS", help="our edited section (the device's)")
+    parser.add_argument("theirs", metavar="THEIRS", help="their edited section (the cloud's)")
+    parser.add_argument(
+        "--policy", metavar="POLICY.json", help="a resolution policy (ResolutionPolicy.from_dict)"
+    )
+    parser.add_argument(
+        "--rules", metavar="RULES.json", help='business rules: {"rules": [...]} (RuleSet)'
+    )
+    parser.add_argument(
+        "--section",
+        choices=("desired", "reported"),
+        default="desired",
+        help="which section is merged (default: desired)",
+    )
+    parser.add_argument("--thing", metavar="T", help="the thing name, for the policy")
+    parser.add_argument("--shadow", metavar="S", help="the named shadow, for the policy")
+    parser.add_argument(
+        "--fail-on-review",
+        action="store_true",
+        help="exit with 1 when a conflict is held for review",
+    )
+    parser.set_defaults(handler=_run_merge)
+
+
+def _run_merge(args: argparse.Namespace, inputs: _Inputs) -> int:
+    from shadowsync import ResolutionPolicy, merge
+    from shadowsync.rules import RuleSet
+
+    base = inputs.object(args.base, "BASE")
+    ours = inputs.object(args.ours, "OURS")
+    theirs = inputs.object(args.theirs, "THEIRS")
+    policy = None
+    if args.policy is not None:
+        config = inputs.json(args.policy)
+        with _about(inputs.name(args.policy)):
+            policy = ResolutionPolicy.from_dict(config)
+    rules = None
+    if args.rules is not None:
+        config = inputs.json(args.rules)
+        with _about(inputs.name(args.rules)):
+            rules = RuleSet.from_dict(config)
+    result = merge(
+        base,
+        ours,
+        theirs,
+        policy=policy,
+        rules=rules,
+        section=args.section,
+        thing_name=args.thing,
+        shadow_name=args.shadow,
+    )
+    _print_json(
+        {
+            "merged": result.merged,
+            "conflicts": result.report.to_json(),
+            "reviews": [review.to_json() for review in result.reviews],
+            "escalated": result.escalated,
+        }
+    )
+    return _FAILED if args.fail_on_review and result.reviews else _OK
+
+
+# --------------------------------------------------------------------------------------------
+# validate
+# --------------------------------------------------------------------------------------------
+
+
+def _add_validate(commands: Any) -> None:
+    defaults = ShadowLimits()
+    parser = commands.add_parser(
+        "validate",
+        help="check a shadow document or an update request against the shadow limits",
+        description=(
+            "Check a GetThingShadow body (--kind document) or an update request applied to "
+            "--base, or to a new shadow (--kind update), against the shadow service's limits. "
+            "Prints the size and nesting depth, or the AWS code and message of the rejection "
+            "(exit 1)."
+        ),
+    )
+    parser.add_argument("file", metavar="FILE", help="the document or update request")
+    parser.add_argument(
+        "--kind",
+        choices=("document", "update"),
+        default="document",
+        help="what FILE holds (default: document)",
+    )
+    parser.add_argument(
+        "--base", metavar="DOC.json", help="with --kind update: the shadow the update applies to"
+    )
+    parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=defaults.max_document_bytes,
+        metavar="N",
+        help=(
+            f"bytes of desired + reported allowed (default: {defaults.max_document_bytes}; "
+            f"at most {LOCAL_MAX_DOCUMENT_BYTES})"
+        ),
+    )
+    parser.add_argument(
+        "--max-depth",
+        type=int,
+        default=defaults.max_depth,
+        metavar="N",
+        help=(
+            f"nesting levels allowed in a section (default: {defaults.max_depth}; "
+            f"at most {MAX_CONFIGURABLE_DEPTH})"
+        ),
+    )
+    parser.set_defaults(handler=_run_validate)
+
+
+def _depth(value: JSONValue) -> int:
+    """Nesting levels as `ShadowLimits.max_depth` counts them: objects and arrays, not leaves."""
+    if isinstance(value, dict):
+        return 1 + max((_depth(item) for item in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(item) for item in value), default=0)
+    return 0
+
+
+def _rejected(error: ShadowRejectedError) -> int:
+    report: dict[str, Any] = {"valid": False, "code": error.code, "message": error.message}
+    if error.detail:
+        report["detail"] = error.detail
+    _print_json(report)
+    return _FAILED
+
+
+def _state_rejection(body: Mapping[str, Any], limits: ShadowLimits) -> ShadowRejectedError | None:
+    """The service's rejection of the update that would write this document's state, if any.
+
+    This is how a document's limit violations get their AWS code and message (413 for size,
+    400 for nesting depth and malformed sections): the update path makes those checks.
+    """
+    state = body.get("state")
+    if isinstance(state, Mapping):
+        # The delta is derived data, not part of what was written.
+        state = {name: state[name] for name in state if name != "delta"}
+    try:
+        apply_update(None, {"state": state}, timestamp=0, limits=limits)
+    except ShadowRejectedError as exc:
+        return exc
+    return None
+
+
+def _run_validate(args: argparse.Namespace, inputs: _Inputs) -> int:
+    if args.base is not None and args.kind != "update":
+        raise _InputError("--base goes with --kind update")
+    try:
+        limits = ShadowLimits(max_document_bytes=args.max_bytes, max_depth=args.max_depth)
+    except ShadowSyncError as exc:
+        raise _InputError(f"invalid limits: {exc}") from None
+    if args.kind == "document":
+        body = inputs.json(args.file)
+        if isinstance(body, Mapping):
+            rejection = _state_rejection(body, limits)
+            if rejection is not None:
+                return _rejected(rejection)
+        try:
+            document = ShadowDocument.from_dict(body, limits=limits)
+        except ShadowSyncError as exc:
+            # Not something the update path refuses: a malformed document (metadata, version,
+            # nulls). The service would answer a request like it with 400.
+            _print_json({"valid": False, "code": 400, "message": str(exc)})
+            return _FAILED
+    else:
+        base = None
+        if args.base is not None:
+            base_body = inputs.json(args.base)
+            with _about(inputs.name(args.base)):
+                base = ShadowDocument.from_dict(base_body, limits=limits)
+        # Text that is not JSON is an unusable file (exit 2), not a request to judge.
+        _, data = inputs.json_and_bytes(args.file)
+        try:
+            result = apply_update(
+                base, data, timestamp=0 if base is None else base.timestamp, limits=limits
+            )
+        except ShadowRejectedError as exc:
+            return _rejected(exc)
+        document = result.document
+    _print_json(
+        {
+            "valid": True,
+            "bytes": document.size,
+            "limit": limits.max_document_bytes,
+            "depth": max(
+                (_depth(section) for section in (document.desired, document.reported) if section),
+                default=0,
+            ),
+        }
+    )
+    return _OK
+
+
+# --------------------------------------------------------------------------------------------
+# verify-log
+# --------------------------------------------------------------------------------------------
+
+
+def _add_verify_log(commands: Any) -> None:
+    parser = commands.add_parser(
+        "verify-log",
+        help="verify the hash chain of an audit log (JSON Lines)",
+        description=(
+            "Load an audit log written as JSON Lines and verify its hash chain. Prints one "
+            "line: OK with the record count and head checksum, or FAILED naming the first bad "
+            "record and why (exit 1)."
+        ),
+    )
+    parser.add_argument("log", metavar="LOG.jsonl", help="the audit log")
+    parser.add_argument(
+        "--expected-head",
+        metavar="CHECKSUM",
+        help="the head checksum kept when the log was last written (detects truncation)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the verification result as JSON")
+    parser.set_defaults(handler=_run_verify_log)
+
+
+def _run_verify_log(args: argparse.Namespace, inputs: _Inputs) -> int:
+    from shadowsync.audit import AuditLog
+
+    data = inputs.read(args.log)
+    with _about(inputs.name(args.log)):
+        log = AuditLog.from_jsonl(data)
+    result = log.verify(expected_head=args.expected_head)
+    if args.json:
+        _print_json(
+            {
+                "ok": result.ok,
+                "index": result.index,
+                "reason": result.reason,
+                "detail": result.detail,
+                "head": result.head,
+            }
+        )
+    elif result.ok:
+        count = len(log)
+        records = f"{count} record" if count == 1 else f"{count} records"
+        print(f"OK: {records}, head {result.head}" if count else "OK: 0 records (empty log)")
+    else:
+        print(f"FAILED at record {result.index}: {result.reason}: {result.detail}")
+    return _OK if result.ok else _FAILED
+
+
+# --------------------------------------------------------------------------------------------
+# The parser and the entry point
+# --------------------------------------------------------------------------------------------
+
+_Handler = Callable[[argparse.Namespace, _Inputs], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=_PROG,
+        description="Work with AWS IoT Device Shadow documents in JSON files ('-' reads stdin).",
+        epilog=(
+            "exit codes: 0 ok; 1 the check failed (invalid document, broken audit chain, "
+            "review needed with --fail-on-review); 2 usage error or unusable input file"
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    # Commands on documents, merges and audit logs (the core).
+    _add_delta(commands)
+    _add_merge(commands)
+    _add_validate(commands)
+    _add_verify_log(commands)
+
+    # Commands on cloud-side operations (shadowsync.cloud) are added below this line.
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``shadowsync`` command line on ``argv`` (default: ``sys.argv[1:]``).
+
+    Returns the exit code: 0 ok, 1 the check failed, 2 a usage error or an unusable input file
+    (the message goes to standard error as ``shadowsync: error: <message>``).
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else _USAGE
+    handler: _Handler = args.handler
+    try:
+        return handler(args, _Inputs())
+    except (_InputError, ShadowSyncError) as exc:
+        message = str(exc)
+    except RecursionError:
+        message = "the input nests too deeply to process"
+    print(f"{_PROG}: error: {' '.join(message.splitlines())}", file=sys.stderr)
+    return _USAGE
