@@ -36,10 +36,12 @@ docs: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 	$(PY) -m benchmarks.offline
+	$(PY) -m benchmarks.cloud
 
 bench-smoke: $(STAMP)
 	$(PY) -m benchmarks --smoke
 	$(PY) -m benchmarks.offline --smoke
+	$(PY) -m benchmarks.cloud --smoke
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache .hypothesis

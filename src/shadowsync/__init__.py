@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         PathChange,
         ReviewItem,
         merge,
+        stamps_at,
         stamps_from_metadata,
     )
     from shadowsync._policy import PolicyConfigError, PolicyRule, ResolutionPolicy
@@ -122,6 +123,7 @@ _LAZY = {
             "PathChange",
             "ReviewItem",
             "merge",
+            "stamps_at",
             "stamps_from_metadata",
         ),
         "shadowsync._merge",
@@ -214,6 +216,7 @@ __all__ = [
     "make_merge_patch",
     "merge",
     "rules",
+    "stamps_at",
     "stamps_from_metadata",
     "stores",
     "strategies",

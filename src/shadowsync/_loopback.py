@@ -39,7 +39,6 @@ from shadowsync._session import SessionConfig, SessionState, ShadowSession
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.events import Event, Publish, Subscribe
 from shadowsync.stores import MemoryStore
-from shadowsync.testing import InMemoryShadowService, ManualClock
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -200,6 +199,9 @@ class LoopbackPair:
         self.thing_name = thing_name
         self.shadow_name = shadow_name
         self.config = config if config is not None else SessionConfig()
+        # Imported here: shadowsync.testing re-exports this module's classes.
+        from shadowsync.testing import InMemoryShadowService, ManualClock
+
         self.clock = ManualClock(start)
         self.service = InMemoryShadowService(clock=self.clock, limits=self.config.limits)
         self.faults = faults if isinstance(faults, FaultInjector) else FaultInjector(seed, faults)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -397,6 +397,23 @@ def _stamp_at(stamps: Mapping[Path, Any], path: Path) -> Any:
     return max(below) if below else None
 
 
+def _newest_stamp(node: Any) -> int | None:
+    """The newest timestamp in a metadata node (a leaf's, or any below it)."""
+    if isinstance(node, dict):
+        if type(node.get("timestamp")) is int and len(node) == 1:
+            return int(node["timestamp"])
+        found = [t for t in map(_newest_stamp, node.values()) if t is not None]
+        return max(found) if found else None
+    if isinstance(node, list):
+        found = [t for t in map(_newest_stamp, node) if t is not None]
+        return max(found) if found else None
+    return None
+
+
+def _is_leaf_metadata(node: Any) -> bool:
+    return isinstance(node, dict) and len(node) == 1 and type(node.get("timestamp")) is int
+
+
 def stamps_from_metadata(metadata: Mapping[str, Any]) -> dict[Path, int]:
     """Per-path timestamps from a shadow section's metadata (leaves, and arrays as a whole).
 
@@ -409,34 +426,51 @@ def stamps_from_metadata(metadata: Mapping[str, Any]) -> dict[Path, int]:
     """
     out: dict[Path, int] = {}
 
-    def newest(node: Any) -> int | None:
-        if isinstance(node, dict):
-            if type(node.get("timestamp")) is int and len(node) == 1:
-                return int(node["timestamp"])
-            found = [t for t in map(newest, node.values()) if t is not None]
-            return max(found) if found else None
-        if isinstance(node, list):
-            found = [t for t in map(newest, node) if t is not None]
-            return max(found) if found else None
-        return None
-
     def walk(node: Mapping[str, Any], path: Path, depth: int) -> None:
         if depth > 64:
             raise InvalidDocumentError("metadata nests too deeply")
         for key, meta in node.items():
             here = (*path, key)
-            if isinstance(meta, dict) and not (
-                len(meta) == 1 and type(meta.get("timestamp")) is int
-            ):
+            if isinstance(meta, dict) and not _is_leaf_metadata(meta):
                 walk(meta, here, depth + 1)
             else:
-                stamp = newest(meta)
+                stamp = _newest_stamp(meta)
                 if stamp is not None:
                     out[here] = stamp
 
     if not isinstance(metadata, Mapping):
         raise InvalidDocumentError("metadata must be an object")
     walk(metadata, (), 0)
+    return out
+
+
+def stamps_at(metadata: Mapping[str, Any], paths: Iterable[Path]) -> dict[Path, int]:
+    """The timestamp of each of ``paths`` in a section's metadata, where it has one.
+
+    A path's stamp is its leaf's, the newest below it, or its nearest stamped ancestor's (a
+    leaf that was replaced by an object), as `stamps_from_metadata` would give it, but only the
+    given paths are looked at.
+
+    ```pycon
+    >>> stamps_at({"a": {"timestamp": 5}, "b": {"c": {"timestamp": 7}, "d": {"timestamp": 9}}},
+    ...           [("a",), ("b",), ("a", "x"), ("z",)])
+    {('a',): 5, ('b',): 9, ('a', 'x'): 5}
+
+    ```
+    """
+    out: dict[Path, int] = {}
+    for path in paths:
+        node: Any = metadata
+        for key in path:
+            if _is_leaf_metadata(node):
+                break  # a stamped ancestor
+            if not isinstance(node, dict) or key not in node:
+                node = None
+                break
+            node = node[key]
+        stamp = _newest_stamp(node) if node is not None and path else None
+        if stamp is not None:
+            out[path] = stamp
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -95,19 +96,63 @@ def _apply_merge(target: JSONValue, patch: JSONValue) -> JSONValue:
 def make_json_patch(source: JSONValue, target: JSONValue) -> list[dict[str, Any]]:
     """The RFC 6902 JSON Patch (a list of operations) that turns ``source`` into ``target``.
 
+    Objects are compared key by key and equal members are skipped without being diffed; where
+    two arrays differ, jsonpatch works out the element-level operations.
+
     ```pycon
     >>> make_json_patch({"a": 1, "b": [1, 2]}, {"a": 2, "b": [1, 2]})
     [{'op': 'replace', 'path': '/a', 'value': 2}]
 
     ```
     """
+    operations: list[dict[str, Any]] = []
     try:
-        operations: list[dict[str, Any]] = jsonpatch.make_patch(source, target).patch
+        _diff(source, target, "", operations)
     except RecursionError:
         raise PatchError("values nest too deeply to diff") from None
     except _PATCH_ERRORS as exc:
         raise PatchError(f"cannot diff these values: {exc}") from None
     return operations
+
+
+def _identical(a: Any, b: Any) -> bool:
+    """Equal with the same JSON types throughout (``1`` and ``1.0`` differ here)."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b) or a != b:
+        return False
+    if kind is not dict and kind is not list:
+        return True
+    try:
+        return marshal.dumps(a, 2) == marshal.dumps(b, 2)
+    except ValueError:  # too deep to marshal: let jsonpatch decide
+        return not jsonpatch.make_patch(a, b).patch
+
+
+def _diff(source: Any, target: Any, path: str, out: list[dict[str, Any]]) -> None:
+    if _identical(source, target):
+        return
+    if type(source) is dict and type(target) is dict:
+        for key, value in source.items():
+            where = path + "/" + key.replace("~", "~0").replace("/", "~1")
+            if key not in target:
+                out.append({"op": "remove", "path": where})
+            else:
+                _diff(value, target[key], where, out)
+        for key, value in target.items():
+            if key not in source:
+                where = path + "/" + key.replace("~", "~0").replace("/", "~1")
+                out.append({"op": "add", "path": where, "value": copy_json(value)})
+        return
+    if type(source) is not list or type(target) is not list:
+        out.append({"op": "replace", "path": path, "value": copy_json(target)})
+        return
+    for operation in jsonpatch.make_patch(source, target).patch:
+        operation["path"] = path + operation["path"]
+        if "from" in operation:
+            operation["from"] = path + operation["from"]
+        out.append(operation)
 
 
 def apply_json_patch(target: JSONValue, patch: Sequence[Mapping[str, Any]]) -> JSONValue:

@@ -791,6 +791,17 @@ class AuditLog:
         heads[key] = (after, record.version, record.timestamp)
         return record
 
+    def last_state(self, thing_name: str, shadow_name: str | None) -> JSONObject | None:
+        """The state the shadow's last record left (a copy), or None when it has no records.
+
+        The same as `replay` without a version, but kept up to date as records are added, so
+        asking again is cheap.
+        """
+        _check_thing_name(thing_name)
+        _check_shadow_name(shadow_name)
+        head = self._stream_heads().get((thing_name, shadow_name))
+        return None if head is None else copy_object(head[0])
+
     def add(self, record: HistoryRecord) -> HistoryRecord:
         """Append a record built elsewhere, such as the one a cloud-side decision returns.
 

@@ -441,6 +441,98 @@ def _run_verify_log(args: argparse.Namespace, inputs: _Inputs) -> int:
 
 
 # --------------------------------------------------------------------------------------------
+# health
+# --------------------------------------------------------------------------------------------
+
+
+def _add_health(commands: Any) -> None:
+    parser = commands.add_parser(
+        "health",
+        help="a health report of a fleet's shadows (healthy, warning, conflict, offline)",
+        description=(
+            "Assess each device of a fleet file: an object mapping thing names to their "
+            'shadows, each shadow name ("$default" for the classic one) mapped to a '
+            "GetThingShadow body. Conflicts are counted from an audit log when one is given. "
+            "Prints one line per device that is not healthy and the totals, or JSON."
+        ),
+    )
+    parser.add_argument("fleet", metavar="FLEET.json", help="thing -> shadow name -> GET body")
+    parser.add_argument("--history", metavar="LOG.jsonl", help="the fleet's audit log")
+    parser.add_argument(
+        "--now", type=int, metavar="EPOCH", help="the time of the report (default: now)"
+    )
+    parser.add_argument(
+        "--shadows",
+        metavar="NAMES",
+        help="comma-separated shadows every device should have (default: those in the file)",
+    )
+    parser.add_argument("--offline-after", type=int, default=3600, metavar="SECONDS")
+    parser.add_argument("--pending-after", type=int, default=600, metavar="SECONDS")
+    parser.add_argument("--conflict-window", type=int, default=86400, metavar="SECONDS")
+    parser.add_argument(
+        "--conflicts", type=int, default=1, metavar="N", help="conflicts that make 'conflict'"
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "--fail-unhealthy", action="store_true", help="exit 1 when a device is not healthy"
+    )
+    parser.set_defaults(handler=_run_health)
+
+
+def _run_health(args: argparse.Namespace, inputs: _Inputs) -> int:
+    import time
+
+    from shadowsync.audit import AuditLog
+    from shadowsync.cloud import CLASSIC_SHADOW_NAME, HealthThresholds, health_report
+
+    fleet = inputs.object(args.fleet, "a fleet file")
+    shadows: dict[str, dict[str | None, Any]] = {}
+    names: dict[str | None, None] = {}
+    for thing, own in fleet.items():
+        if not isinstance(own, dict):
+            raise _InputError(
+                f"{inputs.name(args.fleet)}: {thing!r} must map shadow names to GET bodies, "
+                f"got {kind_phrase(own)}"
+            )
+        mapped = {None if n == CLASSIC_SHADOW_NAME else n: body for n, body in own.items()}
+        shadows[thing] = mapped
+        names.update(dict.fromkeys(mapped))
+    if args.shadows is not None:
+        wanted = [n.strip() for n in args.shadows.split(",") if n.strip()]
+        names = dict.fromkeys(None if n == CLASSIC_SHADOW_NAME else n for n in wanted)
+    history = AuditLog()
+    if args.history is not None:
+        data = inputs.read(args.history)
+        with _about(inputs.name(args.history)):
+            history = AuditLog.from_jsonl(data)
+    now = args.now if args.now is not None else int(time.time())
+    try:
+        thresholds = HealthThresholds(
+            expected_shadows=tuple(names) or (None,),
+            offline_after_seconds=args.offline_after,
+            pending_after_seconds=args.pending_after,
+            conflict_window_seconds=args.conflict_window,
+            conflicts_for_conflict=args.conflicts,
+        )
+    except ShadowSyncError as exc:
+        raise _InputError(str(exc)) from None
+    with _about(inputs.name(args.fleet)):
+        report = health_report(
+            {"thingNames": list(shadows)},
+            shadows,
+            now=now,
+            history=history,
+            thresholds=thresholds,
+        )
+    if args.json:
+        _print_json(report.to_json())
+    else:
+        print(report.to_text())
+    unhealthy = any(device.status != "healthy" for device in report.devices)
+    return _FAILED if args.fail_unhealthy and unhealthy else _OK
+
+
+# --------------------------------------------------------------------------------------------
 # The parser and the entry point
 # --------------------------------------------------------------------------------------------
 
@@ -465,7 +557,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_validate(commands)
     _add_verify_log(commands)
 
-    # Commands on cloud-side operations (shadowsync.cloud) are added below this line.
+    # Commands on cloud-side operations (shadowsync.cloud).
+    _add_health(commands)
 
     return parser
 

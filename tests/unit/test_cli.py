@@ -745,9 +745,12 @@ def test_usage_without_a_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert (code, out) == (2, "")
     assert err.startswith("usage: shadowsync ")
     assert only_error(err) == "the following arguments are required: COMMAND"
+    code, _, err = run(capsys, "reboot")
+    assert code == 2
+    assert only_error(err).startswith("argument COMMAND: invalid choice: 'reboot'")
     code, _, err = run(capsys, "health")
     assert code == 2
-    assert only_error(err).startswith("argument COMMAND: invalid choice: 'health'")
+    assert only_error(err) == "the following arguments are required: FLEET.json"
 
 
 def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -807,3 +810,114 @@ def test_the_cli_imports_no_adapter_dependency() -> None:
     assert "shadowsync.cli" in loaded
     forbidden = ("boto3", "botocore", "paho", "deepdiff", "moto")
     assert [name for name in loaded if name.split(".")[0] in forbidden] == []
+
+
+# --- health ---
+
+
+def _fleet() -> dict[str, Any]:
+    fresh = apply_update(None, {"state": {"reported": {"rate": 30}}}, timestamp=1700000000)
+    stale = apply_update(
+        None,
+        {"state": {"desired": {"rate": 60}, "reported": {"rate": 30}}},
+        timestamp=1699990000,
+    )
+    return {
+        "pump-1": {"$default": fresh.document.to_dict(), "configuration": fresh.document.to_dict()},
+        "pump-2": {"$default": stale.document.to_dict()},
+        "pump-3": {},
+    }
+
+
+def test_health_prints_the_devices_that_are_not_healthy_and_totals(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fleet = write(tmp_path, "fleet.json", _fleet())
+    code, out, err = run(capsys, "health", fleet, "--now", "1700000100")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "pump-2: offline (no report for 10100 s; 1 desired value(s) in $default pending for "
+        "10100 s; shadow configuration not found)",
+        "pump-3: offline (never reported; shadow $default not found; shadow configuration not "
+        "found)",
+        "3 devices: 1 healthy, 0 warning, 0 conflict, 2 offline",
+    ]
+
+
+def test_health_json_thresholds_and_fail_unhealthy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    fleet = write(tmp_path, "fleet.json", _fleet())
+    code, out, _ = run(
+        capsys,
+        "health",
+        fleet,
+        "--now",
+        "1700000100",
+        "--shadows",
+        "$default",
+        "--offline-after",
+        "20000",
+        "--json",
+        "--fail-unhealthy",
+    )
+    body = json.loads(out)
+    assert code == 1
+    assert [(d["thingName"], d["status"]) for d in body["deviceHealth"]] == [
+        ("pump-1", "healthy"),
+        ("pump-2", "warning"),
+        ("pump-3", "offline"),
+    ]
+    assert body["overallMetrics"] == {
+        "totalDevices": 3,
+        "healthyDevices": 1,
+        "warningDevices": 1,
+        "devicesWithConflicts": 0,
+        "offlineDevices": 1,
+    }
+
+
+def test_health_counts_conflicts_from_the_audit_log(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    log = AuditLog()
+    log.append(
+        "pump-1",
+        None,
+        previous_state=None,
+        new_state={"desired": {"rate": 30}},
+        version=1,
+        timestamp=1700000050,
+        change_type="manual_review",
+        decision="review",
+        reason="held",
+    )
+    fleet = write(tmp_path, "fleet.json", {"pump-1": _fleet()["pump-1"]})
+    history = write(tmp_path, "log.jsonl", log.to_jsonl())
+    code, out, _ = run(capsys, "health", fleet, "--history", history, "--now", "1700000100")
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "pump-1: conflict (1 conflict(s) in the last 86400 s, 1 held for review)"
+    )
+
+
+def test_health_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    array = write(tmp_path, "array.json", [1])
+    assert run(capsys, "health", array)[0] == 2
+    bad_shadow = write(tmp_path, "bad.json", {"pump-1": {"$default": {"state": 5}}})
+    code, _, err = run(capsys, "health", bad_shadow, "--now", "1")
+    assert code == 2
+    assert err == f"shadowsync: error: {bad_shadow}: the current shadow: state must be an object\n"
+    not_map = write(tmp_path, "notmap.json", {"pump-1": [1]})
+    code, _, err = run(capsys, "health", not_map)
+    assert code == 2
+    assert "'pump-1' must map shadow names to GET bodies, got an array" in err
+    fleet = write(tmp_path, "fleet.json", _fleet())
+    code, _, err = run(capsys, "health", fleet, "--offline-after", "0")
+    assert code == 2
+    assert "offline_after_seconds must be a positive number of seconds" in err
+    broken = write(tmp_path, "log.jsonl", "{not json\n")
+    code, _, err = run(capsys, "health", fleet, "--history", broken)
+    assert code == 2
+    assert err.startswith("shadowsync: error: ")
+    assert "log.jsonl" in err

@@ -17,6 +17,7 @@ import pytest
 
 import shadowsync
 import shadowsync.cli
+import shadowsync.cloud
 import shadowsync.errors
 import shadowsync.events
 import shadowsync.stores
@@ -72,6 +73,7 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "classify_message",
         "merge",
         "rules",
+        "stamps_at",
         "stamps_from_metadata",
         "strategies",
         "DropRecord",
@@ -156,6 +158,49 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "UpdateRejected",
     },
     "shadowsync.cli": {"main"},
+    "shadowsync.cloud": {
+        "CLASSIC_SHADOW_NAME",
+        "EVENT_SOURCE",
+        "EVENT_TYPES",
+        "METRIC_NAMES",
+        "METRIC_NAMESPACE",
+        "OPERATIONS",
+        "CachedChange",
+        "CachedChangeResult",
+        "ChangeStatus",
+        "ConflictSummary",
+        "ConflictSummaryRequest",
+        "DeltaEvent",
+        "DeviceHealth",
+        "EventType",
+        "HealthReport",
+        "HealthReportRequest",
+        "HealthStatus",
+        "HealthThresholds",
+        "History",
+        "HistoryReader",
+        "MetricName",
+        "OfflineSyncRequest",
+        "OfflineSyncResult",
+        "Operation",
+        "OperationError",
+        "ShadowDecision",
+        "ShadowReader",
+        "ShadowSyncStatus",
+        "SyncCheckRequest",
+        "SyncCheckResult",
+        "SyncManager",
+        "SyncRequest",
+        "SyncResponse",
+        "conflict_summary",
+        "explain_change",
+        "explain_versions",
+        "handle_delta_event",
+        "health_report",
+        "offline_sync",
+        "parse_request",
+        "sync_check",
+    },
     "shadowsync.stores": {
         "CacheEntry",
         "MemoryStore",
@@ -208,7 +253,7 @@ def test_star_import_gives_exactly_all() -> None:
 def test_core_imports_none_of_the_adapter_dependencies() -> None:
     code = (
         "import json, sys\n"
-        "import shadowsync, shadowsync.testing, shadowsync.topics\n"
+        "import shadowsync, shadowsync.testing, shadowsync.topics, shadowsync.cloud\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     completed = subprocess.run(

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from shadowsync._json import JSONObject, canonical_json, copy_object, json_equal
+from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._merge import ConflictRecord, ConflictReport, MergeResult, ReviewItem
 from shadowsync._update import apply_update
 from shadowsync.audit import ChangeType, Decision, HistoryRecord
@@ -124,6 +125,7 @@ def conclude(
     event_bus: str | None,
     details: dict[str, Any],
     fast_forward: str,
+    limits: ShadowLimits = DEFAULT_LIMITS,
     stale_event: bool = False,
 ) -> ShadowDecision:
     """Judge ``final`` (path -> value settled for ``section``) and build the decision.
@@ -178,7 +180,11 @@ def conclude(
         body["clientToken"] = client_token(thing_name, shadow_name, version, update_state)
         update = body
         new_document = apply_update(
-            document, body, timestamp=now, previous_version=last.version if last else 0
+            document,
+            body,
+            timestamp=now,
+            limits=limits,
+            previous_version=last.version if last else 0,
         ).document
     pending = tuple(leaf_paths(new_document.delta or {})) if new_document is not None else ()
 

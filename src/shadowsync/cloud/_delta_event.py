@@ -9,8 +9,8 @@ import attrs
 
 from shadowsync._document import ShadowDocument
 from shadowsync._json import JSONObject, decode_payload, describe, kind_phrase, normalize_section
-from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
-from shadowsync._merge import ConflictReport, merge, stamps_from_metadata
+from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLimits
+from shadowsync._merge import ConflictReport, merge, stamps_at
 from shadowsync.audit import HistoryRecord
 from shadowsync.cloud._decision import ShadowDecision, conclude
 from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
@@ -111,6 +111,7 @@ def handle_delta_event(
     policy: ResolutionPolicy | Strategy | None = None,
     rules: RuleSet | None = None,
     event_bus: str | None = None,
+    limits: ShadowLimits = DEFAULT_LIMITS,
 ) -> ShadowDecision:
     """Decide what to do about a delta event: accept, merge, reject (a rule) or hold for review.
 
@@ -192,10 +193,14 @@ def handle_delta_event(
             ),
         )
 
+    recorded = base
     if last is not None and document.version < last.version:
-        # The shadow was deleted and created again: its old history is no base for it.
+        # The shadow was deleted and created again: its old history is no base for the merge.
+        # The record still continues the chain from the newest record given (by checksum, as
+        # its version is below the shadow's last one) and patches the state that record left.
         base = None
-        previous = last.checksum
+        if isinstance(previous, HistoryRecord):
+            previous = previous.checksum
     stale_event = parsed.version < document.version
     desired, reported = document.desired, document.reported
     delta = document.delta or {}
@@ -223,8 +228,8 @@ def handle_delta_event(
         shadow_name=shadow_name,
         ours_source="cloud",
         theirs_source="device",
-        ours_stamps=stamps_from_metadata(document.section_metadata("desired")),
-        theirs_stamps=stamps_from_metadata(document.section_metadata("reported")),
+        ours_stamps=stamps_at(document.section_metadata("desired"), paths),
+        theirs_stamps=stamps_at(document.section_metadata("reported"), paths),
     )
     held = {item.path for item in result.reviews}
     final: dict[Path, Value] = {}
@@ -242,7 +247,7 @@ def handle_delta_event(
         result=result,
         rules=rules,
         now=now,
-        base=base,
+        base=recorded,
         previous=previous,
         last=last,
         event_bus=event_bus,
@@ -251,6 +256,7 @@ def handle_delta_event(
             "shadowVersion": document.version,
             "staleEvent": stale_event,
         },
+        limits=limits,
         fast_forward="desired follows the device's own change",
         stale_event=stale_event,
     )

@@ -6,7 +6,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from shadowsync._json import kind_phrase
+from shadowsync._json import json_equal, kind_phrase
 from shadowsync.audit import AuditLog, _state
 from shadowsync.cloud._history import History, as_log
 from shadowsync.cloud._paths import lookup
@@ -25,7 +25,7 @@ def _show_path(path: tuple[str, ...]) -> str:
         if _PLAIN_KEY.fullmatch(key):
             out += ("." if out else "") + key
         else:
-            out += f"[{json.dumps(key)}]"
+            out += f"[{json.dumps(key, ensure_ascii=False)}]"
     return out
 
 
@@ -65,7 +65,8 @@ def explain_change(before: ShadowState, after: ShadowState) -> tuple[str, ...]:
     """
     old = _state(before, "before")
     new = _state(after, "after")
-    diff = _deepdiff()(old, new, view="tree", ignore_numeric_type_changes=True)
+    # Types are compared by JSON's rules below: 1 and 1.0 are one number, true is not 1.
+    diff = _deepdiff()(old, new, view="tree")
     paths: list[tuple[str, ...]] = []
     for levels in diff.values():
         for level in levels:
@@ -81,6 +82,8 @@ def explain_change(before: ShadowState, after: ShadowState) -> tuple[str, ...]:
     for path in sorted(paths, key=lambda p: (p[0] != "desired", p)):
         was = lookup(old, path)
         now = lookup(new, path)
+        if was is not MISSING and now is not MISSING and json_equal(was, now):
+            continue
         where = _show_path(path)
         if was is MISSING:
             lines.append(f"{where} added: {_show(now)}")

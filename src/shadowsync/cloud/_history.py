@@ -38,8 +38,7 @@ def base_state(log: AuditLog, records: tuple[HistoryRecord, ...]) -> dict[str, A
     """The state the shadow's last record left, or None when it has no records."""
     if not records:
         return None
-    first = records[0]
-    return log.replay(first.thing_name, first.shadow_name)
+    return log.last_state(records[0].thing_name, records[0].shadow_name)
 
 
 def recent(

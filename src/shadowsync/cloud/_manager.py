@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync.cloud._delta_event import DeltaEvent, handle_delta_event
 from shadowsync.cloud._health import HealthThresholds, health_report
 from shadowsync.cloud._offline import offline_sync
@@ -104,6 +105,8 @@ class SyncManager:
     """The business rules of a thing (None: no rules)."""
     thresholds: HealthThresholds = attrs.field(factory=HealthThresholds)
     event_bus: str | None = None
+    limits: ShadowLimits = DEFAULT_LIMITS
+    """The limits updates are checked against (raise them for a 30 KB local service)."""
 
     def _shadows(
         self, thing: str, names: tuple[str | None, ...]
@@ -144,6 +147,7 @@ class SyncManager:
                 policy=self.policy_for(parsed.thing_name),
                 rules=self.rules_for(parsed.thing_name),
                 event_bus=self.event_bus,
+                limits=self.limits,
             )
             return SyncResponse(
                 status_code=200,
@@ -189,6 +193,7 @@ class SyncManager:
             policy=self.policy_for(parsed.thing_name),
             rules=self.rules_for(parsed.thing_name),
             event_bus=self.event_bus,
+            limits=self.limits,
         )
 
 

@@ -7,15 +7,21 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
-from shadowsync._merge import ConflictRecord, _stamp_at, merge, stamps_from_metadata
+from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
+from shadowsync._merge import ConflictRecord, merge, stamps_at
 from shadowsync.audit import HistoryRecord
 from shadowsync.cloud._decision import ShadowDecision, conclude, same
 from shadowsync.cloud._delta_event import shadow_document
 from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
 from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, nested, pointer
-from shadowsync.cloud._requests import OfflineSyncRequest, shadow_label, sync_request
+from shadowsync.cloud._requests import (
+    OfflineSyncRequest,
+    OperationError,
+    shadow_label,
+    sync_request,
+)
 from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
-from shadowsync.errors import InvalidArgumentError
+from shadowsync.errors import InvalidArgumentError, ShadowRejectedError
 from shadowsync.strategies import MISSING, ConflictKind
 
 if TYPE_CHECKING:
@@ -107,6 +113,7 @@ def offline_sync(
     policy: ResolutionPolicy | Strategy | None = None,
     rules: RuleSet | None = None,
     event_bus: str | None = None,
+    limits: ShadowLimits = DEFAULT_LIMITS,
 ) -> OfflineSyncResult:
     """Decide which of a returning device's cached changes apply, which clash, which need review.
 
@@ -169,9 +176,7 @@ def offline_sync(
 
         reported = document.reported if document is not None else {}
         stamps = (
-            stamps_from_metadata(document.section_metadata("reported"))
-            if document is not None
-            else {}
+            stamps_at(document.section_metadata("reported"), device) if document is not None else {}
         )
         base_entries: list[tuple[Path, Value]] = []
         ours_entries: list[tuple[Path, Value]] = []
@@ -180,7 +185,7 @@ def offline_sync(
         theirs_stamps: dict[Path, int] = {}
         for path, (value, stamp, _) in device.items():
             current = lookup(reported, path)
-            written = _stamp_at(stamps, path)
+            written = stamps.get(path)
             newer = written is not None and current is not MISSING and written > stamp
             base_entries.append((path, MISSING if newer else current))
             ours_entries.append((path, current))
@@ -192,8 +197,15 @@ def offline_sync(
         records = shadow_records(log, thing, shadow_name)
         last = records[-1] if records else None
         base = base_state(log, records)
-        if last is not None and document is not None and document.version < last.version:
-            base, previous = None, last.checksum
+        if (
+            last is not None
+            and document is not None
+            and document.version < last.version
+            and isinstance(previous, HistoryRecord)
+        ):
+            # Deleted and created again: the record chains on from the newest record by
+            # checksum (its version is below the shadow's last one).
+            previous = previous.checksum
         result = merge(
             nested(base_entries),
             nested(ours_entries),
@@ -214,26 +226,36 @@ def offline_sync(
                 final[path] = lookup(reported, path)
             else:
                 final[path] = lookup(result.merged, path)
-        decision = conclude(
-            thing_name=thing,
-            shadow_name=shadow_name,
-            document=document,
-            section="reported",
-            final=final,
-            result=result,
-            rules=rules,
-            now=now,
-            base=base,
-            previous=previous,
-            last=last if isinstance(previous, HistoryRecord) else None,
-            event_bus=event_bus,
-            details={
-                "offlineDurationSeconds": parsed.offline_duration_seconds,
-                "cachedChanges": len(indexed),
-                "shadowVersion": document.version if document is not None else None,
-            },
-            fast_forward="applied the device's offline changes",
-        )
+        try:
+            decision = conclude(
+                thing_name=thing,
+                shadow_name=shadow_name,
+                document=document,
+                section="reported",
+                final=final,
+                result=result,
+                rules=rules,
+                now=now,
+                base=base,
+                previous=previous,
+                last=last if isinstance(previous, HistoryRecord) else None,
+                event_bus=event_bus,
+                details={
+                    "offlineDurationSeconds": parsed.offline_duration_seconds,
+                    "cachedChanges": len(indexed),
+                    "shadowVersion": document.version if document is not None else None,
+                },
+                limits=limits,
+                fast_forward="applied the device's offline changes",
+            )
+        except ShadowRejectedError as exc:
+            # The service would refuse the update (too deep, too large): the cached
+            # changes cannot be applied as sent, which is the request's fault.
+            raise OperationError(
+                f"the cached changes of shadow {shadow_label(shadow_name)!r} cannot be "
+                f"applied: {exc}",
+                operation="offline_sync",
+            ) from None
         decisions.append(decision)
         previous = decision.record
 

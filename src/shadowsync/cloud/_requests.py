@@ -22,12 +22,15 @@ CLASSIC_SHADOW_NAME = "$default"
 """How requests and responses name the classic (unnamed) shadow; ``None`` in the Python API."""
 
 Operation: TypeAlias = Literal["sync_check", "offline_sync", "conflict_summary", "health_report"]
+"""The sync manager's operations (the request's ``operation``)."""
+
 OPERATIONS: tuple[Operation, ...] = (
     "sync_check",
     "offline_sync",
     "conflict_summary",
     "health_report",
 )
+"""Every `Operation`."""
 
 
 class OperationError(ShadowSyncError):
@@ -90,14 +93,22 @@ def parse_shadow_name(value: object, field: str, operation: str | None) -> str |
         raise OperationError(f"{field}: {exc.detail or exc.message}", operation=operation) from None
 
 
+_MAX_COUNT = 2**63 - 1
+"""Versions, timestamps and durations are 64-bit on the service (and in history records)."""
+
+
 def parse_count(value: object, field: str, operation: str | None, *, positive: bool = False) -> int:
-    """A non-negative (or positive) whole number from a request field."""
+    """A non-negative (or positive) whole number, at most 2**63 - 1, from a request field."""
     if type(value) is float and value.is_integer():
         value = int(value)
     if type(value) is not int or value < 0 or (positive and value == 0):
         need = "a positive" if positive else "a non-negative"
         raise OperationError(
             f"{field} must be {need} whole number, got {describe(value)}", operation=operation
+        )
+    if value > _MAX_COUNT:
+        raise OperationError(
+            f"{field} is too large: {describe(value)} is above 2**63 - 1", operation=operation
         )
     return value
 
@@ -201,6 +212,7 @@ class HealthReportRequest:
 SyncRequest: TypeAlias = (
     SyncCheckRequest | OfflineSyncRequest | ConflictSummaryRequest | HealthReportRequest
 )
+"""A parsed sync manager request, as `parse_request` returns it."""
 
 
 def _decode(payload: object) -> Mapping[str, Any]:

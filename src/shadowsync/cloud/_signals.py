@@ -29,6 +29,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     "Change Rejected",
     "Offline Sync Completed",
 )
+"""Every `EventType`."""
 
 MetricName: TypeAlias = Literal[
     "ConflictDetected",
@@ -54,6 +55,7 @@ METRIC_NAMES: tuple[MetricName, ...] = (
     "OfflineDuration",
     "PendingDeltaKeys",
 )
+"""Every `MetricName`."""
 
 
 def iso_time(timestamp: int | float) -> str:
