@@ -12,7 +12,16 @@ import sys
 import textwrap
 from typing import Any, TextIO
 
-from shadowsync import SessionConfig, compute_delta, make_json_patch, merge, topics
+from shadowsync import (
+    ResolutionPolicy,
+    SessionConfig,
+    compute_delta,
+    make_json_patch,
+    merge,
+    topics,
+)
+from shadowsync.audit import AuditLog
+from shadowsync.cloud import HealthThresholds, handle_delta_event, health_report
 from shadowsync.errors import ShadowRejectedError
 from shadowsync.events import ConflictResolved, Dropped
 from shadowsync.rules import RuleSet
@@ -198,7 +207,85 @@ def run(out: TextIO = sys.stdout) -> None:
     say.show("reported now", {key: value for key, value in reported.items() if key != "$ack"})
     say.show("acknowledgement", reported["$ack"]["rejected"])
     say.say(f"device and cloud still differ on: {pair.differences() or 'nothing'}")
+
+    say.section("The cloud's conflict resolver, and a fleet health report")
+    _cloud_side(say, pair.service, pair.clock)
     print("\nDone. See docs/ for the semantics behind each step.", file=out)
+
+
+def _cloud_side(say: _Narrator, service: InMemoryShadowService, clock: ManualClock) -> None:
+    log = AuditLog()
+    settings = {"fan": "auto", "interval_s": 60, "mode": "heat"}
+    created = service.update(
+        THING, {"state": {"desired": settings, "reported": settings}}, shadow_name="configuration"
+    )
+    log.append(
+        THING,
+        "configuration",
+        previous_state=None,
+        new_state=created.document,
+        version=created.document.version,
+        timestamp=int(clock()),
+        change_type="update",
+        decision="accept",
+        reason="baseline",
+    )
+    clock.advance(30)
+    cloud = service.update(
+        THING,
+        {"state": {"desired": {"interval_s": 30, "fan": "high"}}},
+        shadow_name="configuration",
+    )
+    clock.advance(5)
+    service.update(
+        THING,
+        {"state": {"reported": {"interval_s": 120, "mode": "eco"}}},
+        shadow_name="configuration",
+    )
+    say.say("desired interval_s 60 -> 30 and fan -> high, while the device reported")
+    say.say("interval_s 120 and mode eco; the delta event reaches the resolver:")
+    event = {**(cloud.delta or {}), "thingName": THING, "shadowName": "configuration"}
+    decision = handle_delta_event(
+        event,
+        service.get(THING, shadow_name="configuration"),
+        now=int(clock()),
+        history=log,
+        policy=ResolutionPolicy.recommended(),
+    )
+    say.say(f"decision: {decision.decision} ({decision.reason})")
+    for item in decision.reviews:
+        say.say(
+            f"review {'.'.join(item.path)}: cloud {item.current} vs device {item.proposed};"
+            f" approve -> {json.dumps(item.approve())}"
+        )
+    if decision.update is not None:
+        say.show("update (desired follows the device's own change)", decision.update["state"])
+        service.update(THING, decision.update, shadow_name="configuration")
+    say.say("pending for the device: " + ", ".join(".".join(p) for p in decision.pending))
+    say.say(
+        "emit: "
+        + ", ".join(entry["DetailType"] for entry in decision.events)
+        + "; "
+        + ", ".join(f"{m['MetricName']}={m['Value']}" for m in decision.metrics)
+    )
+    log.add(decision.record)
+    fleet = {
+        THING: {
+            None: service.get(THING),
+            "configuration": service.get(THING, shadow_name="configuration"),
+        },
+        "thermostat-43": {},
+    }
+    report = health_report(
+        {"thingNames": [THING, "thermostat-43"]},
+        fleet,
+        now=int(clock()),
+        history=log,
+        thresholds=HealthThresholds(expected_shadows=(None, "configuration")),
+    )
+    for line in report.to_text().splitlines():
+        say.say(line)
+    say.say(f"audit log: {len(log)} records, chain intact: {log.verify().ok}")
 
 
 def _sections(body: dict[str, Any]) -> dict[str, Any]:

@@ -25,3 +25,13 @@ def test_demo_runs_and_shows_each_step() -> None:
     assert "target_c   rule:range:target_c: 35 is greater than the maximum 30" in text
     assert 'reported now: {"mode": "eco", "temp_c": 21.5, "target_c": 21}' in text
     assert "device and cloud still differ on: nothing" in text
+    assert "decision: review (1 conflict(s) held for manual review)" in text
+    assert (
+        'review interval_s: cloud 30 vs device 120; approve -> {"desired": {"interval_s": 120}}'
+        in text
+    )
+    assert 'update (desired follows the device\'s own change): {"desired": {"mode": "eco"}}' in text
+    assert "emit: Manual Review Required; ConflictDetected=1" in text
+    assert "thermostat-43: offline (never reported;" in text
+    assert "2 devices: 0 healthy, 0 warning, 1 conflict, 1 offline" in text
+    assert "audit log: 2 records, chain intact: True" in text
