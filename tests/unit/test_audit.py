@@ -1058,3 +1058,101 @@ def test_verify_refuses_arguments_of_the_wrong_type() -> None:
 def test_every_error_is_a_shadowsync_error() -> None:
     assert issubclass(AuditLogError, ShadowSyncError)
     assert issubclass(AuditLogError, InvalidDocumentError)
+
+
+# --- adding records built elsewhere; the last state of a shadow ---
+
+
+def _record(previous: HistoryRecord | str | None, **changes: Any) -> HistoryRecord:
+    arguments: dict[str, Any] = {
+        "previous_state": None,
+        "new_state": {"desired": {"on": True}},
+        "version": 1,
+        "timestamp": 1700000000,
+        "change_type": "update",
+        "decision": "accept",
+        "reason": "no conflict",
+        **changes,
+    }
+    return HistoryRecord.create("lamp", None, previous=previous, **arguments)
+
+
+def test_add_appends_a_record_chained_to_the_head() -> None:
+    log = AuditLog()
+    first = log.add(_record(None))
+    second = log.add(
+        _record(
+            first,
+            previous_state={"desired": {"on": True}},
+            new_state={"desired": {"on": False}},
+            version=2,
+            timestamp=1700000060,
+        )
+    )
+    assert log.records == (first, second)
+    assert log.verify().ok
+    assert log.last_state("lamp", None) == {"desired": {"on": False}, "reported": {}}
+    assert log.replay("lamp", None, version=1) == {"desired": {"on": True}, "reported": {}}
+
+
+def test_add_refuses_a_record_not_chained_to_the_head_and_keeps_the_log() -> None:
+    log = AuditLog()
+    first = log.add(_record(None))
+    with pytest.raises(InvalidArgumentError, match="not to this log's head"):
+        log.add(_record(None, version=2, timestamp=1700000060))
+    assert log.records == (first,)
+
+
+def test_add_refuses_an_altered_record() -> None:
+    record = _record(None)
+    altered = HistoryRecord.from_json({**record.to_json(), "reason": "forged"})
+    with pytest.raises(InvalidArgumentError, match="was altered after it was built"):
+        AuditLog().add(altered)
+
+
+def test_add_refuses_going_back_within_a_shadow() -> None:
+    log = AuditLog()
+    first = log.add(_record(None, version=5))
+    with pytest.raises(InvalidArgumentError, match="version 4 is lower than 5"):
+        log.add(
+            _record(
+                first.checksum,
+                previous_state={"desired": {"on": True}},
+                new_state={"desired": {"on": False}},
+                version=4,
+            )
+        )
+    assert len(log) == 1
+
+
+def test_add_refuses_a_patch_that_does_not_apply_to_the_shadows_last_state() -> None:
+    log = AuditLog()
+    first = log.add(_record(None))
+    # Built against a state the log never had: removing a key the shadow does not hold.
+    stray = _record(
+        first,
+        previous_state={"desired": {"on": True, "mode": "eco"}},
+        new_state={"desired": {"on": True}},
+        version=2,
+    )
+    with pytest.raises(AuditLogError, match="does not apply"):
+        log.add(stray)
+    assert log.records == (first,)
+
+
+def test_add_refuses_what_is_not_a_record() -> None:
+    with pytest.raises(InvalidArgumentError, match="expected a HistoryRecord"):
+        AuditLog().add({"reason": "x"})  # type: ignore[arg-type]
+
+
+def test_last_state_is_none_for_a_shadow_without_records_and_a_copy_otherwise(
+    chain: Chain,
+) -> None:
+    log = AuditLog(chain.records)
+    assert log.last_state("nobody", None) is None
+    for thing, shadow in log.shadows():
+        state = log.last_state(thing, shadow)
+        assert state == log.replay(thing, shadow)
+        assert state is not None
+        state["desired"] = {"mutated": True}
+        assert log.last_state(thing, shadow) == log.replay(thing, shadow)
