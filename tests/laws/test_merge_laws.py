@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shadowsync import JSONObject
-from shadowsync._merge import ChangeClass, MergeResult, merge
+from shadowsync import JSONObject, ShadowDocument
+from shadowsync._merge import ChangeClass, MergeResult, merge, stamps_at, stamps_from_metadata
 from shadowsync._policy import ResolutionPolicy
 from shadowsync.rules import PathPattern, RuleSet
 from shadowsync.strategies import (
@@ -21,6 +21,7 @@ from shadowsync.strategies import (
     Strategy,
 )
 from tests import strategies_merge as sm
+from tests.strategies import shadow_documents
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -461,3 +462,25 @@ def test_no_rule_violating_change_is_ever_in_a_merge_result(
     refused = {v.path for v in result.rule_outcome.violations}
     recorded = {r.path for r in result.report if r.kind.value == "business_rule_violation"}
     assert refused == recorded
+
+
+@given(shadow_documents())
+def test_stamps_at_agrees_with_the_stamps_of_the_whole_metadata(
+    document: ShadowDocument,
+) -> None:
+    from shadowsync._merge import _stamp_at
+    from shadowsync.cloud._paths import leaf_paths
+
+    for section in ("desired", "reported"):
+        metadata = document.section_metadata(section)
+        whole = stamps_from_metadata(metadata)
+        paths = leaf_paths(document.section(section))
+        # Also ask for objects above the leaves and for paths the section does not hold.
+        paths += [path[:-1] for path in paths if len(path) > 1]
+        paths.append(("no-such-key",))
+        expected = {}
+        for path in paths:
+            stamp = _stamp_at(whole, path) if path[0] in metadata else None
+            if stamp is not None:
+                expected[path] = stamp
+        assert stamps_at(metadata, paths) == expected
