@@ -167,8 +167,20 @@ def conclude(
                 ):
                     final[path] = lookup(outcome.accepted, path)
 
-    update_state: JSONObject = {}
+    # A refused value is replaced whole: paths under a refused path are written as the value
+    # in force at the refused path (an object refused where a number is in force is replaced
+    # by that number, not emptied key by key).
+    writes: dict[Path, Value] = {}
+    refused = [v.path for v in violations]
     for path, value in final.items():
+        above = [r for r in refused if len(r) < len(path) and path[: len(r)] == r]
+        if above and outcome is not None:
+            top = min(above, key=len)
+            writes[top] = lookup(outcome.accepted, top)
+        else:
+            writes[path] = value
+    update_state: JSONObject = {}
+    for path, value in writes.items():
         if not same(value, lookup(current, path)):
             place(update_state, path, None if value is MISSING else value)
     update: JSONObject | None = None

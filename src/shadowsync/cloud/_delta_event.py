@@ -23,7 +23,12 @@ from shadowsync.cloud._requests import (
     shadow_label,
 )
 from shadowsync.cloud._signals import metric_datum
-from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, InvalidRequestError
+from shadowsync.errors import (
+    InvalidArgumentError,
+    InvalidDocumentError,
+    InvalidRequestError,
+    UnsupportedEncodingError,
+)
 
 if TYPE_CHECKING:
     from shadowsync._policy import ResolutionPolicy
@@ -55,7 +60,7 @@ class DeltaEvent:
         if isinstance(event, (bytes, bytearray, memoryview, str)):
             try:
                 event = decode_payload(event, max_depth=64)
-            except InvalidRequestError as exc:
+            except (InvalidRequestError, UnsupportedEncodingError) as exc:
                 raise OperationError(
                     f"the delta event is not valid JSON: {exc.detail or exc.message}"
                 ) from None

@@ -65,8 +65,9 @@ def explain_change(before: ShadowState, after: ShadowState) -> tuple[str, ...]:
     """
     old = _state(before, "before")
     new = _state(after, "after")
-    # Types are compared by JSON's rules below: 1 and 1.0 are one number, true is not 1.
-    diff = _deepdiff()(old, new, view="tree")
+    # deepdiff finds the changed paths (arrays compared element by element: by hash it would
+    # pair true with 1); json_equal then judges them: 1 and 1.0 are one number, true is not 1.
+    diff = _deepdiff()(old, new, view="tree", zip_ordered_iterables=True)
     paths: list[tuple[str, ...]] = []
     for levels in diff.values():
         for level in levels:

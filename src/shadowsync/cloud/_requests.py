@@ -16,7 +16,12 @@ import attrs
 
 from shadowsync._json import JSONObject, describe, kind_phrase, normalize_section
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH
-from shadowsync.errors import InvalidNameError, InvalidRequestError, ShadowSyncError
+from shadowsync.errors import (
+    InvalidNameError,
+    InvalidRequestError,
+    ShadowSyncError,
+    UnsupportedEncodingError,
+)
 
 CLASSIC_SHADOW_NAME = "$default"
 """How requests and responses name the classic (unnamed) shadow; ``None`` in the Python API."""
@@ -221,7 +226,7 @@ def _decode(payload: object) -> Mapping[str, Any]:
 
         try:
             payload = decode_payload(payload, max_depth=64)
-        except InvalidRequestError as exc:
+        except (InvalidRequestError, UnsupportedEncodingError) as exc:
             raise OperationError(
                 f"the request is not valid JSON: {exc.detail or exc.message}"
             ) from None
