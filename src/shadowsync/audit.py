@@ -477,7 +477,8 @@ class HistoryRecord:
         The patch is computed from ``previous_state`` to ``new_state``; each is a
         `ShadowDocument`, a ``{"desired", "reported"}`` mapping, or ``None`` when the shadow does
         not exist (before it is created, after it is deleted). When ``previous`` is a record of
-        the same shadow, ``version`` and ``timestamp`` may not be lower than its own.
+        the same shadow, ``version`` and ``timestamp`` may not be lower than its own (after a
+        ``delete`` record, the version may start again, as a re-created shadow's does).
         """
         previous_checksum = _previous_checksum(previous)
         _check_thing_name(thing_name)
@@ -487,7 +488,7 @@ class HistoryRecord:
             and previous.thing_name == thing_name
             and previous.shadow_name == shadow_name
         ):
-            _check_order(previous.version, previous.timestamp, version, timestamp)
+            _check_order(_version_floor(previous), previous.timestamp, version, timestamp)
         before = _state(previous_state, "previous_state")
         after = _state(new_state, "new_state")
         return cls._sealed(
@@ -569,6 +570,15 @@ class HistoryRecord:
             _TRUST_STORED.reset(token)
 
 
+def _version_floor(record: HistoryRecord) -> int:
+    """The lowest version the next record of ``record``'s shadow may have.
+
+    A deleted shadow may come back at any version: AWS keeps the version sequence for 48 hours
+    after a delete and starts again at 1 after that.
+    """
+    return 0 if record.change_type == "delete" else record.version
+
+
 def _check_order(
     last_version: int, last_timestamp: int, version: object, timestamp: object
 ) -> None:
@@ -648,7 +658,8 @@ class AuditLog:
 
     `append` keeps each shadow's history replayable: a change must start from the state the
     shadow's last record left (the empty state for a shadow new to the log), and its version and
-    timestamp may not be lower than that record's.
+    timestamp may not be lower than that record's. After a ``delete`` record the version may
+    start again: AWS restarts a shadow re-created more than 48 hours after its deletion at 1.
 
     ```pycon
     >>> log = AuditLog()
@@ -788,7 +799,7 @@ class AuditLog:
         )
         self._records.append(record)
         self._snapshot = None
-        heads[key] = (after, record.version, record.timestamp)
+        heads[key] = (after, _version_floor(record), record.timestamp)
         return record
 
     def last_state(self, thing_name: str, shadow_name: str | None) -> JSONObject | None:
@@ -843,7 +854,7 @@ class AuditLog:
         after = _replay_one(state, record, len(self._records))
         self._records.append(record)
         self._snapshot = None
-        heads[key] = (after, record.version, record.timestamp)
+        heads[key] = (after, _version_floor(record), record.timestamp)
         return record
 
     def _stream_heads(self) -> dict[_StreamKey, tuple[JSONObject, int, int]]:
@@ -852,7 +863,11 @@ class AuditLog:
             for index, record in enumerate(self._records):
                 key = (record.thing_name, record.shadow_name)
                 state = heads[key][0] if key in heads else _empty_state()
-                heads[key] = (_replay_one(state, record, index), record.version, record.timestamp)
+                heads[key] = (
+                    _replay_one(state, record, index),
+                    _version_floor(record),
+                    record.timestamp,
+                )
             self._heads = heads
         return self._heads
 
@@ -948,7 +963,7 @@ class AuditLog:
                         "timestamp of the previous record of this shadow",
                         link,
                     )
-            last[key] = (record.version, record.timestamp)
+            last[key] = (_version_floor(record), record.timestamp)
             link = record.checksum
             if not reached and link == expected_head:
                 reached = True
@@ -1020,7 +1035,9 @@ class AuditLog:
 
         Returns ``{"desired": {...}, "reported": {...}}`` as the last record of the shadow left
         it, or with ``version``, as the last record at or below that version left it (the
-        empty state when there is none). Raises `AuditLogError` when a patch does not apply,
+        empty state when there is none); replay stops before the shadow's first record above
+        ``version``, so for a shadow whose versions started again after a delete it selects
+        within the first run of versions. Raises `AuditLogError` when a patch does not apply,
         which means the log was altered: `verify` says where.
         """
         _check_thing_name(thing_name)

@@ -130,8 +130,8 @@ def test_a_held_path_is_never_written_and_stays_pending(history: list[Step]) -> 
         update: Any = decision.update
         written = leaf_paths(update["state"]["desired"]) if update is not None else {}
         for item in decision.reviews:
-            if resolution.step.rules and any(_related(item.path, r) for r in _refused(resolution)):
-                continue  # a rule refused the held value: the rule's verdict stands
+            # A rule's refusal settles a conflict: nothing refused is still held.
+            assert not any(_related(item.path, r) for r in _refused(resolution))
             assert not any(_related(item.path, other) for other in written)
             assert item.current is not MISSING
             assert lookup(resolution.after.desired, item.path) == (True, item.current)

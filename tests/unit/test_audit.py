@@ -1156,3 +1156,67 @@ def test_last_state_is_none_for_a_shadow_without_records_and_a_copy_otherwise(
         assert state is not None
         state["desired"] = {"mutated": True}
         assert log.last_state(thing, shadow) == log.replay(thing, shadow)
+
+
+def test_after_a_delete_record_the_versions_of_a_shadow_may_start_again() -> None:
+    log = AuditLog()
+    _append(log, version=7)
+    _append(
+        log,
+        previous_state={"desired": {"on": True}},
+        new_state=None,
+        version=7,
+        timestamp=1700000060,
+        change_type="delete",
+    )
+    again = _append(log, version=1, timestamp=1700200000, new_state={"desired": {"on": False}})
+    assert again.version == 1
+    assert log.verify().ok
+    assert log.last_state("lamp", None) == {"desired": {"on": False}, "reported": {}}
+    record = HistoryRecord.create(
+        "lamp",
+        None,
+        previous=log[-1],
+        previous_state={"desired": {"on": False}},
+        new_state={"desired": {"on": True}},
+        version=2,
+        timestamp=1700200060,
+        change_type="update",
+        decision="accept",
+        reason="no conflict",
+    )
+    log.add(record)
+    assert log.verify().ok
+
+
+def test_without_a_delete_record_the_versions_may_not_go_back() -> None:
+    log = AuditLog()
+    first = _append(log, version=7)
+    with pytest.raises(InvalidArgumentError, match="version 1 is lower than 7"):
+        HistoryRecord.create(
+            "lamp",
+            None,
+            previous=first,
+            previous_state=None,
+            new_state=None,
+            version=1,
+            timestamp=1700000060,
+            change_type="update",
+            decision="accept",
+            reason="no conflict",
+        )
+    # A record that goes back, forged into a log with its chain intact, fails verification.
+    forged = HistoryRecord.create(
+        "lamp",
+        None,
+        previous=first.checksum,
+        previous_state={"desired": {"on": True}},
+        new_state={"desired": {"on": False}},
+        version=1,
+        timestamp=1700000060,
+        change_type="update",
+        decision="accept",
+        reason="no conflict",
+    )
+    result = AuditLog([first, forged]).verify()
+    assert (result.ok, result.index, result.reason) == (False, 1, "version went backwards")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from shadowsync import apply_update
 from shadowsync._patch import apply_json_patch
 from shadowsync._policy import ResolutionPolicy
 from shadowsync.audit import AuditLog, HistoryRecord
@@ -25,7 +26,7 @@ from shadowsync.cloud import (
     ShadowDecision,
     handle_delta_event,
 )
-from shadowsync.errors import InvalidArgumentError, VersionConflictError
+from shadowsync.errors import VersionConflictError
 from shadowsync.rules import NoFirmwareDowngrade, Range, RuleSet
 from shadowsync.testing import InMemoryShadowService, ManualClock
 
@@ -73,9 +74,8 @@ def canonical(value: Any) -> str:
 
 def token(thing: str, shadow: str | None, version: int, state: Mapping[str, Any]) -> str:
     """The client token of an update of ``state`` (``{section: values}``): derived from the
-    thing, the shadow, the version it locks on and the values."""
-    [values] = state.values()
-    digest = hashlib.sha256(canonical([thing, shadow, version, values]).encode()).hexdigest()
+    thing, the shadow, the version it locks on, the section and the values."""
+    digest = hashlib.sha256(canonical([thing, shadow, version, state]).encode()).hexdigest()
     return "shadowsync-" + digest[:32]
 
 
@@ -187,7 +187,8 @@ class Scenario:
             self.clock.set(at)
             result = self.service.update(THING, decision.update, shadow_name=self.shadow)
             assert result.document.version == decision.record.version
-        self.log.add(decision.record)
+        for record in decision.records:
+            self.log.add(record)
         assert self.log.verify().ok
         document = self.document
         assert document is not None
@@ -540,10 +541,11 @@ def test_rules_refuse_a_downgrade_and_an_out_of_range_rate_and_keep_the_rest() -
         "clientToken": token(THING, "maintenance", 2, state),
     }
     assert decision.acknowledgement is not None
+    # /mode passed the rules but the device has yet to apply it: pending, not applied.
     assert decision.acknowledgement.to_dict() == {
         "desiredVersion": 2,
         "timestamp": T0 + 61,
-        "applied": ["/mode"],
+        "applied": [],
         "rejected": [
             {
                 "path": "/firmwareVersion",
@@ -556,7 +558,7 @@ def test_rules_refuse_a_downgrade_and_an_out_of_range_rate_and_keep_the_rest() -
                 "reason": "7200 is greater than the maximum 3600",
             },
         ],
-        "pending": [],
+        "pending": ["/mode"],
     }
     assert [(r.path, r.kind.value, r.strategy, r.value) for r in decision.report] == [
         (
@@ -750,25 +752,36 @@ def test_a_recreated_shadow_is_judged_without_its_old_history(after_other_record
     assert (decision.decision, decision.update, len(decision.report)) == ("accept", None, 0)
     assert decision.pending == (("alertThreshold",),)
     assert decision.record.version == 1
-    # The record continues the chain from the newest record given, whichever shadow that is.
-    assert decision.record.previous_checksum == scenario.log.head
-    # Its patch leads from the state the shadow's last record left to the shadow as it is.
-    old = scenario.log.replay(THING, SHADOW)
-    assert apply_json_patch(old, decision.record.patch) == {
+    # A delete record closes the old history, chained to the newest record given (whichever
+    # shadow that is); the decision's record starts the new history from the empty state.
+    closing, record = decision.records
+    assert record is decision.record
+    assert (closing.change_type, closing.version) == ("delete", 4)
+    assert closing.previous_checksum == scenario.log.head
+    assert apply_json_patch(scenario.log.replay(THING, SHADOW), closing.patch) == {
+        "desired": {},
+        "reported": {},
+    }
+    assert record.previous_checksum == closing.checksum
+    assert apply_json_patch({"desired": {}, "reported": {}}, record.patch) == {
         "desired": {"alertThreshold": 70},
         "reported": {"alertThreshold": 75},
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidArgumentError,
-    reason="AuditLog refuses a version below the shadow's last record, so the history of a "
-    "shadow re-created after the 48-hour version retention cannot continue in the same log",
-)
-def test_a_recreated_shadows_record_can_be_stored() -> None:
+def test_a_recreated_shadows_records_can_be_stored() -> None:
     scenario, decision = _recreated(after_other_record=False)
-    scenario.log.add(decision.record)
+    for record in decision.records:
+        scenario.log.add(record)
+    assert scenario.log.verify().ok
+    assert scenario.log.replay(THING, SHADOW) == {
+        "desired": {"alertThreshold": 70},
+        "reported": {"alertThreshold": 75},
+    }
+    assert [r.change_type for r in scenario.log.records_for(THING, SHADOW)][-2:] == [
+        "delete",
+        "update",
+    ]
 
 
 def test_the_update_fails_with_409_when_the_shadow_moved_in_between() -> None:
@@ -870,3 +883,44 @@ def test_the_event_is_parsed_once_into_a_delta_event() -> None:
         thing_name=THING, shadow_name=None, state={"a": {"b": 1}}, version=7, timestamp=0
     )
     assert isinstance(parsed.version, int)
+
+
+def test_a_rule_refusal_settles_a_conflict_that_would_be_held() -> None:
+    scenario, event = seed_scenario()
+    rules = RuleSet(rules=[Range(path="alertThreshold", maximum=88)])
+    decision = scenario.resolve(T0 + 20, event, policy=ResolutionPolicy.recommended(), rules=rules)
+    # alertThreshold (cloud 90, device 85) is no longer for a person: 90 breaks the rule, so
+    # the value in force stays; operatingMode is still held.
+    assert [item.path for item in decision.reviews] == [("operatingMode",)]
+    assert decision.decision == "review"
+    assert decision.update is not None
+    assert decision.update["state"] == {"desired": {"alertThreshold": 85}}
+    scenario.apply(decision, T0 + 20)
+
+
+def test_client_tokens_differ_between_sections_with_the_same_values() -> None:
+    from shadowsync.cloud._decision import client_token
+
+    same_values: dict[str, Any] = {"rate": 30}
+    assert client_token(THING, SHADOW, 3, {"desired": same_values}) != client_token(
+        THING, SHADOW, 3, {"reported": same_values}
+    )
+
+
+def test_refusing_a_new_nested_value_leaves_no_empty_object_pending() -> None:
+    shadow = apply_update(
+        None,
+        {"state": {"desired": {"fan": {"x": 2}}, "reported": {"mode": "eco"}}},
+        timestamp=T0,
+    ).document
+    decision = handle_delta_event(
+        {"thingName": THING, "state": {"fan": {"x": 2}}, "version": 1},
+        shadow,
+        now=T0 + 1,
+        rules=RuleSet(rules=[Range(path="fan.x", maximum=1)]),
+    )
+    assert decision.decision == "reject"
+    assert decision.update is not None
+    assert decision.update["state"] == {"desired": {"fan": None}}
+    after = apply_update(shadow, decision.update, timestamp=T0 + 1).document
+    assert (after.desired, after.delta, decision.pending) == ({}, None, ())

@@ -76,7 +76,8 @@ class Device:
                     THING, decision.update, shadow_name=decision.shadow_name
                 )
                 assert applied.document.version == decision.record.version
-            self.log.add(decision.record)
+            for record in decision.records:
+                self.log.add(record)
             document = self.service.document(THING, decision.shadow_name)
             assert document is not None
             assert self.log.replay(THING, decision.shadow_name) == {
@@ -445,10 +446,25 @@ def test_a_shadow_recreated_with_a_lower_version_chains_on_from_the_newest_recor
         history=device.log,
     )
     [decision] = result.decisions
-    assert decision.record.previous_checksum == device.log.head
-    assert decision.record.version == 2
+    # A delete record closes the old history, chained to the newest record of the log; the
+    # decision's record starts the new history from the empty state.
+    closing, record = decision.records
+    assert record is decision.record
+    assert (closing.change_type, closing.version, closing.patch[:0]) == ("delete", 4, [])
+    assert closing.previous_checksum == device.log.head
+    assert record.previous_checksum == closing.checksum
+    assert record.version == 2
     assert decision.update is not None
     assert decision.update["state"] == {"reported": {"temperature": 20.0}}
+    device.clock.set(NOW + 49 * 3600 + 1)
+    device.service.update(THING, decision.update, shadow_name="telemetry")
+    for stored in decision.records:
+        device.log.add(stored)
+    assert device.log.verify().ok
+    assert device.log.replay(THING, "telemetry") == {
+        "desired": {},
+        "reported": {"humidity": 10.0, "temperature": 20.0},
+    }
 
 
 # Business rules ---------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import attrs
 from shadowsync._json import JSONObject, canonical_json, copy_object, json_equal
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._merge import ConflictRecord, ConflictReport, MergeResult, ReviewItem
+from shadowsync._patch import apply_merge_patch
 from shadowsync._update import apply_update
 from shadowsync.audit import ChangeType, Decision, HistoryRecord
 from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, place, pointer
@@ -54,6 +55,14 @@ class ShadowDecision:
     stale_event: bool = False
     """True when a delta event's version was below the shadow's: it was judged on the newer
     shadow."""
+    records: tuple[HistoryRecord, ...] = ()
+    """Every history record to store, in order; the last is `record`. There are two when the
+    shadow was deleted and created again since its last record: a ``delete`` record closes its
+    old history first."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.records:
+            object.__setattr__(self, "records", (self.record,))
 
     def to_json(self) -> dict[str, Any]:
         """The decision as a response body (with the seed's ``hasConflict`` and ``resolution``)."""
@@ -84,6 +93,59 @@ def client_token(thing: str, shadow: str | None, version: int, state: JSONObject
     """A client token derived from the update, so a retried decision sends the same one."""
     text = canonical_json([thing, shadow, version, state])
     return "shadowsync-" + hashlib.sha256(text.encode("ascii")).hexdigest()[:32]
+
+
+def deletion_record(
+    thing_name: str,
+    shadow_name: str | None,
+    *,
+    previous: HistoryRecord | str | None,
+    base: dict[str, Any] | None,
+    last: HistoryRecord,
+    now: int,
+    version: int,
+) -> HistoryRecord:
+    """The record that closes a shadow's history when the shadow was deleted and created again.
+
+    The shadow is found at ``version``, below its last record's: it was deleted (AWS restarts
+    the version sequence of a shadow re-created more than 48 hours after its deletion), so its
+    old history is over and the next record starts from the empty state.
+    """
+    return HistoryRecord.create(
+        thing_name,
+        shadow_name,
+        previous=previous,
+        previous_state=base,
+        new_state=None,
+        version=last.version,
+        timestamp=max(now, last.timestamp),
+        change_type="delete",
+        decision="accept",
+        reason=(
+            f"the shadow was deleted and created again: its last record is at version "
+            f"{last.version}, the shadow now at {version}"
+        ),
+    )
+
+
+def _drop_emptied_parents(
+    update_state: JSONObject, current: JSONObject, writes: dict[Path, Value]
+) -> None:
+    """Delete the objects that the update's deletions would leave empty.
+
+    AWS keeps an object whose last key an update deletes, as ``{}``; a desired ``{}`` that the
+    reported state does not hold would stay in the delta, so the emptied object goes too.
+    """
+    after = apply_merge_patch(current, update_state)
+    if not isinstance(after, dict):
+        return
+    for path, value in writes.items():
+        if value is not MISSING:
+            continue
+        parent = path[:-1]
+        while parent and lookup(after, parent) == {} and lookup(current, parent) != {}:
+            place(update_state, parent, None)
+            parent = parent[:-1]
 
 
 def _violation_record(
@@ -179,17 +241,30 @@ def conclude(
             writes[top] = lookup(outcome.accepted, top)
         else:
             writes[path] = value
+    # A rule's refusal settles a held conflict too: the value in force stays, so nothing is
+    # left for a person to decide there.
+    reviews = tuple(
+        item
+        for item in result.reviews
+        if not any(
+            item.path[: len(v.path)] == v.path or v.path[: len(item.path)] == item.path
+            for v in violations
+        )
+    )
     update_state: JSONObject = {}
     for path, value in writes.items():
         if not same(value, lookup(current, path)):
             place(update_state, path, None if value is MISSING else value)
+    _drop_emptied_parents(update_state, current, writes)
     update: JSONObject | None = None
     new_document = document
     if update_state:
         body: JSONObject = {"state": {section: update_state}}
         if document is not None:
             body["version"] = document.version
-        body["clientToken"] = client_token(thing_name, shadow_name, version, update_state)
+        body["clientToken"] = client_token(
+            thing_name, shadow_name, version, {section: update_state}
+        )
         update = body
         new_document = apply_update(
             document,
@@ -203,9 +278,9 @@ def conclude(
     resolved = [r for r in result.report if r.review_id is None]
     decision: Decision
     change_type: ChangeType
-    if result.reviews:
+    if reviews:
         decision, change_type = "review", "manual_review"
-        reason = f"{len(result.reviews)} conflict(s) held for manual review"
+        reason = f"{len(reviews)} conflict(s) held for manual review"
     elif violations:
         decision, change_type = "reject", "rule_rejected"
         reason = "; ".join(f"{v.rule}: {v.reason}" for v in violations)
@@ -230,10 +305,17 @@ def conclude(
         )
     )
     acknowledgement = outcome.acknowledgement if outcome is not None and violations else None
+    if acknowledgement is not None and section == "desired":
+        # Desired values the rules let through are still to be applied by the device.
+        acknowledgement = attrs.evolve(
+            acknowledgement,
+            applied=(),
+            pending=acknowledgement.applied + acknowledgement.pending,
+        )
     record_details: dict[str, Any] = {
         **details,
         "conflicts": report.to_json(),
-        "reviews": [item.to_json() for item in result.reviews],
+        "reviews": [item.to_json() for item in reviews],
         "update": update,
         "pending": [pointer(p) for p in pending],
     }
@@ -266,8 +348,8 @@ def conclude(
         detail = {**common, "decision": decision, "update": update}
         detail["conflicts"] = [r.to_json() for r in resolved]
         events.append(event_entry("Conflict Resolved", detail, timestamp=now, event_bus=event_bus))
-    if result.reviews:
-        detail = {**common, "reviews": [item.to_json() for item in result.reviews]}
+    if reviews:
+        detail = {**common, "reviews": [item.to_json() for item in reviews]}
         events.append(
             event_entry("Manual Review Required", detail, timestamp=now, event_bus=event_bus)
         )
@@ -291,11 +373,11 @@ def conclude(
     metric("ConflictDetected", len(result.report))
     if resolved:
         metric("ConflictResolved", len(resolved))
-    if result.reviews:
-        metric("ManualReviewRequired", len(result.reviews))
+    if reviews:
+        metric("ManualReviewRequired", len(reviews))
     if violations:
         metric("ChangeRejected", len(violations))
-    if not result.reviews:
+    if not reviews:
         metric("SyncCompleted", 1)
     metric("PendingDeltaKeys", len(pending))
 
@@ -307,7 +389,7 @@ def conclude(
         update=update,
         record=record,
         report=report,
-        reviews=result.reviews,
+        reviews=reviews,
         acknowledgement=acknowledgement,
         pending=pending,
         events=tuple(events),

@@ -12,7 +12,7 @@ from shadowsync._json import JSONObject, decode_payload, describe, kind_phrase, 
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLimits
 from shadowsync._merge import ConflictReport, merge, stamps_at
 from shadowsync.audit import HistoryRecord
-from shadowsync.cloud._decision import ShadowDecision, conclude
+from shadowsync.cloud._decision import ShadowDecision, conclude, deletion_record
 from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
 from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, nested
 from shadowsync.cloud._requests import (
@@ -198,14 +198,20 @@ def handle_delta_event(
             ),
         )
 
-    recorded = base
+    closing = None
     if last is not None and document.version < last.version:
-        # The shadow was deleted and created again: its old history is no base for the merge.
-        # The record still continues the chain from the newest record given (by checksum, as
-        # its version is below the shadow's last one) and patches the state that record left.
-        base = None
-        if isinstance(previous, HistoryRecord):
-            previous = previous.checksum
+        # Deleted and created again: a delete record closes the old history, which is no base
+        # for the merge, and the decision's record starts the new one from the empty state.
+        closing = deletion_record(
+            thing,
+            shadow_name,
+            previous=previous,
+            base=base,
+            last=last,
+            now=now,
+            version=document.version,
+        )
+        base, previous, last = None, closing, closing
     stale_event = parsed.version < document.version
     desired, reported = document.desired, document.reported
     delta = document.delta or {}
@@ -243,7 +249,7 @@ def handle_delta_event(
             final[path] = lookup(desired, path)
         else:
             final[path] = lookup(result.merged, path)
-    return conclude(
+    decision = conclude(
         thing_name=thing,
         shadow_name=shadow_name,
         document=document,
@@ -252,7 +258,7 @@ def handle_delta_event(
         result=result,
         rules=rules,
         now=now,
-        base=recorded,
+        base=base,
         previous=previous,
         last=last,
         event_bus=event_bus,
@@ -265,3 +271,6 @@ def handle_delta_event(
         fast_forward="desired follows the device's own change",
         stale_event=stale_event,
     )
+    if closing is not None:
+        decision = attrs.evolve(decision, records=(closing, decision.record))
+    return decision

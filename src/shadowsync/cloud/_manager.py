@@ -157,7 +157,7 @@ class SyncManager:
                     for d in offline.decisions
                     if d.update is not None
                 ),
-                records=tuple(d.record for d in offline.decisions),
+                records=tuple(r for d in offline.decisions for r in d.records),
                 events=offline.events,
                 metrics=offline.metrics,
             )

@@ -9,8 +9,7 @@ import attrs
 
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._merge import ConflictRecord, merge, stamps_at
-from shadowsync.audit import HistoryRecord
-from shadowsync.cloud._decision import ShadowDecision, conclude, same
+from shadowsync.cloud._decision import ShadowDecision, conclude, deletion_record, same
 from shadowsync.cloud._delta_event import shadow_document
 from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
 from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, nested, pointer
@@ -27,6 +26,7 @@ from shadowsync.strategies import MISSING, ConflictKind
 if TYPE_CHECKING:
     from shadowsync._document import ShadowDocument
     from shadowsync._policy import ResolutionPolicy
+    from shadowsync.audit import HistoryRecord
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy
 
@@ -197,15 +197,19 @@ def offline_sync(
         records = shadow_records(log, thing, shadow_name)
         last = records[-1] if records else None
         base = base_state(log, records)
-        if (
-            last is not None
-            and document is not None
-            and document.version < last.version
-            and isinstance(previous, HistoryRecord)
-        ):
-            # Deleted and created again: the record chains on from the newest record by
-            # checksum (its version is below the shadow's last one).
-            previous = previous.checksum
+        closing = None
+        if last is not None and document is not None and document.version < last.version:
+            # Deleted and created again: a delete record closes the old history first.
+            closing = deletion_record(
+                thing,
+                shadow_name,
+                previous=previous,
+                base=base,
+                last=last,
+                now=now,
+                version=document.version,
+            )
+            base, previous, last = None, closing, closing
         result = merge(
             nested(base_entries),
             nested(ours_entries),
@@ -238,7 +242,7 @@ def offline_sync(
                 now=now,
                 base=base,
                 previous=previous,
-                last=last if isinstance(previous, HistoryRecord) else None,
+                last=last,
                 event_bus=event_bus,
                 details={
                     "offlineDurationSeconds": parsed.offline_duration_seconds,
@@ -256,6 +260,8 @@ def offline_sync(
                 f"applied: {exc}",
                 operation="offline_sync",
             ) from None
+        if closing is not None:
+            decision = attrs.evolve(decision, records=(closing, decision.record))
         decisions.append(decision)
         previous = decision.record
 
