@@ -104,6 +104,22 @@ def kind_phrase(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+def json_type_name(value: object) -> str:
+    """The JSON type of a value: ``boolean``, ``number``, ``string``, ``array``, ``object``,
+    ``null`` (anything else counts as ``object``)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
 def format_path(parts: list[str | int] | tuple[str | int, ...]) -> str:
     """Render a path such as ``desired.lights[2].color`` for error messages."""
     out = ""

@@ -24,7 +24,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
-from shadowsync._json import JSONValue, canonical_json, describe, json_equal
+from shadowsync._json import JSONValue, canonical_json, describe, json_equal, json_type_name
 from shadowsync.errors import InvalidArgumentError
 
 __all__ = [
@@ -98,19 +98,7 @@ class Severity(enum.IntEnum):
 
 
 def _json_kind(value: Value) -> str:
-    if value is MISSING:
-        return "missing"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
+    return "missing" if value is MISSING else json_type_name(value)
 
 
 def conflict_kind(ours: Value, theirs: Value) -> ConflictKind:

@@ -865,7 +865,7 @@ def test_history_of_other_shadows_is_ignored_for_the_base() -> None:
         ({"thingName": THING, "state": {}, "timestamp": "soon"}, "timestamp must be"),
         ({"thingName": THING, "shadowName": 7, "state": {}}, "shadowName must be a shadow name"),
         ({"thingName": THING, "state": {"a": None}}, "the delta event's state is not a delta"),
-        ([], "a delta event must be a JSON object, got an array"),
+        ([], "the delta event must be a JSON object, got an array"),
         ("{", "the delta event is not valid JSON"),
     ],
 )

@@ -9,18 +9,20 @@ import attrs
 
 from shadowsync._json import JSONObject, canonical_json, copy_object, json_equal
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync._merge import ConflictRecord, ConflictReport, MergeResult, ReviewItem
+from shadowsync._merge import ConflictRecord, ConflictReport, MergeResult, ReviewItem, merge
 from shadowsync._patch import apply_merge_patch
 from shadowsync._update import apply_update
 from shadowsync.audit import ChangeType, Decision, HistoryRecord
-from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, place, pointer
+from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, nested, place, pointer
 from shadowsync.cloud._requests import shadow_label
 from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
 from shadowsync.strategies import MISSING, ConflictKind, Severity
 
 if TYPE_CHECKING:
     from shadowsync._document import ShadowDocument
+    from shadowsync._policy import ResolutionPolicy
     from shadowsync.rules import Acknowledgement, RuleSet, Violation
+    from shadowsync.strategies import Strategy
 
 
 @attrs.frozen(kw_only=True)
@@ -126,6 +128,70 @@ def deletion_record(
             f"{last.version}, the shadow now at {version}"
         ),
     )
+
+
+def settle(
+    entries: list[tuple[Path, Value, Value, Value]],
+    *,
+    section: Literal["desired", "reported"],
+    current: JSONObject,
+    policy: ResolutionPolicy | Strategy | None,
+    thing_name: str,
+    shadow_name: str | None,
+    cloud_stamps: dict[Path, int],
+    device_stamps: dict[Path, int],
+) -> tuple[MergeResult, dict[Path, Value]]:
+    """Three-way merge ``(path, base, cloud, device)`` entries of one section.
+
+    The cloud's side is "ours", the device's "theirs". Returns the merge and the value settled
+    for each path; a path held for review keeps its ``current`` value.
+    """
+    result = merge(
+        nested((path, base) for path, base, _, _ in entries),
+        nested((path, cloud) for path, _, cloud, _ in entries),
+        nested((path, device) for path, _, _, device in entries),
+        policy=policy,
+        section=section,
+        thing_name=thing_name,
+        shadow_name=shadow_name,
+        ours_source="cloud",
+        theirs_source="device",
+        ours_stamps=cloud_stamps,
+        theirs_stamps=device_stamps,
+    )
+    held = [item.path for item in result.reviews]
+    final: dict[Path, Value] = {}
+    for path, _, _, _ in entries:
+        source = current if any(path[: len(h)] == h for h in held) else result.merged
+        final[path] = lookup(source, path)
+    return result, final
+
+
+def close_if_recreated(
+    thing_name: str,
+    shadow_name: str | None,
+    document: ShadowDocument | None,
+    *,
+    previous: HistoryRecord | str | None,
+    base: dict[str, Any] | None,
+    last: HistoryRecord | None,
+    now: int,
+) -> tuple[HistoryRecord | None, HistoryRecord | str | None, dict[str, Any] | None, Any]:
+    """When the shadow is below its last record's version (deleted and created again), the
+    delete record that closes its old history; then the ``previous``, ``base`` and ``last``
+    the decision's own record starts from (as given when there is nothing to close)."""
+    if last is None or document is None or document.version >= last.version:
+        return None, previous, base, last
+    closing = deletion_record(
+        thing_name,
+        shadow_name,
+        previous=previous,
+        base=base,
+        last=last,
+        now=now,
+        version=document.version,
+    )
+    return closing, closing, None, closing
 
 
 def _drop_emptied_parents(

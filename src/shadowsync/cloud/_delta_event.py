@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from shadowsync._document import ShadowDocument
-from shadowsync._json import JSONObject, decode_payload, describe, kind_phrase, normalize_section
+from shadowsync._json import JSONObject, describe, kind_phrase, normalize_section
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLimits
-from shadowsync._merge import ConflictReport, merge, stamps_at
+from shadowsync._merge import ConflictReport, stamps_at
 from shadowsync.audit import HistoryRecord
-from shadowsync.cloud._decision import ShadowDecision, conclude, deletion_record
+from shadowsync.cloud._decision import ShadowDecision, close_if_recreated, conclude, settle
 from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
-from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, nested
+from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup
 from shadowsync.cloud._requests import (
     OperationError,
+    decode_object,
     parse_count,
     parse_shadow_name,
     parse_thing_name,
@@ -27,7 +28,6 @@ from shadowsync.errors import (
     InvalidArgumentError,
     InvalidDocumentError,
     InvalidRequestError,
-    UnsupportedEncodingError,
 )
 
 if TYPE_CHECKING:
@@ -57,21 +57,13 @@ class DeltaEvent:
     @classmethod
     def from_dict(cls, event: object) -> DeltaEvent:
         """Parse an event (a mapping, or JSON text or bytes); raises `OperationError`."""
-        if isinstance(event, (bytes, bytearray, memoryview, str)):
-            try:
-                event = decode_payload(event, max_depth=64)
-            except (InvalidRequestError, UnsupportedEncodingError) as exc:
-                raise OperationError(
-                    f"the delta event is not valid JSON: {exc.detail or exc.message}"
-                ) from None
-        if not isinstance(event, Mapping):
-            raise OperationError(f"a delta event must be a JSON object, got {kind_phrase(event)}")
-        if "thingName" not in event:
+        data = decode_object(event, "the delta event")
+        if "thingName" not in data:
             raise OperationError(
                 "the delta event has no thingName; select it in the IoT rule "
                 "(SELECT *, topic(3) AS thingName, topic(6) AS shadowName ...)"
             )
-        state = event.get("state")
+        state = data.get("state")
         if not isinstance(state, Mapping):
             raise OperationError(
                 f"the delta event's state must be an object, got {kind_phrase(state)}"
@@ -85,11 +77,11 @@ class DeltaEvent:
                 f"the delta event's state is not a delta: {exc.detail or exc.message}"
             ) from None
         return cls(
-            thing_name=parse_thing_name(event["thingName"], "thingName", None),
-            shadow_name=parse_shadow_name(event.get("shadowName"), "shadowName", None),
+            thing_name=parse_thing_name(data["thingName"], "thingName", None),
+            shadow_name=parse_shadow_name(data.get("shadowName"), "shadowName", None),
             state=delta,
-            version=parse_count(event.get("version", 0), "version", None),
-            timestamp=parse_count(event.get("timestamp", 0), "timestamp", None),
+            version=parse_count(data.get("version", 0), "version", None),
+            timestamp=parse_count(data.get("timestamp", 0), "timestamp", None),
         )
 
 
@@ -198,57 +190,31 @@ def handle_delta_event(
             ),
         )
 
-    closing = None
-    if last is not None and document.version < last.version:
-        # Deleted and created again: a delete record closes the old history, which is no base
-        # for the merge, and the decision's record starts the new one from the empty state.
-        closing = deletion_record(
-            thing,
-            shadow_name,
-            previous=previous,
-            base=base,
-            last=last,
-            now=now,
-            version=document.version,
-        )
-        base, previous, last = None, closing, closing
+    closing, previous, base, last = close_if_recreated(
+        thing, shadow_name, document, previous=previous, base=base, last=last, now=now
+    )
     stale_event = parsed.version < document.version
     desired, reported = document.desired, document.reported
     delta = document.delta or {}
     paths = leaf_paths(delta)
 
-    ours_entries: list[tuple[Path, Value]] = []
-    theirs_entries: list[tuple[Path, Value]] = []
-    base_entries: list[tuple[Path, Value]] = []
+    entries: list[tuple[Path, Value, Value, Value]] = []
     for path in paths:
         reported_now = lookup(reported, path)
         # The last value both sides agreed on is what the device had reported at the base: a
         # desired value that was still pending there was never agreed.
         agreed = reported_now if base is None else lookup(base["reported"], path)
-        ours_entries.append((path, lookup(desired, path)))
-        theirs_entries.append((path, reported_now))
-        base_entries.append((path, agreed))
-
-    result = merge(
-        nested(base_entries),
-        nested(ours_entries),
-        nested(theirs_entries),
-        policy=policy,
+        entries.append((path, agreed, lookup(desired, path), reported_now))
+    result, final = settle(
+        entries,
         section="desired",
+        current=desired,
+        policy=policy,
         thing_name=thing,
         shadow_name=shadow_name,
-        ours_source="cloud",
-        theirs_source="device",
-        ours_stamps=stamps_at(document.section_metadata("desired"), paths),
-        theirs_stamps=stamps_at(document.section_metadata("reported"), paths),
+        cloud_stamps=stamps_at(document.section_metadata("desired"), paths),
+        device_stamps=stamps_at(document.section_metadata("reported"), paths),
     )
-    held = {item.path for item in result.reviews}
-    final: dict[Path, Value] = {}
-    for path in paths:
-        if any(path[: len(h)] == h for h in held):
-            final[path] = lookup(desired, path)
-        else:
-            final[path] = lookup(result.merged, path)
     decision = conclude(
         thing_name=thing,
         shadow_name=shadow_name,

@@ -6,7 +6,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from shadowsync._json import json_equal, kind_phrase
+from shadowsync._json import json_equal, json_type_name, kind_phrase
 from shadowsync.audit import AuditLog, _state
 from shadowsync.cloud._history import History, as_log
 from shadowsync.cloud._paths import lookup
@@ -94,23 +94,12 @@ def explain_change(before: ShadowState, after: ShadowState) -> tuple[str, ...]:
             isinstance(was, dict) or isinstance(now, dict)
         ):
             lines.append(
-                f"{where} changed from {_kind(was)} {_show(was)} to {_kind(now)} {_show(now)}"
+                f"{where} changed from {json_type_name(was)} {_show(was)} "
+                f"to {json_type_name(now)} {_show(now)}"
             )
         else:
             lines.append(f"{where} changed from {_show(was)} to {_show(now)}")
     return tuple(lines)
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 def explain_versions(

@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync._merge import ConflictRecord, merge, stamps_at
-from shadowsync.cloud._decision import ShadowDecision, conclude, deletion_record, same
+from shadowsync._merge import ConflictRecord, stamps_at
+from shadowsync.cloud._decision import (
+    ShadowDecision,
+    close_if_recreated,
+    conclude,
+    same,
+    settle,
+)
 from shadowsync.cloud._delta_event import shadow_document
 from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
-from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, nested, pointer
+from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, pointer
 from shadowsync.cloud._requests import (
     OfflineSyncRequest,
     OperationError,
     shadow_label,
+    shadows_for,
     sync_request,
 )
 from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
-from shadowsync.errors import InvalidArgumentError, ShadowRejectedError
+from shadowsync.errors import ShadowRejectedError
 from shadowsync.strategies import MISSING, ConflictKind
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from shadowsync._document import ShadowDocument
     from shadowsync._policy import ResolutionPolicy
     from shadowsync.audit import HistoryRecord
@@ -145,21 +153,13 @@ def offline_sync(
     """
     now = check_now(now)
     parsed: OfflineSyncRequest = sync_request(request, OfflineSyncRequest, "offline_sync")
-    if not isinstance(shadows, Mapping):
-        raise InvalidArgumentError(
-            f"shadows must map shadow names to documents, got {type(shadows).__name__}"
-        )
+    shadows = shadows_for(shadows, parsed.shadow_names, "a cached change touches")
     log = as_log(history)
     thing = parsed.thing_name
     results: list[tuple[int, CachedChangeResult]] = []
     decisions: list[ShadowDecision] = []
     previous: HistoryRecord | str | None = log.records[-1] if len(log) else None
     for shadow_name in parsed.shadow_names:
-        if shadow_name not in shadows:
-            raise InvalidArgumentError(
-                f"shadows has no entry for {shadow_label(shadow_name)!r}, which a cached change "
-                "touches; pass None for a shadow that does not exist"
-            )
         document = shadow_document(shadows[shadow_name])
         indexed = sorted(
             ((i, c) for i, c in enumerate(parsed.cached_changes) if c.shadow_name == shadow_name),
@@ -178,58 +178,35 @@ def offline_sync(
         stamps = (
             stamps_at(document.section_metadata("reported"), device) if document is not None else {}
         )
-        base_entries: list[tuple[Path, Value]] = []
-        ours_entries: list[tuple[Path, Value]] = []
-        theirs_entries: list[tuple[Path, Value]] = []
-        ours_stamps: dict[Path, int] = {}
-        theirs_stamps: dict[Path, int] = {}
+        entries: list[tuple[Path, Value, Value, Value]] = []
+        cloud_stamps: dict[Path, int] = {}
+        device_stamps: dict[Path, int] = {}
         for path, (value, stamp, _) in device.items():
             current = lookup(reported, path)
             written = stamps.get(path)
+            # A shadow value written after the cached change clashes with it (no common base).
             newer = written is not None and current is not MISSING and written > stamp
-            base_entries.append((path, MISSING if newer else current))
-            ours_entries.append((path, current))
-            theirs_entries.append((path, value))
-            theirs_stamps[path] = stamp
+            entries.append((path, MISSING if newer else current, current, value))
+            device_stamps[path] = stamp
             if written is not None:
-                ours_stamps[path] = written
+                cloud_stamps[path] = written
 
         records = shadow_records(log, thing, shadow_name)
         last = records[-1] if records else None
         base = base_state(log, records)
-        closing = None
-        if last is not None and document is not None and document.version < last.version:
-            # Deleted and created again: a delete record closes the old history first.
-            closing = deletion_record(
-                thing,
-                shadow_name,
-                previous=previous,
-                base=base,
-                last=last,
-                now=now,
-                version=document.version,
-            )
-            base, previous, last = None, closing, closing
-        result = merge(
-            nested(base_entries),
-            nested(ours_entries),
-            nested(theirs_entries),
-            policy=policy,
+        closing, previous, base, last = close_if_recreated(
+            thing, shadow_name, document, previous=previous, base=base, last=last, now=now
+        )
+        result, final = settle(
+            entries,
             section="reported",
+            current=reported,
+            policy=policy,
             thing_name=thing,
             shadow_name=shadow_name,
-            ours_source="cloud",
-            theirs_source="device",
-            ours_stamps=ours_stamps,
-            theirs_stamps=theirs_stamps,
+            cloud_stamps=cloud_stamps,
+            device_stamps=device_stamps,
         )
-        held = {item.path for item in result.reviews}
-        final: dict[Path, Value] = {}
-        for path in device:
-            if any(path[: len(h)] == h for h in held):
-                final[path] = lookup(reported, path)
-            else:
-                final[path] = lookup(result.merged, path)
         try:
             decision = conclude(
                 thing_name=thing,

@@ -14,9 +14,10 @@ from typing import Any, ClassVar, Literal, TypeAlias
 
 import attrs
 
-from shadowsync._json import JSONObject, describe, kind_phrase, normalize_section
+from shadowsync._json import JSONObject, decode_payload, describe, kind_phrase, normalize_section
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH
 from shadowsync.errors import (
+    InvalidArgumentError,
     InvalidNameError,
     InvalidRequestError,
     ShadowSyncError,
@@ -220,18 +221,16 @@ SyncRequest: TypeAlias = (
 """A parsed sync manager request, as `parse_request` returns it."""
 
 
-def _decode(payload: object) -> Mapping[str, Any]:
+def decode_object(payload: object, what: str) -> Mapping[str, Any]:
+    """``payload`` (a mapping, or JSON as text or bytes) as a mapping, or an `OperationError`
+    that names ``what`` it should have been."""
     if isinstance(payload, (bytes, bytearray, memoryview, str)):
-        from shadowsync._json import decode_payload
-
         try:
             payload = decode_payload(payload, max_depth=64)
         except (InvalidRequestError, UnsupportedEncodingError) as exc:
-            raise OperationError(
-                f"the request is not valid JSON: {exc.detail or exc.message}"
-            ) from None
+            raise OperationError(f"{what} is not valid JSON: {exc.detail or exc.message}") from None
     if not isinstance(payload, Mapping):
-        raise OperationError(f"the request must be a JSON object, got {kind_phrase(payload)}")
+        raise OperationError(f"{what} must be a JSON object, got {kind_phrase(payload)}")
     return payload
 
 
@@ -276,7 +275,7 @@ def parse_request(payload: object) -> SyncRequest:
 
     ```
     """
-    request = _decode(payload)
+    request = decode_object(payload, "the request")
     operation = request.get("operation", "sync_check")
     if operation not in OPERATIONS:
         raise OperationError(
@@ -352,3 +351,20 @@ def sync_request(request: object, expected: type[Any], operation: str) -> Any:
             f"expected a {operation} request, got {parsed.operation}", operation=parsed.operation
         )
     return parsed
+
+
+def shadows_for(
+    shadows: object, names: tuple[str | None, ...], needed_by: str
+) -> Mapping[str | None, Any]:
+    """Check that ``shadows`` maps each of ``names`` (None: the classic shadow) to a shadow."""
+    if not isinstance(shadows, Mapping):
+        raise InvalidArgumentError(
+            f"shadows must map shadow names to documents, got {type(shadows).__name__}"
+        )
+    for name in names:
+        if name not in shadows:
+            raise InvalidArgumentError(
+                f"shadows has no entry for {shadow_label(name)!r}, which {needed_by}; pass None "
+                "for a shadow that does not exist"
+            )
+    return shadows

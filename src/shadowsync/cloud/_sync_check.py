@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -18,11 +17,12 @@ from shadowsync.cloud._history import (
     shadow_records,
 )
 from shadowsync.cloud._paths import Path, leaf_paths, pointer
-from shadowsync.cloud._requests import SyncCheckRequest, shadow_label, sync_request
+from shadowsync.cloud._requests import SyncCheckRequest, shadow_label, shadows_for, sync_request
 from shadowsync.cloud._signals import iso_time
-from shadowsync.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from shadowsync._document import ShadowDocument
     from shadowsync.audit import HistoryRecord
 
@@ -146,19 +146,11 @@ def sync_check(
     """
     now = check_now(now)
     parsed: SyncCheckRequest = sync_request(request, SyncCheckRequest, "sync_check")
-    if not isinstance(shadows, Mapping):
-        raise InvalidArgumentError(
-            f"shadows must map shadow names to documents, got {type(shadows).__name__}"
-        )
+    shadows = shadows_for(shadows, parsed.shadow_names, "the request names")
     log = as_log(history)
     since = now - parsed.recent_hours * 3600
     statuses = []
     for name in parsed.shadow_names:
-        if name not in shadows:
-            raise InvalidArgumentError(
-                f"shadows has no entry for {shadow_label(name)!r}; pass None for a shadow that "
-                "does not exist"
-            )
         document = shadow_document(shadows[name])
         records = shadow_records(log, parsed.thing_name, name)
         conflicts = tuple(
