@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, TypeAlias
+from typing import Any, ClassVar, Literal, TypeAlias, get_args
 
 import attrs
 
@@ -30,12 +30,7 @@ CLASSIC_SHADOW_NAME = "$default"
 Operation: TypeAlias = Literal["sync_check", "offline_sync", "conflict_summary", "health_report"]
 """The sync manager's operations (the request's ``operation``)."""
 
-OPERATIONS: tuple[Operation, ...] = (
-    "sync_check",
-    "offline_sync",
-    "conflict_summary",
-    "health_report",
-)
+OPERATIONS: tuple[Operation, ...] = get_args(Operation)
 """Every `Operation`."""
 
 

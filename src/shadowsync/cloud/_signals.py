@@ -8,7 +8,7 @@ Times are epoch seconds, which both clients accept.
 from __future__ import annotations
 
 import datetime
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, get_args
 
 from shadowsync._json import JSONObject, dumps_compact
 
@@ -23,12 +23,7 @@ EventType: TypeAlias = Literal[
 ]
 """The ``DetailType`` of an event entry."""
 
-EVENT_TYPES: tuple[EventType, ...] = (
-    "Conflict Resolved",
-    "Manual Review Required",
-    "Change Rejected",
-    "Offline Sync Completed",
-)
+EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 """Every `EventType`."""
 
 MetricName: TypeAlias = Literal[
@@ -44,17 +39,7 @@ MetricName: TypeAlias = Literal[
 ]
 """The metrics shadowsync emits (see the docs page on the cloud side for what each counts)."""
 
-METRIC_NAMES: tuple[MetricName, ...] = (
-    "ConflictDetected",
-    "ConflictResolved",
-    "ManualReviewRequired",
-    "ChangeRejected",
-    "SyncCompleted",
-    "OfflineSync",
-    "OfflineChanges",
-    "OfflineDuration",
-    "PendingDeltaKeys",
-)
+METRIC_NAMES: tuple[MetricName, ...] = get_args(MetricName)
 """Every `MetricName`."""
 
 
