@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from marshal import dumps
 from typing import Any
@@ -43,10 +44,62 @@ def compute_delta(
     elif not isinstance(reported, Mapping):
         raise InvalidDocumentError(f"reported must be an object, got {type(reported).__name__}")
     try:
-        delta = _delta_object(desired, reported)
+        pending: list[Any] = []
+        delta = _delta_fast(desired, reported, pending)
+        if pending and not _all_exact(pending):
+            # Some subtree equal by Python's == holds a boolean where the other holds a number
+            # (or 1 where the other holds 1.0): compare exactly, subtree by subtree.
+            delta = _delta_object(desired, reported)
     except RecursionError:
         raise InvalidDocumentError("desired and reported nest too deeply to compare") from None
     return delta or None
+
+
+def _all_exact(pending: list[Any]) -> bool:
+    """Whether every pair of equal containers is identical JSON, in one C pass over all of them.
+
+    Pickles of equal values differ where their types do (``True`` and ``1``, ``1`` and
+    ``1.0``), where their key order does, or where one shares an object the other repeats; any
+    difference sends the caller to the exact comparison, which tells JSON-equal from
+    JSON-different.
+    """
+    try:
+        return pickle.dumps(pending[0::2], 5) == pickle.dumps(pending[1::2], 5)
+    except Exception:  # not picklable: let the exact comparison decide
+        return False
+
+
+def _delta_fast(
+    desired: Mapping[str, Any], reported: Mapping[str, Any], pending: list[Any]
+) -> JSONObject:
+    """The delta by Python's ``==``; equal containers go to ``pending`` to be checked at once.
+
+    Python equality is necessary for JSON equality but not sufficient (``True == 1``); the
+    equal containers, most of a document, are checked together afterwards by `_all_exact`.
+    """
+    out: JSONObject = {}
+    get = reported.get
+    append = pending.append
+    for key, want in desired.items():
+        have = get(key, _ABSENT)
+        kind = type(want)
+        if want == have:
+            if want is have:
+                continue
+            if kind is type(have):
+                if kind is dict or kind is list:
+                    append(want)
+                    append(have)
+                continue
+            if not json_equal(want, have):
+                out[key] = want
+        elif kind is dict and type(have) is dict:
+            sub = _delta_fast(want, have, pending)
+            if sub:
+                out[key] = sub
+        else:
+            out[key] = want
+    return out
 
 
 _ABSENT = object()

@@ -394,3 +394,18 @@ def test_apply_json_patch_failure_is_patch_error(operations: list[Mapping[str, A
 def test_apply_json_patch_refuses_non_list() -> None:
     with pytest.raises(PatchError, match="list"):
         apply_json_patch(BEFORE, {"op": "add"})  # type: ignore[arg-type]
+
+
+def test_equal_containers_checked_together_still_tell_booleans_from_numbers() -> None:
+    # Subtrees equal by Python's == are checked in one pass; a boolean facing a number anywhere
+    # among them makes the exact comparison decide, subtree by subtree.
+    desired = {"a": {"x": [True, 2]}, "b": {"y": 1, "z": [0]}, "c": {"k": "v"}}
+    reported = {"a": {"x": [1, 2]}, "b": {"y": 1.0, "z": [0.0]}, "c": {"k": "v"}}
+    assert compute_delta(desired, reported) == {"a": {"x": [True, 2]}}
+
+
+def test_equal_containers_in_another_key_order_or_sharing_objects_have_no_delta() -> None:
+    shared = {"mode": "eco"}
+    desired = {"a": {"p": 1, "q": 2}, "b": [shared, shared]}
+    reported = {"a": {"q": 2, "p": 1}, "b": [{"mode": "eco"}, {"mode": "eco"}]}
+    assert compute_delta(desired, reported) is None
