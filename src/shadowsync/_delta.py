@@ -82,10 +82,10 @@ def _delta_fast(
     append = pending.append
     for key, want in desired.items():
         have = get(key, _ABSENT)
-        kind = type(want)
         if want == have:
             if want is have:
                 continue
+            kind = type(want)
             if kind is type(have):
                 if kind is dict or kind is list:
                     append(want)
@@ -93,7 +93,7 @@ def _delta_fast(
                 continue
             if not json_equal(want, have):
                 out[key] = want
-        elif kind is dict and type(have) is dict:
+        elif type(want) is dict and type(have) is dict:
             sub = _delta_fast(want, have, pending)
             if sub:
                 out[key] = sub
