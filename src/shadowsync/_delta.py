@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Mapping
-from marshal import dumps
 from typing import Any
 
 from shadowsync._json import JSONObject, JSONValue, json_equal
@@ -45,11 +44,11 @@ def compute_delta(
         raise InvalidDocumentError(f"reported must be an object, got {type(reported).__name__}")
     try:
         pending: list[Any] = []
-        delta = _delta_fast(desired, reported, pending)
+        delta = _delta_object(desired, reported, pending)
         if pending and not _all_exact(pending):
             # Some subtree equal by Python's == holds a boolean where the other holds a number
-            # (or 1 where the other holds 1.0): compare exactly, subtree by subtree.
-            delta = _delta_object(desired, reported)
+            # (or 1 where the other holds 1.0): compare again, exactly, subtree by subtree.
+            delta = _delta_object(desired, reported, None)
     except RecursionError:
         raise InvalidDocumentError("desired and reported nest too deeply to compare") from None
     return delta or None
@@ -69,17 +68,20 @@ def _all_exact(pending: list[Any]) -> bool:
         return False
 
 
-def _delta_fast(
-    desired: Mapping[str, Any], reported: Mapping[str, Any], pending: list[Any]
-) -> JSONObject:
-    """The delta by Python's ``==``; equal containers go to ``pending`` to be checked at once.
+_ABSENT = object()
 
-    Python equality is necessary for JSON equality but not sufficient (``True == 1``); the
-    equal containers, most of a document, are checked together afterwards by `_all_exact`.
+
+def _delta_object(
+    desired: Mapping[str, Any], reported: Mapping[str, Any], pending: list[Any] | None
+) -> JSONObject:
+    """The delta of two objects, by Python's ``==`` first.
+
+    Python equality is necessary for JSON equality but not sufficient (``True == 1``,
+    ``[True] == [1]``). With a ``pending`` list, equal containers (most of a document) go there
+    to be checked all at once by `_all_exact`; without one, each is compared exactly here.
     """
     out: JSONObject = {}
     get = reported.get
-    append = pending.append
     for key, want in desired.items():
         have = get(key, _ABSENT)
         if want == have:
@@ -87,52 +89,22 @@ def _delta_fast(
                 continue
             kind = type(want)
             if kind is type(have):
-                if kind is dict or kind is list:
-                    append(want)
-                    append(have)
-                continue
-            if not json_equal(want, have):
-                out[key] = want
-        elif type(want) is dict and type(have) is dict:
-            sub = _delta_fast(want, have, pending)
-            if sub:
-                out[key] = sub
-        else:
-            out[key] = want
-    return out
-
-
-_ABSENT = object()
-# marshal (format 2) tells True from 1 and 1 from 1.0, in C: identical bytes mean JSON-equal.
-
-
-def _delta_object(desired: Mapping[str, Any], reported: Mapping[str, Any]) -> JSONObject:
-    out: JSONObject = {}
-    get = reported.get
-    for key, want in desired.items():
-        have = get(key, _ABSENT)
-        kind = type(want)
-        if want == have:
-            # Python equality is necessary for JSON equality but not sufficient (True == 1,
-            # [True] == [1]); equal subtrees, most of a document, are settled in C here.
-            if want is have:
-                continue
-            if kind is type(have):
                 if kind is not dict and kind is not list:
                     continue
-                try:
-                    if dumps(want, 2) == dumps(have, 2):
-                        continue
-                except ValueError:  # not marshallable: the exact comparison decides
-                    pass
+                if pending is not None:
+                    pending.append(want)
+                    pending.append(have)
+                    continue
+            if json_equal(want, have):
+                continue
             if kind is dict and type(have) is dict:
-                sub = _delta_object(want, have)
+                sub = _delta_object(want, have, None)
                 if sub:
                     out[key] = sub
-            elif not json_equal(want, have):
+            else:
                 out[key] = want
-        elif kind is dict and type(have) is dict:
-            sub = _delta_object(want, have)
+        elif type(want) is dict and type(have) is dict:
+            sub = _delta_object(want, have, pending)
             if sub:
                 out[key] = sub
         else:

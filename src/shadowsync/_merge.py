@@ -253,14 +253,14 @@ class _Resolver:
         return out
 
     def merge_value(self, path: Path, base: Value, ours: Value, theirs: Value) -> Value:
-        if _same(ours, theirs):
-            if not _same(ours, base):
+        if same(ours, theirs):
+            if not same(ours, base):
                 self.changes.append(PathChange(path=path, change=ChangeClass.BOTH_SAME))
             return ours
-        if _same(ours, base):
+        if same(ours, base):
             self.changes.append(PathChange(path=path, change=ChangeClass.THEIRS_ONLY))
             return theirs
-        if _same(theirs, base):
+        if same(theirs, base):
             self.changes.append(PathChange(path=path, change=ChangeClass.OURS_ONLY))
             return ours
         if type(ours) is dict and type(theirs) is dict:
@@ -356,15 +356,15 @@ def _check_resolution(strategy: Strategy, resolution: object, conflict: Conflict
             f"strategy {describe(getattr(strategy, 'name', strategy))} returned "
             f"{type(resolution).__name__}, not a Resolution"
         )
-    if resolution.winner == "ours" and not _same(resolution.value, conflict.ours):
+    if resolution.winner == "ours" and not same(resolution.value, conflict.ours):
         raise InvalidArgumentError(
             f"strategy {describe(strategy.name)} says ours won but changed it"
         )
-    if resolution.winner == "theirs" and not _same(resolution.value, conflict.theirs):
+    if resolution.winner == "theirs" and not same(resolution.value, conflict.theirs):
         raise InvalidArgumentError(
             f"strategy {describe(strategy.name)} says theirs won but changed it"
         )
-    if resolution.winner == "base" and not _same(resolution.value, conflict.base):
+    if resolution.winner == "base" and not same(resolution.value, conflict.base):
         raise InvalidArgumentError(
             f"strategy {describe(strategy.name)} says base won but changed it"
         )
@@ -379,7 +379,8 @@ def _check_resolution(strategy: Strategy, resolution: object, conflict: Conflict
             ) from None
 
 
-def _same(a: Value, b: Value) -> bool:
+def same(a: Value, b: Value) -> bool:
+    """JSON equality (`json_equal`) where `MISSING` equals only itself."""
     if a is MISSING or b is MISSING:
         return a is b
     return json_equal(a, b)
@@ -598,16 +599,16 @@ def merge(
         )
         merged = outcome.accepted
         for violation in outcome.violations:
-            current = _lookup(inputs[1], violation.path)
+            current = lookup(inputs[1], violation.path)
             records.append(
                 ConflictRecord(
                     path=violation.path,
                     section=section,
                     kind=ConflictKind.BUSINESS_RULE_VIOLATION,
                     severity=Severity.HIGH,
-                    base=_lookup(inputs[0], violation.path),
+                    base=lookup(inputs[0], violation.path),
                     ours=current,
-                    theirs=_lookup(inputs[2], violation.path),
+                    theirs=lookup(inputs[2], violation.path),
                     strategy=f"rule:{violation.rule}",
                     winner="ours",
                     value=current,
@@ -624,7 +625,8 @@ def merge(
     )
 
 
-def _lookup(section: Mapping[str, Any], path: Path) -> Value:
+def lookup(section: Mapping[str, Any], path: Path) -> Value:
+    """The value at ``path`` of ``section`` (a private copy), or `MISSING`."""
     node: Any = section
     for key in path:
         if not isinstance(node, Mapping) or key not in node:

@@ -41,6 +41,7 @@ from shadowsync._merge import (
     ReviewItem,
     merge,
     review_id,
+    same,
     stamps_from_metadata,
 )
 from shadowsync._policy import ResolutionPolicy
@@ -423,12 +424,6 @@ def _lookup(tree: Any, path: Path) -> JSONValue | Missing:
     return node  # type: ignore[no-any-return]
 
 
-def _same(a: JSONValue | Missing, b: JSONValue | Missing) -> bool:
-    if a is MISSING or b is MISSING:
-        return a is b
-    return json_equal(a, b)
-
-
 _WRITTEN = "\x00shadowsync: written since the base\x00"
 """Stands in the merge base for a path the device wrote back to its base value.
 
@@ -449,7 +444,7 @@ def _mark_written(base: JSONObject, ours: JSONObject, pending: Iterable[Intent])
             else [(intent.path, value)]
         )
         for path, _ in leaves:
-            if not _same(_lookup(base, path), _lookup(ours, path)):
+            if not same(_lookup(base, path), _lookup(ours, path)):
                 continue
             node: Any = marked
             for key in path[:-1]:
@@ -511,7 +506,7 @@ _NO_CHANGE = _NoChange.NO_CHANGE
 
 def _diff_value(theirs: JSONValue | Missing, target: JSONValue | Missing) -> Any:
     """The update value that turns ``theirs`` into ``target`` (``_NO_CHANGE`` if equal)."""
-    if _same(theirs, target):
+    if same(theirs, target):
         return _NO_CHANGE
     if target is MISSING:
         return None
@@ -550,7 +545,7 @@ def _needed(touched: Iterable[Path], theirs: JSONObject, target: JSONObject) -> 
             here = _lookup(theirs, path[:end])
             if type(here) is not dict:
                 wanted = _lookup(target, path[:end])
-                if not _same(here, wanted):
+                if not same(here, wanted):
                     _put_at(patch, path[:end], None if wanted is MISSING else copy_json(wanted))
                 break
         else:
@@ -1856,7 +1851,7 @@ def _metadata_for(section: Any, cloud: Any, fresh: Any, old: Any) -> JSONObject:
         old_meta = old.get(key) if type(old) is dict else None
         if type(value) is dict:
             out[key] = _metadata_for(value, theirs, new_meta, old_meta)
-        elif new_meta is not None and _same(value, theirs):
+        elif new_meta is not None and same(value, theirs):
             out[key] = copy_json(new_meta)
         elif old_meta is not None:
             out[key] = copy_json(old_meta)

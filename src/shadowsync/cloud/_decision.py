@@ -7,13 +7,21 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from shadowsync._json import JSONObject, canonical_json, copy_object, json_equal
+from shadowsync._json import JSONObject, canonical_json, copy_object
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync._merge import ConflictRecord, ConflictReport, MergeResult, ReviewItem, merge
+from shadowsync._merge import (
+    ConflictRecord,
+    ConflictReport,
+    MergeResult,
+    ReviewItem,
+    lookup,
+    merge,
+    same,
+)
 from shadowsync._patch import apply_merge_patch
 from shadowsync._update import apply_update
 from shadowsync.audit import ChangeType, Decision, HistoryRecord
-from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, nested, place, pointer
+from shadowsync.cloud._paths import Path, Value, leaf_paths, nested, overlaps, place, pointer
 from shadowsync.cloud._requests import shadow_label
 from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
 from shadowsync.strategies import MISSING, ConflictKind, Severity
@@ -82,13 +90,6 @@ class ShadowDecision:
             "staleEvent": self.stale_event,
             "version": self.record.version,
         }
-
-
-def same(a: Value, b: Value) -> bool:
-    """JSON equality where `MISSING` equals only itself."""
-    if a is MISSING or b is MISSING:
-        return a is b
-    return json_equal(a, b)
 
 
 def client_token(thing: str, shadow: str | None, version: int, state: JSONObject) -> str:
@@ -255,8 +256,12 @@ def conclude(
     fast_forward: str,
     limits: ShadowLimits = DEFAULT_LIMITS,
     stale_event: bool = False,
+    closing: HistoryRecord | None = None,
 ) -> ShadowDecision:
     """Judge ``final`` (path -> value settled for ``section``) and build the decision.
+
+    ``closing`` is the delete record that `close_if_recreated` made, stored before the
+    decision's own record.
 
     Rules judge every value still to be applied against the reported state in force: for
     ``desired``, a pending desired value against the reported one; for ``reported``, a new
@@ -290,9 +295,7 @@ def conclude(
         violations = outcome.violations
         for violation in violations:
             for path in final:
-                if path[: len(violation.path)] == violation.path or (
-                    violation.path[: len(path)] == path
-                ):
+                if overlaps(path, violation.path):
                     final[path] = lookup(outcome.accepted, path)
 
     # A refused value is replaced whole: paths under a refused path are written as the value
@@ -310,12 +313,7 @@ def conclude(
     # A rule's refusal settles a held conflict too: the value in force stays, so nothing is
     # left for a person to decide there.
     reviews = tuple(
-        item
-        for item in result.reviews
-        if not any(
-            item.path[: len(v.path)] == v.path or v.path[: len(item.path)] == item.path
-            for v in violations
-        )
+        item for item in result.reviews if not any(overlaps(item.path, v.path) for v in violations)
     )
     update_state: JSONObject = {}
     for path, value in writes.items():
@@ -388,7 +386,6 @@ def conclude(
     if acknowledgement is not None:
         record_details["acknowledgement"] = acknowledgement.to_dict()
     new_version = new_document.version if new_document is not None else version
-    chained = isinstance(previous, HistoryRecord) and last is not None
     record = HistoryRecord.create(
         thing_name,
         shadow_name,
@@ -396,7 +393,8 @@ def conclude(
         previous_state=base,
         new_state=new_document,
         version=new_version,
-        timestamp=max(now, last.timestamp) if chained and last is not None else now,
+        # Records of a shadow may not go back in time (another Lambda's clock may be behind).
+        timestamp=now if last is None else max(now, last.timestamp),
         change_type=change_type,
         decision=decision,
         reason=reason,
@@ -461,6 +459,7 @@ def conclude(
         events=tuple(events),
         metrics=tuple(metrics),
         stale_event=stale_event,
+        records=(record,) if closing is None else (closing, record),
     )
 
 

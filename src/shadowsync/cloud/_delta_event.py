@@ -10,11 +10,11 @@ import attrs
 from shadowsync._document import ShadowDocument
 from shadowsync._json import JSONObject, describe, kind_phrase, normalize_section
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLimits
-from shadowsync._merge import ConflictReport, stamps_at
+from shadowsync._merge import ConflictReport, lookup, stamps_at
 from shadowsync.audit import HistoryRecord
 from shadowsync.cloud._decision import ShadowDecision, close_if_recreated, conclude, settle
-from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
-from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup
+from shadowsync.cloud._history import History, as_log, check_now
+from shadowsync.cloud._paths import Path, Value, leaf_paths
 from shadowsync.cloud._requests import (
     OperationError,
     decode_object,
@@ -150,9 +150,9 @@ def handle_delta_event(
     thing, shadow_name = parsed.thing_name, parsed.shadow_name
     label = shadow_label(shadow_name)
     log = as_log(history)
-    records = shadow_records(log, thing, shadow_name)
+    records = log.records_for(thing, shadow_name)
     last = records[-1] if records else None
-    base = base_state(log, records)
+    base: dict[str, Any] | None = log.last_state(thing, shadow_name)
     # The chain continues from the newest record given, whichever shadow it belongs to.
     previous: HistoryRecord | str | None = log.records[-1] if len(log) else None
     if document is None:
@@ -215,7 +215,7 @@ def handle_delta_event(
         cloud_stamps=stamps_at(document.section_metadata("desired"), paths),
         device_stamps=stamps_at(document.section_metadata("reported"), paths),
     )
-    decision = conclude(
+    return conclude(
         thing_name=thing,
         shadow_name=shadow_name,
         document=document,
@@ -236,7 +236,5 @@ def handle_delta_event(
         limits=limits,
         fast_forward="desired follows the device's own change",
         stale_event=stale_event,
+        closing=closing,
     )
-    if closing is not None:
-        decision = attrs.evolve(decision, records=(closing, decision.record))
-    return decision

@@ -7,9 +7,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from shadowsync._json import json_equal, json_type_name, kind_phrase
+from shadowsync._merge import lookup
 from shadowsync.audit import AuditLog, _state
 from shadowsync.cloud._history import History, as_log
-from shadowsync.cloud._paths import lookup
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.strategies import MISSING
 

@@ -1,9 +1,8 @@
-"""What the cloud side reads from a shadow's history: its base state and recent records."""
+"""What the cloud side reads from a history: the log itself, recent records, conflict types."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from shadowsync._json import describe
 from shadowsync.audit import AuditLog, HistoryRecord
@@ -25,20 +24,6 @@ def as_log(history: History) -> AuditLog:
         return AuditLog(history)
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"history: {exc}") from None
-
-
-def shadow_records(
-    log: AuditLog, thing_name: str, shadow_name: str | None
-) -> tuple[HistoryRecord, ...]:
-    """The records of one shadow, oldest first."""
-    return log.records_for(thing_name, shadow_name)
-
-
-def base_state(log: AuditLog, records: tuple[HistoryRecord, ...]) -> dict[str, Any] | None:
-    """The state the shadow's last record left, or None when it has no records."""
-    if not records:
-        return None
-    return log.last_state(records[0].thing_name, records[0].shadow_name)
 
 
 def recent(

@@ -7,17 +7,16 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import attrs
 
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync._merge import ConflictRecord, stamps_at
+from shadowsync._merge import ConflictRecord, lookup, same, stamps_at
 from shadowsync.cloud._decision import (
     ShadowDecision,
     close_if_recreated,
     conclude,
-    same,
     settle,
 )
 from shadowsync.cloud._delta_event import shadow_document
-from shadowsync.cloud._history import History, as_log, base_state, check_now, shadow_records
-from shadowsync.cloud._paths import Path, Value, leaf_paths, lookup, pointer
+from shadowsync.cloud._history import History, as_log, check_now
+from shadowsync.cloud._paths import Path, Value, leaf_paths, overlaps, pointer
 from shadowsync.cloud._requests import (
     OfflineSyncRequest,
     OperationError,
@@ -169,7 +168,7 @@ def offline_sync(
         device: dict[Path, tuple[Value, int, int]] = {}
         for index, change in indexed:
             for path in leaf_paths(change.state):
-                for other in [p for p in device if p[: len(path)] == path or path[: len(p)] == p]:
+                for other in [p for p in device if overlaps(p, path)]:
                     del device[other]
                 value = lookup(change.state, path)
                 device[path] = (MISSING if value is None else value, change.timestamp, index)
@@ -191,9 +190,9 @@ def offline_sync(
             if written is not None:
                 cloud_stamps[path] = written
 
-        records = shadow_records(log, thing, shadow_name)
+        records = log.records_for(thing, shadow_name)
         last = records[-1] if records else None
-        base = base_state(log, records)
+        base: dict[str, Any] | None = log.last_state(thing, shadow_name)
         closing, previous, base, last = close_if_recreated(
             thing, shadow_name, document, previous=previous, base=base, last=last, now=now
         )
@@ -228,6 +227,7 @@ def offline_sync(
                 },
                 limits=limits,
                 fast_forward="applied the device's offline changes",
+                closing=closing,
             )
         except ShadowRejectedError as exc:
             # The service would refuse the update (too deep, too large): the cached
@@ -237,8 +237,6 @@ def offline_sync(
                 f"applied: {exc}",
                 operation="offline_sync",
             ) from None
-        if closing is not None:
-            decision = attrs.evolve(decision, records=(closing, decision.record))
         decisions.append(decision)
         previous = decision.record
 
@@ -255,7 +253,7 @@ def offline_sync(
             )
 
             def touches(path: Path, own: list[Path] = own) -> bool:
-                return any(p[: len(path)] == path or path[: len(p)] == p for p in own)
+                return any(overlaps(p, path) for p in own)
 
             conflicts = tuple(r for r in clashes if touches(r.path))
             status: ChangeStatus

@@ -26,14 +26,9 @@ def leaf_paths(section: Mapping[str, Any], prefix: Path = ()) -> list[Path]:
     return out
 
 
-def lookup(section: Mapping[str, Any], path: Path) -> Value:
-    """The value at ``path`` (a private copy), or `MISSING`."""
-    node: Any = section
-    for key in path:
-        if type(node) is not dict or key not in node:
-            return MISSING
-        node = node[key]
-    return copy_json(node)
+def overlaps(a: Path, b: Path) -> bool:
+    """Whether one path is the other or lies under it."""
+    return a[: len(b)] == b or b[: len(a)] == a
 
 
 def place(target: JSONObject, path: Path, value: JSONValue) -> None:

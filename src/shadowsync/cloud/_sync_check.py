@@ -14,7 +14,6 @@ from shadowsync.cloud._history import (
     as_log,
     check_now,
     recent,
-    shadow_records,
 )
 from shadowsync.cloud._paths import Path, leaf_paths, pointer
 from shadowsync.cloud._requests import SyncCheckRequest, shadow_label, shadows_for, sync_request
@@ -152,7 +151,7 @@ def sync_check(
     statuses = []
     for name in parsed.shadow_names:
         document = shadow_document(shadows[name])
-        records = shadow_records(log, parsed.thing_name, name)
+        records = log.records_for(parsed.thing_name, name)
         conflicts = tuple(
             r for r in recent(records, since=since) if r.change_type in CONFLICT_CHANGE_TYPES
         )
