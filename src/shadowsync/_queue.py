@@ -323,6 +323,9 @@ class QueueLimits:
     """Seconds an intent is kept after its ``created_at``."""
     on_full: OnFull = attrs.field(default="drop_oldest", validator=_on_full)
     """``"drop_oldest"`` or ``"reject_new"``."""
+    max_drop_records: int = attrs.field(default=10_000, validator=_positive("max_drop_records"))
+    """Drop records kept in memory for `OfflineQueue.drops`; older ones are forgotten (the
+    counters of `OfflineQueue.stats` keep counting every drop)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -901,7 +904,9 @@ class OfflineQueue:
         self._by_age: list[tuple[int, int]] = []
         self._bytes = 0
         self._batches: dict[str, _Outstanding] = {}
+        # The latest drop records; the first one is the ``_drops_start``-th drop since opening.
         self._drops: list[DropRecord] = []
+        self._drops_start = 0
         self._counts: dict[str, int] = dict.fromkeys(
             ("puts", "confirmed", "expired", "queue_full", "superseded", "rejected"), 0
         )
@@ -954,7 +959,13 @@ class OfflineQueue:
             DropRecord(intent=intent, reason=reason, at=now, detail=detail) for intent in intents
         ]
         self._counts[reason] += len(records)
-        self._drops.extend(records)
+        drops = self._drops
+        drops.extend(records)
+        keep = self._limits.max_drop_records
+        if len(drops) > 2 * keep:  # trim in halves: amortised O(1) per record
+            cut = len(drops) - keep
+            del drops[:cut]
+            self._drops_start += cut
         return records
 
     def _remove(
@@ -1262,9 +1273,42 @@ class OfflineQueue:
                 self._counts["confirmed"] += len(done)
         return tuple(records)
 
-    def drops(self) -> tuple[DropRecord, ...]:
-        """Every intent dropped since the queue was opened, in the order they were dropped."""
-        return tuple(self._drops)
+    @property
+    def drop_count(self) -> int:
+        """How many intents were dropped since the queue was opened (the next drop's number)."""
+        return self._drops_start + len(self._drops)
+
+    def drops(self, since: int = 0) -> tuple[DropRecord, ...]:
+        """The latest drop records, oldest first: those numbered ``since`` or later.
+
+        Drops are numbered from 0 in the order they happen since the queue was opened; read
+        `drop_count` and pass it back later to get only what was dropped in between. At most
+        the last ``QueueLimits.max_drop_records`` records are kept; older ones are not returned.
+
+        ```pycon
+        >>> from shadowsync import HLCStamp
+        >>> from shadowsync.stores import MemoryStore
+        >>> queue = OfflineQueue(MemoryStore())
+        >>> def write(value, ms):
+        ...     stamp = HLCStamp(wall_ms=ms, counter=0, node="pump")
+        ...     return queue.put(Intent(thing_name="pump", shadow_name=None, kind="report",
+        ...                             path=("level",), value=value, created_at=ms // 1000,
+        ...                             stamp=stamp), now=ms // 1000)
+        >>> first = write(1, 1000).seq
+        >>> mark = queue.drop_count
+        >>> [record.reason for record in write(2, 2000).dropped]
+        ['superseded']
+        >>> [record.intent.seq for record in queue.drops(since=mark)] == [first]
+        True
+        >>> queue.drop_count, queue.drops(since=queue.drop_count)
+        (1, ())
+
+        ```
+        """
+        _check_count("since", since, 0)
+        keep = self._limits.max_drop_records
+        start = max(since, self.drop_count - keep) - self._drops_start
+        return tuple(self._drops[max(start, 0) :])
 
     def stats(self, *, now: int) -> QueueStats:
         """Counts, bytes and the age of the oldest pending intent."""

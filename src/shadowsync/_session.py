@@ -694,7 +694,7 @@ class ShadowSession:
         self._last_delta: tuple[int, JSONObject] | None = None
         self._last_reviews: tuple[ReviewItem, ...] = ()
         self._announced: list[Any] = []
-        self._drops_seen = len(self._queue.drops())
+        self._drops_seen = self._queue.drop_count
         self._startup: list[Event] = []
 
         # What the device knows of the cloud, and the last state both sides agreed on.
@@ -1077,9 +1077,8 @@ class ShadowSession:
         return sorted(intents, key=lambda intent: (intent.stamp, intent.seq))
 
     def _collect_drops(self, out: list[Event]) -> None:
-        drops = self._queue.drops()
-        fresh = drops[self._drops_seen :]
-        self._drops_seen = len(drops)
+        fresh = self._queue.drops(since=self._drops_seen)
+        self._drops_seen = self._queue.drop_count
         mine = tuple(
             record
             for record in fresh

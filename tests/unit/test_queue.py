@@ -202,6 +202,7 @@ def test_the_ack_path_is_the_rules_ack_key() -> None:
         {"max_age_seconds": 1.5},
         {"max_intents": True},
         {"on_full": "drop_newest"},
+        {"max_drop_records": 0},
     ],
 )
 def test_bad_queue_limits_raise(changes: dict[str, Any]) -> None:
@@ -774,6 +775,36 @@ def test_stats_report_counts_bytes_and_age() -> None:
     assert (stats.puts, stats.superseded, stats.queue_full) == (4, 1, 1)
     assert len(queue.drops()) == 2
     assert all(isinstance(record, DropRecord) for record in queue.drops())
+
+
+def test_drops_since_a_mark_returns_only_what_was_dropped_after_it() -> None:
+    queue = fresh()
+    queue.put(intent("a", 1, ms=1), now=NOW)
+    queue.put(intent("a", 2, ms=2), now=NOW)
+    mark = queue.drop_count
+    assert mark == 1
+    queue.put(intent("a", 3, ms=3), now=NOW)
+    later = queue.drops(since=mark)
+    assert [(record.intent.value, record.reason) for record in later] == [(2, "superseded")]
+    assert [record.intent.value for record in queue.drops()] == [1, 2]
+    assert queue.drops(since=queue.drop_count) == ()
+    assert queue.drops(since=10**9) == ()
+    with pytest.raises(InvalidArgumentError, match="since"):
+        queue.drops(since=-1)
+
+
+def test_only_the_latest_drop_records_are_kept_while_the_counters_count_every_drop() -> None:
+    queue = fresh(limits=QueueLimits(max_drop_records=5))
+    for value in range(1, 101):
+        queue.put(intent("a", value, ms=value), now=NOW)
+    assert queue.drop_count == 99
+    assert queue.stats(now=NOW).superseded == 99
+    kept = queue.drops()
+    assert [record.intent.value for record in kept] == [95, 96, 97, 98, 99]
+    assert len(queue._drops) <= 2 * 5  # memory stays bounded, whatever the number of drops
+    # A reader that fell behind the kept window gets what is still kept, never a gap inside it.
+    assert queue.drops(since=3) == kept
+    assert [record.intent.value for record in queue.drops(since=97)] == [98, 99]
 
 
 def test_oldest_age_is_never_negative() -> None:

@@ -770,6 +770,19 @@ def test_a_permanent_rejection_drops_the_batch_and_moves_on() -> None:
     assert rig.state is S.IN_SYNC
 
 
+def test_every_superseded_report_is_reported_once_while_the_queue_keeps_few_records() -> None:
+    rig = updating(config=SessionConfig(queue_limits=QueueLimits(max_drop_records=3)))
+    rig.unsent.clear()  # the first update stays in flight: later reports wait in the queue
+    dropped: list[Any] = []
+    for value in range(40):
+        dropped.extend(
+            record.intent.value
+            for event in of_type(rig.report({"n": value}), Dropped)
+            for record in event.records
+        )
+    assert dropped == list(range(39))
+
+
 def test_the_preflight_refuses_an_update_that_would_exceed_the_size_limit() -> None:
     rig = in_sync(config=SessionConfig(limits=ShadowLimits(max_document_bytes=200)))
     rig.service.update(THING, {"state": {"desired": {"note": "x" * 150}}})
