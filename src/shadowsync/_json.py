@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import marshal
 import math
+import re
 from collections.abc import Mapping
 from typing import Any, NoReturn, TypeAlias, cast
 
@@ -129,6 +130,21 @@ def format_path(parts: list[str | int] | tuple[str | int, ...]) -> str:
         else:
             out += f".{part}" if out else part
     return out
+
+
+def json_pointer(path: tuple[str, ...] | list[str]) -> str:
+    """The RFC 6901 JSON Pointer of a path of object keys, e.g. ``/firmware/version``."""
+    return "".join("/" + key.replace("~", "~0").replace("/", "~1") for key in path)
+
+
+_POINTER = re.compile(r"(/([^~/]|~[01])*)+")
+
+
+def parse_json_pointer(text: str) -> tuple[str, ...] | None:
+    """The keys of a non-empty RFC 6901 JSON Pointer, or ``None`` when ``text`` is not one."""
+    if _POINTER.fullmatch(text) is None:
+        return None
+    return tuple(part.replace("~1", "/").replace("~0", "~") for part in text.split("/")[1:])
 
 
 def normalize_section(value: Any, *, section: str, max_depth: int, nulls: bool) -> JSONObject:

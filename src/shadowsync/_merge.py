@@ -17,6 +17,7 @@ from shadowsync._json import (
     copy_object,
     describe,
     json_equal,
+    json_pointer,
     normalize_section,
 )
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, ShadowRejectedError
@@ -86,9 +87,14 @@ class ConflictRecord:
     review_id: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON form (``null`` stands for an absent value) for events and audit records."""
+        """A JSON form (``null`` stands for an absent value) for events and audit records.
+
+        ``path`` is the dotted form people read (``firmware.version``); ``pointer`` is the same
+        path as a JSON Pointer, which stays exact when a key holds a ``.`` or a ``/``.
+        """
         return {
             "path": ".".join(self.path),
+            "pointer": json_pointer(self.path),
             "section": self.section,
             "kind": self.kind.value,
             "severity": self.severity.name.lower(),
@@ -162,10 +168,14 @@ class ReviewItem:
         return _nest(self.section, self.path, None if self.current is MISSING else self.current)
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON form for queues and events (``null`` stands for an absent value)."""
+        """A JSON form for queues and events (``null`` stands for an absent value).
+
+        ``path`` is dotted for people; ``pointer`` is the exact JSON Pointer of the path.
+        """
         return {
             "id": self.id,
             "path": ".".join(self.path),
+            "pointer": json_pointer(self.path),
             "section": self.section,
             "current": _render(self.current),
             "proposed": _render(self.proposed),

@@ -226,6 +226,7 @@ def sections(tmp_path: Path) -> tuple[str, str, str]:
 def conflict(strategy: str, reason: str, review_id: str | None = None) -> dict[str, Any]:
     return {
         "path": "mode",
+        "pointer": "/mode",
         "section": "desired",
         "kind": "concurrent_modification",
         "severity": "medium",
@@ -280,6 +281,7 @@ def test_merge_review_and_fail_on_review(
             {
                 "id": review_id,
                 "path": "mode",
+                "pointer": "/mode",
                 "section": "desired",
                 "current": "eco",
                 "proposed": "cool",
@@ -336,6 +338,7 @@ def test_merge_with_business_rules(
     assert result["merged"] == {"mode": "eco", "target_c": 20}
     assert result["conflicts"][1] == {
         "path": "target_c",
+        "pointer": "/target_c",
         "section": "desired",
         "kind": "business_rule_violation",
         "severity": "high",

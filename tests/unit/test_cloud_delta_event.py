@@ -127,6 +127,7 @@ def conflict_json(
 ) -> dict[str, Any]:
     return {
         "path": path,
+        "pointer": "/" + path.replace(".", "/"),
         "section": "desired",
         "kind": kind,
         "severity": severity,
@@ -320,6 +321,7 @@ def test_seed_conflict_under_the_recommended_policy_is_held_for_review() -> None
         {
             "id": review_id("alertThreshold", 90, 85),
             "path": "alertThreshold",
+            "pointer": "/alertThreshold",
             "section": "desired",
             "current": 90,
             "proposed": 85,
@@ -329,6 +331,7 @@ def test_seed_conflict_under_the_recommended_policy_is_held_for_review() -> None
         {
             "id": review_id("operatingMode", "high_performance", "power_save"),
             "path": "operatingMode",
+            "pointer": "/operatingMode",
             "section": "desired",
             "current": "high_performance",
             "proposed": "power_save",

@@ -182,6 +182,7 @@ def test_a_newer_write_clashes_with_the_cached_change_and_the_rest_applies() -> 
     )
     conflict = {
         "path": "temperature",
+        "pointer": "/temperature",
         "section": "reported",
         "kind": "concurrent_modification",
         "severity": "medium",

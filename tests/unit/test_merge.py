@@ -717,6 +717,7 @@ def test_conflict_record_json_shape() -> None:
     assert result.report.to_json() == [
         {
             "path": "firmware.version",
+            "pointer": "/firmware/version",
             "section": "reported",
             "kind": "concurrent_modification",
             "severity": "medium",
@@ -733,6 +734,7 @@ def test_conflict_record_json_shape() -> None:
     assert item.to_json() == {
         "id": item.id,
         "path": "firmware.version",
+        "pointer": "/firmware/version",
         "section": "reported",
         "current": "1.4.3",
         "proposed": "1.5.0",
@@ -910,3 +912,17 @@ def test_a_policy_object_is_accepted_in_place_of_a_strategy() -> None:
     policy = ResolutionPolicy(default=LastWriterWins(prefer="ours"))
     result = merge({"mode": "heat"}, {"mode": "eco"}, {"mode": "cool"}, policy=policy)
     assert result.merged == {"mode": "eco"}
+
+
+def test_conflict_json_pointer_stays_exact_where_the_dotted_path_is_ambiguous() -> None:
+    base = {"a.b": {"c/d": 1}, "a": {"b": {"c/d": 1}}}
+    ours = {"a.b": {"c/d": 2}, "a": {"b": {"c/d": 2}}}
+    theirs = {"a.b": {"c/d": 3}, "a": {"b": {"c/d": 3}}}
+    result = merge(base, ours, theirs, policy=ManualReview())
+    records = result.report.to_json()
+    assert [record["path"] for record in records] == ["a.b.c/d", "a.b.c/d"]
+    assert sorted(record["pointer"] for record in records) == ["/a.b/c~1d", "/a/b/c~1d"]
+    assert sorted(item.to_json()["pointer"] for item in result.reviews) == [
+        "/a.b/c~1d",
+        "/a/b/c~1d",
+    ]

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from shadowsync._json import JSONObject, canonical_json, copy_object
+from shadowsync._json import JSONObject, canonical_json, copy_object, json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._merge import (
     ConflictRecord,
@@ -21,7 +21,7 @@ from shadowsync._merge import (
 from shadowsync._patch import apply_merge_patch
 from shadowsync._update import apply_update
 from shadowsync.audit import ChangeType, Decision, HistoryRecord
-from shadowsync.cloud._paths import Path, Value, leaf_paths, nested, overlaps, place, pointer
+from shadowsync.cloud._paths import Path, Value, leaf_paths, nested, overlaps, place
 from shadowsync.cloud._requests import shadow_label
 from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
 from shadowsync.strategies import MISSING, ConflictKind, Severity
@@ -86,7 +86,7 @@ class ShadowDecision:
             "conflicts": self.report.to_json(),
             "reviews": [item.to_json() for item in self.reviews],
             "update": self.update,
-            "pending": [pointer(p) for p in self.pending],
+            "pending": [json_pointer(p) for p in self.pending],
             "staleEvent": self.stale_event,
             "version": self.record.version,
         }
@@ -381,7 +381,7 @@ def conclude(
         "conflicts": report.to_json(),
         "reviews": [item.to_json() for item in reviews],
         "update": update,
-        "pending": [pointer(p) for p in pending],
+        "pending": [json_pointer(p) for p in pending],
     }
     if acknowledgement is not None:
         record_details["acknowledgement"] = acknowledgement.to_dict()
@@ -421,7 +421,8 @@ def conclude(
         detail = {
             **common,
             "violations": [
-                {"path": pointer(v.path), "rule": v.rule, "reason": v.reason} for v in violations
+                {"path": json_pointer(v.path), "rule": v.rule, "reason": v.reason}
+                for v in violations
             ],
             "acknowledgement": acknowledgement.to_dict() if acknowledgement else None,
         }

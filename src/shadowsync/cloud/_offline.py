@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
+from shadowsync._json import json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._merge import ConflictRecord, lookup, same, stamps_at
 from shadowsync.cloud._decision import (
@@ -16,7 +17,7 @@ from shadowsync.cloud._decision import (
 )
 from shadowsync.cloud._delta_event import shadow_document
 from shadowsync.cloud._history import History, as_log, check_now
-from shadowsync.cloud._paths import Path, Value, leaf_paths, overlaps, pointer
+from shadowsync.cloud._paths import Path, Value, leaf_paths, overlaps
 from shadowsync.cloud._requests import (
     OfflineSyncRequest,
     OperationError,
@@ -67,7 +68,7 @@ class CachedChangeResult:
             "shadowName": shadow_label(self.shadow_name),
             "timestamp": self.timestamp,
             "status": self.status,
-            "applied": [pointer(p) for p in self.applied],
+            "applied": [json_pointer(p) for p in self.applied],
             "conflicts": [record.to_json() for record in self.conflicts],
         }
 

@@ -49,8 +49,3 @@ def nested(entries: Iterable[tuple[Path, Value]]) -> JSONObject:
         if value is not MISSING:
             place(out, path, copy_json(value))
     return out
-
-
-def pointer(path: Path) -> str:
-    """The RFC 6901 JSON Pointer of a path, e.g. ``/firmware/version``."""
-    return "".join("/" + key.replace("~", "~0").replace("/", "~1") for key in path)

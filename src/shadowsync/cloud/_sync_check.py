@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from shadowsync._json import json_pointer
 from shadowsync._merge import stamps_from_metadata
 from shadowsync.cloud._delta_event import shadow_document
 from shadowsync.cloud._history import (
@@ -15,7 +16,7 @@ from shadowsync.cloud._history import (
     check_now,
     recent,
 )
-from shadowsync.cloud._paths import Path, leaf_paths, pointer
+from shadowsync.cloud._paths import Path, leaf_paths
 from shadowsync.cloud._requests import SyncCheckRequest, shadow_label, shadows_for, sync_request
 from shadowsync.cloud._signals import iso_time
 
@@ -79,7 +80,7 @@ class ShadowSyncStatus:
                 "lastUpdate": self.last_report,
                 "version": self.version,
                 "pendingChanges": sorted({p[0] for p in self.pending}),
-                "pendingPaths": [pointer(p) for p in self.pending],
+                "pendingPaths": [json_pointer(p) for p in self.pending],
             },
             "lastSync": None if self.last_sync is None else iso_time(self.last_sync),
             "hasConflicts": self.has_conflicts,

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from shadowsync._json import JSONObject, describe, dumps_compact
+from shadowsync._json import JSONObject, describe, dumps_compact, json_pointer, parse_json_pointer
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules._model import (
     InvalidAcknowledgementError,
@@ -20,7 +20,6 @@ from shadowsync.rules._model import (
     _show,
     _timestamp,
 )
-from shadowsync.rules._paths import _decode_pointer, _encode_pointer
 
 ACK_KEY = "$ack"
 """The reported-state key suggested for an `Acknowledgement` (``reported["$ack"]``)."""
@@ -44,7 +43,7 @@ class Rejection:
     @property
     def pointer(self) -> str:
         """The path as a JSON Pointer (RFC 6901), as in `Acknowledgement.to_dict`."""
-        return _encode_pointer(self.path)
+        return json_pointer(self.path)
 
 
 def _to_paths(value: Iterable[Sequence[str]]) -> tuple[Path, ...]:
@@ -113,7 +112,7 @@ class Acknowledgement:
         for path in (*self.applied, *(r.path for r in self.rejected), *self.pending):
             if path in seen:
                 raise InvalidArgumentError(
-                    f"path {_encode_pointer(path)} is listed more than once in the acknowledgement"
+                    f"path {json_pointer(path)} is listed more than once in the acknowledgement"
                 )
             seen.add(path)
 
@@ -168,7 +167,7 @@ class Acknowledgement:
         moving = [tuple(path) for path in paths]
         for path in moving:
             if path not in group:
-                raise InvalidArgumentError(f"path {_encode_pointer(path)} is not {name}")
+                raise InvalidArgumentError(f"path {json_pointer(path)} is not {name}")
         return moving
 
     def to_dict(self) -> JSONObject:
@@ -176,11 +175,11 @@ class Acknowledgement:
         return {
             "desiredVersion": self.desired_version,
             "timestamp": self.timestamp,
-            "applied": [_encode_pointer(path) for path in self.applied],
+            "applied": [json_pointer(path) for path in self.applied],
             "rejected": [
                 {"path": r.pointer, "rule": r.rule, "reason": r.reason} for r in self.rejected
             ],
-            "pending": [_encode_pointer(path) for path in self.pending],
+            "pending": [json_pointer(path) for path in self.pending],
         }
 
     def to_json(self) -> str:
@@ -215,7 +214,7 @@ class Acknowledgement:
             return value
 
         def pointer(where: str, value: object) -> Path:
-            path = _decode_pointer(value) if isinstance(value, str) else None
+            path = parse_json_pointer(value) if isinstance(value, str) else None
             if path is None:
                 raise fail(where, f'expected a JSON Pointer such as "/mode", got {_show(value)}')
             return path

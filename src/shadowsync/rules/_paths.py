@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeAlias
 
 import attrs
 
 from shadowsync.rules._model import Path, RuleConfigError, _show
-
-
-def _encode_pointer(path: Path) -> str:
-    return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in path)
-
-
-_POINTER = re.compile(r"(/([^~/]|~[01])*)+")
-
-
-def _decode_pointer(text: str) -> Path | None:
-    if _POINTER.fullmatch(text) is None:
-        return None
-    return tuple(part.replace("~1", "/").replace("~0", "~") for part in text.split("/")[1:])
 
 
 def _to_parts(value: object) -> Path:
