@@ -4,8 +4,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 export HYPOTHESIS_PROFILE ?= ci
+# The MQTT adapter tests run a real broker: Debian's mosquitto, installed here when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: demo check lint typecheck test docs bench bench-smoke clean
+.PHONY: demo check services lint typecheck test docs bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
@@ -20,6 +22,13 @@ demo: $(STAMP)
 check: lint typecheck test docs bench-smoke
 	@echo "all checks passed"
 
+services:
+	@PATH="$$PATH:/usr/sbin" command -v mosquitto >/dev/null || { \
+	  echo "installing Debian's mosquitto broker for the MQTT adapter tests"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	    mosquitto >/dev/null; }
+
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks
 	$(PY) -m ruff format --check src tests benchmarks
@@ -27,7 +36,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(PY) -m mypy --strict src tests
 
-test: $(STAMP)
+test: $(STAMP) services
 	$(PY) -m pytest -q -p no:cacheprovider
 
 docs: $(STAMP)
