@@ -1,0 +1,367 @@
+"""`DeviceBridge`: one `ShadowSession` on a paho client, with a tick scheduler."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from paho.mqtt.client import error_string
+from paho.mqtt.enums import MQTTErrorCode
+
+from shadowsync._json import describe
+from shadowsync._session import ShadowSession
+from shadowsync.errors import InvalidArgumentError
+from shadowsync.events import Event, MessageIgnored, Publish, Subscribe
+from shadowsync.mqtt._transport import QOS, ErrorRoute, TransportError, check_callback, check_client
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from types import TracebackType
+
+    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
+    from paho.mqtt.properties import Properties
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    from shadowsync._session import SessionHealth, SessionState
+
+# Waits are cut into slices so that a clock that jumps (or an injected one) is noticed.
+_MAX_WAIT = 1.0
+
+
+class DeviceBridge:
+    """Runs one `ShadowSession` over a paho-mqtt 2.x client.
+
+    The client is yours: create it with ``CallbackAPIVersion.VERSION2``, set TLS and
+    credentials, connect it and run its network loop (``loop_start``). The bridge owns four of
+    its callbacks (``on_connect``, ``on_disconnect``, ``on_message``, ``on_subscribe``); for
+    other topics use ``client.message_callback_add``.
+
+    - A successful connect calls ``session.connected``, a disconnect ``session.disconnected``,
+      every message ``session.receive_message``, all with ``clock()`` as the time.
+    - `Subscribe` and `Publish` outputs go out in order at QoS 1. A publish that follows a
+      subscribe is held until the broker's SUBACK, so the answer cannot race the subscription.
+    - `report`, `desire`, `get`, `delete` and `resume` are safe to call from any thread. They
+      return the application events of the call; every application event (from any thread) also
+      goes to ``on_event``, or, without one, waits in `take_events`.
+    - `start` runs a daemon thread that calls ``session.tick`` at ``session.next_deadline()``
+      (timeouts, retries, backoff); with ``start(scheduler=False)`` call `poll` yourself.
+    - Errors raised on the network or scheduler thread (a failing store, an ``on_event`` that
+      raises, a refused subscription) go to ``on_error``, or are logged on the
+      ``shadowsync.mqtt`` logger; the network loop keeps running.
+
+    ```pycon
+    >>> from paho.mqtt.client import Client
+    >>> from paho.mqtt.enums import CallbackAPIVersion
+    >>> from shadowsync import ShadowSession
+    >>> from shadowsync.stores import MemoryStore
+    >>> session = ShadowSession("lamp-1", store=MemoryStore(), token=lambda: "t1",
+    ...                         random=lambda: 0.5)
+    >>> client = Client(callback_api_version=CallbackAPIVersion.VERSION2)
+    >>> with DeviceBridge(client, session) as bridge:  # then client.connect(...) and loop_start()
+    ...     [type(event).__name__ for event in bridge.report({"on": True})]
+    ['IntentsQueued']
+
+    ```
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        session: ShadowSession,
+        *,
+        clock: Callable[[], float] = time.time,
+        on_event: Callable[[Event], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._client = check_client(client)
+        if not isinstance(session, ShadowSession):
+            raise InvalidArgumentError(f"session must be a ShadowSession, got {describe(session)}")
+        if not callable(clock):
+            raise InvalidArgumentError(f"clock must be callable, got {describe(clock)}")
+        check_callback("on_event", on_event)
+        self._session = session
+        self._clock = clock
+        self._on_event = on_event
+        self._errors = ErrorRoute(on_error)
+        # Re-entrant: on_event may call the bridge's commands.
+        self._lock = threading.RLock()
+        self._wake = threading.Condition(self._lock)
+        self._events: deque[Event] = deque()
+        self._awaiting_suback: set[int] = set()
+        self._held: deque[Publish] = deque()
+        self._online = False
+        self._started = False
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self, *, scheduler: bool = True) -> DeviceBridge:
+        """Install the client callbacks and (with ``scheduler``) start the tick thread.
+
+        If the client is connected already, the session is told so at once.
+        """
+        with self._lock:
+            if self._closed:
+                raise InvalidArgumentError("this bridge was closed; create a new one")
+            if self._started:
+                return self
+            self._started = True
+            client = self._client
+            client.on_connect = self._on_connect
+            client.on_disconnect = self._on_disconnect
+            client.on_message = self._on_message
+            client.on_subscribe = self._on_subscribe
+            if scheduler:
+                self._thread = threading.Thread(
+                    target=self._run,
+                    name=f"shadowsync-mqtt-{self._session.thing_name}",
+                    daemon=True,
+                )
+                self._thread.start()
+            if client.is_connected():
+                self._connected()
+        return self
+
+    def close(self) -> None:
+        """Stop the tick thread and remove the callbacks. The client stays yours to disconnect."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._wake.notify_all()
+            client = self._client
+            if client.on_connect == self._on_connect:
+                client.on_connect = None
+            if client.on_disconnect == self._on_disconnect:
+                client.on_disconnect = None
+            if client.on_message == self._on_message:
+                client.on_message = None
+            if client.on_subscribe == self._on_subscribe:
+                client.on_subscribe = None
+            thread, self._thread = self._thread, None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def __enter__(self) -> DeviceBridge:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- commands --------------------------------------------------------------------------
+
+    def report(self, changes: Mapping[str, Any]) -> list[Event]:
+        """Report ``changes`` (queued durably, sent when online); see `ShadowSession.report`."""
+        return self._command(self._session.report, changes)
+
+    def desire(self, changes: Mapping[str, Any]) -> list[Event]:
+        """Change the desired state; see `ShadowSession.desire`."""
+        return self._command(self._session.desire, changes)
+
+    def get(self) -> list[Event]:
+        """Fetch the snapshot again and reconcile; see `ShadowSession.get`."""
+        return self._command(self._session.get)
+
+    def delete(self) -> list[Event]:
+        """Delete the shadow; see `ShadowSession.delete`."""
+        return self._command(self._session.delete)
+
+    def resume(self) -> list[Event]:
+        """Resume after manual review, or retry now while backing off."""
+        return self._command(self._session.resume)
+
+    def poll(self) -> list[Event]:
+        """Call ``session.tick`` if its deadline is due; for users who run their own loop."""
+        with self._lock:
+            deadline = self._session.next_deadline()
+            now = self._clock()
+            if deadline is None or now < deadline:
+                return []
+            return self._execute(self._session.tick(now))
+
+    def next_deadline(self) -> float | None:
+        """When `poll` next has something to do (in ``clock`` time), or ``None``."""
+        with self._lock:
+            return self._session.next_deadline()
+
+    @property
+    def state(self) -> SessionState:
+        """The session's state."""
+        with self._lock:
+            return self._session.state
+
+    def health(self) -> SessionHealth:
+        """The session's health now."""
+        with self._lock:
+            return self._session.health(self._clock())
+
+    def take_events(self) -> list[Event]:
+        """The application events kept since the last call (only kept without ``on_event``)."""
+        with self._lock:
+            events = list(self._events)
+            self._events.clear()
+            return events
+
+    def _command(self, method: Callable[..., list[Event]], *args: object) -> list[Event]:
+        with self._lock:
+            if self._closed:
+                raise InvalidArgumentError("this bridge was closed; create a new one")
+            return self._execute(method(*args, self._clock()))
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def _execute(self, outputs: list[Event]) -> list[Event]:
+        """Send the transport outputs in order, then deliver the application events."""
+        events: list[Event] = []
+        for output in outputs:
+            if isinstance(output, Subscribe):
+                self._subscribe(output)
+            elif isinstance(output, Publish):
+                if self._awaiting_suback:
+                    self._held.append(output)
+                else:
+                    self._publish(output)
+            else:
+                events.append(output)
+        self._wake.notify_all()  # the deadline may have moved
+        for event in events:
+            self._deliver(event)
+        return events
+
+    def _deliver(self, event: Event) -> None:
+        if self._on_event is None:
+            self._events.append(event)
+            return
+        try:
+            self._on_event(event)
+        except Exception as exc:
+            self._errors.report(exc)
+
+    def _subscribe(self, output: Subscribe) -> None:
+        if not self._client.is_connected():
+            return  # the session subscribes again on the next connect
+        result, mid = self._client.subscribe([(topic, QOS) for topic in output.topics])
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            self._errors.report(
+                TransportError(f"cannot subscribe to the shadow topics: {error_string(result)}")
+            )
+            return
+        self._awaiting_suback.add(mid)
+
+    def _publish(self, output: Publish) -> None:
+        # Offline, the session will send again after the reconnect; paho would otherwise queue
+        # the stale request and send it after the session's own, newer ones.
+        if not self._client.is_connected():
+            return
+        info = self._client.publish(output.topic, output.payload, qos=QOS)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            self._errors.report(
+                TransportError(f"cannot publish to {output.topic}: {error_string(info.rc)}")
+            )
+
+    # -- paho callbacks (on the client's network thread) -----------------------------------
+
+    def _on_connect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            self._errors.report(TransportError(f"the broker refused the connection: {reason_code}"))
+            return
+        self._errors.guard(self._connected)
+
+    def _connected(self) -> None:
+        with self._lock:
+            if self._closed or self._online:
+                return
+            self._online = True
+            self._awaiting_suback.clear()
+            self._held.clear()
+            self._execute(self._session.connected(self._clock()))
+
+    def _on_disconnect(
+        self,
+        client: Client,
+        userdata: Any,
+        flags: DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self._errors.guard(self._disconnected)
+
+    def _disconnected(self) -> None:
+        with self._lock:
+            self._online = False
+            self._awaiting_suback.clear()
+            self._held.clear()
+            if not self._closed:
+                self._execute(self._session.disconnected(self._clock()))
+
+    def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
+        self._errors.guard(lambda: self._received(message))
+
+    def _received(self, message: MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            with self._lock:
+                self._deliver(MessageIgnored(topic="<not UTF-8>", reason="the topic is not UTF-8"))
+            return
+        with self._lock:
+            if not self._closed:
+                self._execute(self._session.receive_message(topic, message.payload, self._clock()))
+
+    def _on_subscribe(
+        self,
+        client: Client,
+        userdata: Any,
+        mid: int,
+        reason_codes: list[ReasonCode],
+        properties: Properties | None,
+    ) -> None:
+        self._errors.guard(lambda: self._subscribed(mid, reason_codes))
+
+    def _subscribed(self, mid: int, reason_codes: list[ReasonCode]) -> None:
+        with self._lock:
+            if mid not in self._awaiting_suback:
+                return
+            self._awaiting_suback.discard(mid)
+            refused = [str(code) for code in reason_codes if code.is_failure]
+            if refused:
+                # The answers will not arrive; the session's request timeout retries.
+                self._errors.report(
+                    TransportError(f"the broker refused shadow subscriptions: {refused}")
+                )
+            while self._held and not self._awaiting_suback:
+                self._publish(self._held.popleft())
+
+    # -- the scheduler ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        with self._wake:
+            while not self._closed:
+                try:
+                    deadline = self._session.next_deadline()
+                    if deadline is None:
+                        self._wake.wait()
+                        continue
+                    now = self._clock()
+                    if now < deadline:
+                        self._wake.wait(min(deadline - now, _MAX_WAIT))
+                        continue
+                    self._execute(self._session.tick(now))
+                except Exception as exc:
+                    self._errors.report(exc)
+                    self._wake.wait(_MAX_WAIT)  # a persistent failure must not spin
