@@ -1,0 +1,128 @@
+"""A real moto server on 127.0.0.1 for the whole session; fresh state and clients per test."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from shadowsync.aws import DynamoDBHistoryStore, IotShadowClient, create_history_table
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+REGION = "us-east-1"
+TABLE = "shadow-history"
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The URL of a moto server started for this session (fake credentials, no AWS config)."""
+    empty: Path = tmp_path_factory.mktemp("aws-config") / "none"
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SECURITY_TOKEN": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_CONFIG_FILE": str(empty),
+            "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_PROFILE", raising=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@attrs.frozen(kw_only=True)
+class Aws:
+    """The clients of one test, all pointed at the moto server."""
+
+    endpoint: str
+    iot: Any
+    iot_data: Any
+    dynamodb: Any
+    events: Any
+    sqs: Any
+    cloudwatch: Any
+    shadows: IotShadowClient
+    history: DynamoDBHistoryStore
+
+    def create_thing(self, name: str) -> None:
+        # moto's data plane only serves things in its registry (AWS upserts shadows).
+        self.iot.create_thing(thingName=name)
+
+    def event_queue(self, name: str = "shadow-events") -> str:
+        """An SQS queue receiving every shadowsync event through an EventBridge rule."""
+        url: str = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        self.events.put_rule(
+            Name=f"{name}-rule", EventPattern=json.dumps({"source": ["iot.shadow.sync"]})
+        )
+        self.events.put_targets(Rule=f"{name}-rule", Targets=[{"Id": "queue", "Arn": arn}])
+        return url
+
+    def received(self, queue_url: str, expected: int) -> list[dict[str, Any]]:
+        """The events on the queue, polling until ``expected`` arrived or a few seconds passed."""
+        bodies: list[dict[str, Any]] = []
+        for _ in range(20):
+            if len(bodies) >= expected:
+                break
+            response = self.sqs.receive_message(
+                QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            )
+            for message in response.get("Messages", []):
+                bodies.append(json.loads(message["Body"]))
+                self.sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return bodies
+
+
+def _reset(endpoint: str) -> None:
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST", data=b"")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+@pytest.fixture
+def aws(moto_endpoint: str) -> Iterator[Aws]:
+    """Fresh moto state, the clients, and an empty history table."""
+    _reset(moto_endpoint)
+    session = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION
+    )
+    clients = {
+        name: session.client(service, endpoint_url=moto_endpoint)
+        for name, service in (
+            ("iot", "iot"),
+            ("iot_data", "iot-data"),
+            ("dynamodb", "dynamodb"),
+            ("events", "events"),
+            ("sqs", "sqs"),
+            ("cloudwatch", "cloudwatch"),
+        )
+    }
+    create_history_table(clients["dynamodb"], TABLE)
+    try:
+        yield Aws(
+            endpoint=moto_endpoint,
+            shadows=IotShadowClient(client=clients["iot_data"]),
+            history=DynamoDBHistoryStore(client=clients["dynamodb"], table_name=TABLE),
+            **clients,
+        )
+    finally:
+        for client in clients.values():
+            client.close()
