@@ -84,8 +84,8 @@ def test_a_closed_bridge_gives_back_the_client_and_refuses_commands() -> None:
         assert [type(e) for e in bridge.report({"on": True})] == [IntentsQueued]
         assert [type(e) for e in bridge.take_events()] == [IntentsQueued]
         assert bridge.take_events() == []
-    callbacks = (client.on_connect, client.on_disconnect, client.on_message, client.on_subscribe)
-    assert callbacks == (None, None, None, None)
+    names = ("on_connect", "on_disconnect", "on_message", "on_subscribe")
+    assert [getattr(client, name) for name in names] == [None, None, None, None]
     assert not any(t.name.startswith("shadowsync-mqtt") for t in threading.enumerate())
     with pytest.raises(InvalidArgumentError, match="closed"):
         bridge.report({"on": False})
