@@ -16,10 +16,12 @@ from types import ModuleType
 import pytest
 
 import shadowsync
+import shadowsync.aws
 import shadowsync.cli
 import shadowsync.cloud
 import shadowsync.errors
 import shadowsync.events
+import shadowsync.mqtt
 import shadowsync.stores
 import shadowsync.testing
 import shadowsync.topics
@@ -201,6 +203,20 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "parse_request",
         "sync_check",
     },
+    "shadowsync.aws": {
+        "RETRYABLE",
+        "DynamoDBHistoryStore",
+        "HistoryConflictError",
+        "IotShadowClient",
+        "LambdaHandler",
+        "PublishResult",
+        "conflict_resolver_handler",
+        "create_history_table",
+        "publish_events",
+        "publish_metrics",
+        "sync_manager_handler",
+    },
+    "shadowsync.mqtt": {"DeviceBridge", "ServiceBridge", "TransportError"},
     "shadowsync.stores": {
         "CacheEntry",
         "MemoryStore",

@@ -161,6 +161,7 @@ def conflict_resolver_handler(
     )
 
     def handler(event: Any, context: Any) -> dict[str, Any]:
+        reader.reads.clear()  # a warm container must not keep every thing's history it read
         try:
             parsed = DeltaEvent.from_dict(event)
         except OperationError as error:
@@ -237,6 +238,7 @@ def sync_manager_handler(
     )
 
     def handler(event: Any, context: Any) -> dict[str, Any]:
+        reader.reads.clear()  # a warm container must not keep every thing's history it read
         request = _request_of(event)
         for attempt in range(1, attempts_allowed + 1):
             response = manager.handle(request, now=now())

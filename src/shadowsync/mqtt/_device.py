@@ -44,7 +44,8 @@ class DeviceBridge:
       subscribe is held until the broker's SUBACK, so the answer cannot race the subscription.
     - `report`, `desire`, `get`, `delete` and `resume` are safe to call from any thread. They
       return the application events of the call; every application event (from any thread) also
-      goes to ``on_event``, or, without one, waits in `take_events`.
+      goes to ``on_event``, or, without one, waits in `take_events` (the latest
+      ``max_kept_events`` of them: a device that never takes them does not grow without bound).
     - `start` runs a daemon thread that calls ``session.tick`` at ``session.next_deadline()``
       (timeouts, retries, backoff); with ``start(scheduler=False)`` call `poll` yourself.
     - Errors raised on the network or scheduler thread (a failing store, an ``on_event`` that
@@ -74,8 +75,13 @@ class DeviceBridge:
         clock: Callable[[], float] = time.time,
         on_event: Callable[[Event], None] | None = None,
         on_error: Callable[[BaseException], None] | None = None,
+        max_kept_events: int = 10_000,
     ) -> None:
         self._client = check_client(client)
+        if type(max_kept_events) is not int or max_kept_events < 1:
+            raise InvalidArgumentError(
+                f"max_kept_events must be an int >= 1, got {describe(max_kept_events)}"
+            )
         if not isinstance(session, ShadowSession):
             raise InvalidArgumentError(f"session must be a ShadowSession, got {describe(session)}")
         if not callable(clock):
@@ -88,7 +94,7 @@ class DeviceBridge:
         # Re-entrant: on_event may call the bridge's commands.
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
-        self._events: deque[Event] = deque()
+        self._events: deque[Event] = deque(maxlen=max_kept_events)
         self._awaiting_suback: set[int] = set()
         self._held: deque[Publish] = deque()
         self._online = False
@@ -204,7 +210,10 @@ class DeviceBridge:
             return self._session.health(self._clock())
 
     def take_events(self) -> list[Event]:
-        """The application events kept since the last call (only kept without ``on_event``)."""
+        """The application events kept since the last call (only kept without ``on_event``).
+
+        At most the latest ``max_kept_events`` are kept; older ones are discarded.
+        """
         with self._lock:
             events = list(self._events)
             self._events.clear()

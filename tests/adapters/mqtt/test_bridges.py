@@ -70,6 +70,8 @@ def test_the_arguments_are_checked() -> None:
         DeviceBridge(_client(), _session(), clock=1700000000)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="on_event"):
         DeviceBridge(_client(), _session(), on_event="print")  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="max_kept_events"):
+        DeviceBridge(_client(), _session(), max_kept_events=0)
     with pytest.raises(InvalidArgumentError, match="on_error"):
         ServiceBridge(_client(), InMemoryShadowService(), on_error=42)  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError, match="InMemoryShadowService"):
@@ -92,6 +94,15 @@ def test_a_closed_bridge_gives_back_the_client_and_refuses_commands() -> None:
     with pytest.raises(InvalidArgumentError, match="closed"):
         bridge.start()
     bridge.close()  # closing twice is harmless
+
+
+def test_without_on_event_only_the_latest_events_are_kept() -> None:
+    with DeviceBridge(_client(), _session(), max_kept_events=3) as bridge:
+        for value in range(5):
+            bridge.report({f"k{value}": value})  # distinct paths: nothing is superseded
+        kept = bridge.take_events()
+    assert [type(e) for e in kept] == [IntentsQueued] * 3
+    assert [e.intents[0].value for e in kept if isinstance(e, IntentsQueued)] == [2, 3, 4]
 
 
 def test_poll_drives_timeouts_on_the_injected_clock(rig: Rig) -> None:
