@@ -487,7 +487,9 @@ def round_trip(mqtt: Mqtt, case: Case, config: TimingConfig) -> Row:
         for changes in ours_states.prepare(checked):
             device.report(changes)
         ours_versions = [version for _, version in device.confirmed[before:]]
-        peer_versions = [mqtt.raw.update(raw_thing, c)["version"] for c in peer_states.prepare(4)]
+        peer_versions = [
+            mqtt.raw.update(raw_thing, c)["version"] for c in peer_states.prepare(checked)
+        ]
         found = []
         if ours_versions != peer_versions:
             found.append(f"accepted versions differ: bridge {ours_versions}, raw {peer_versions}")
