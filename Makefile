@@ -42,15 +42,17 @@ test: $(STAMP) services
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict --site-dir $(VENV)/site
 
-bench: $(STAMP)
+bench: $(STAMP) services
 	$(PY) -m benchmarks
 	$(PY) -m benchmarks.offline
 	$(PY) -m benchmarks.cloud
+	$(PY) -m benchmarks.adapters
 
-bench-smoke: $(STAMP)
+bench-smoke: $(STAMP) services
 	$(PY) -m benchmarks --smoke
 	$(PY) -m benchmarks.offline --smoke
 	$(PY) -m benchmarks.cloud --smoke
+	$(PY) -m benchmarks.adapters --smoke
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache .hypothesis
