@@ -26,6 +26,9 @@ INVALID_JSON = "Invalid JSON"
 NULL_IN_ARRAY = "Array values must not be null"
 
 _COMPACT = (",", ":")
+# Built once: json.dumps with any non-default option builds a new encoder on every call.
+_encode_compact = json.JSONEncoder(separators=_COMPACT, ensure_ascii=False).encode
+_encode_canonical = json.JSONEncoder(separators=_COMPACT, sort_keys=True, ensure_ascii=True).encode
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -385,7 +388,7 @@ def encoded_size(value: JSONValue) -> int:
     Raises `InvalidRequestError` for strings that cannot be UTF-8 (lone surrogates).
     """
     try:
-        return len(json.dumps(value, separators=_COMPACT, ensure_ascii=False).encode("utf-8"))
+        return len(_encode_compact(value).encode("utf-8"))
     except UnicodeEncodeError:
         raise InvalidRequestError(
             INVALID_JSON, detail="a string holds a lone UTF-16 surrogate, which is not UTF-8"
@@ -394,9 +397,9 @@ def encoded_size(value: JSONValue) -> int:
 
 def dumps_compact(value: Any) -> str:
     """Compact JSON text (the wire form used for MQTT payloads)."""
-    return json.dumps(value, separators=_COMPACT, ensure_ascii=False)
+    return _encode_compact(value)
 
 
 def canonical_json(value: Any) -> str:
     """Canonical JSON text: sorted keys, compact separators, ASCII-only (stable for hashing)."""
-    return json.dumps(value, separators=_COMPACT, sort_keys=True, ensure_ascii=True)
+    return _encode_canonical(value)

@@ -1107,7 +1107,7 @@ class ShadowSession:
             )
             result = self._queue.put(intent, now=int(now))
             if result.seq is not None:
-                queued.append(attrs.evolve(intent, seq=result.seq))
+                queued.append(intent._queued(result.seq))
         if queued:
             out.append(IntentsQueued(intents=queued))
         self._collect_drops(out)  # refusals included: put records them as drops

@@ -152,39 +152,66 @@ def _check_names(thing_name: object, shadow_name: object) -> tuple[str, str | No
     return thing, shadow
 
 
-def _check_json(value: object, where: str, depth: int = 0) -> None:
+class _NotJSON(Exception):
+    """What `_walk_json` found, and where: the keys and indexes are added while unwinding, so
+    a valid value (the usual case) never pays for building locations."""
+
+    def __init__(self, problem: str) -> None:
+        self.problem = problem
+        self.path: list[str | int] = []
+
+
+def _check_json(value: object, where: str) -> None:
     """Plain JSON only: what `json.dumps` writes and `json.loads` reads back unchanged."""
+    try:
+        _walk_json(value, 0)
+    except _NotJSON as bad:
+        location = where + "".join(
+            f"[{part}]" if type(part) is int else f".{part}" for part in reversed(bad.path)
+        )
+        raise InvalidArgumentError(f"{location} {bad.problem}") from None
+
+
+def _walk_json(value: object, depth: int) -> None:
     if depth > _MAX_CACHE_DEPTH:
-        raise InvalidArgumentError(f"{where} nests more than {_MAX_CACHE_DEPTH} levels")
-    if value is None or type(value) in (bool, int):
+        raise _NotJSON(f"nests more than {_MAX_CACHE_DEPTH} levels")
+    if value is None or type(value) is bool or type(value) is int:
         return
     if type(value) is float:
         if not math.isfinite(value):
-            raise InvalidArgumentError(f"{where} holds {value!r}, which is not JSON")
+            raise _NotJSON(f"holds {value!r}, which is not JSON")
         return
     if type(value) is str:
-        _check_text(value, where)
+        _check_text(value)
         return
     if type(value) is list:
         for index, item in enumerate(value):
-            _check_json(item, f"{where}[{index}]", depth + 1)
+            try:
+                _walk_json(item, depth + 1)
+            except _NotJSON as bad:
+                bad.path.append(index)
+                raise
         return
     if type(value) is dict:
         for key, member in value.items():
             if type(key) is not str:
-                raise InvalidArgumentError(f"{where} has a key that is not a str: {describe(key)}")
-            _check_text(key, where)
-            _check_json(member, f"{where}.{key}", depth + 1)
+                raise _NotJSON(f"has a key that is not a str: {describe(key)}")
+            _check_text(key)
+            try:
+                _walk_json(member, depth + 1)
+            except _NotJSON as bad:
+                bad.path.append(key)
+                raise
         return
-    raise InvalidArgumentError(f"{where} holds a {type(value).__name__}, which is not JSON")
+    raise _NotJSON(f"holds a {type(value).__name__}, which is not JSON")
 
 
-def _check_text(text: str, where: str) -> None:
+def _check_text(text: str) -> None:
     if not text.isascii():
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidArgumentError(f"{where} holds a lone surrogate (not UTF-8)") from None
+            raise _NotJSON("holds a lone surrogate (not UTF-8)") from None
 
 
 def _encode_cache(value: object, where: str) -> str | None:
