@@ -69,6 +69,9 @@ class ServiceBridge:
         self._service = service
         self._errors = ErrorRoute(on_error)
         self._lock = threading.Lock()
+        # The service is not thread-safe: requests (on the network thread) and `update` (on the
+        # caller's) go through it one at a time, each publishing its replies before the next.
+        self._serving = threading.Lock()
         self._subscription: int | None = None
         self._ready = threading.Event()
         self._started = False
@@ -147,16 +150,17 @@ class ServiceBridge:
         ``update/documents``; raises the AWS rejection (`shadowsync.errors.ShadowRejectedError`)
         and publishes nothing when the update is refused, as UpdateThingShadow over HTTP does.
         """
-        result = self._service.update(thing_name, request, shadow_name)
-        bodies: list[tuple[topics.Response, Mapping[str, Any] | None]] = [
-            ("accepted", result.accepted),
-            ("delta", result.delta),
-            ("documents", result.documents),
-        ]
-        for response, body in bodies:
-            if body is not None:
-                topic = topics.build(thing_name, "update", response, shadow_name=shadow_name)
-                self._publish(topic, dumps_compact(body).encode("utf-8"))
+        with self._serving:
+            result = self._service.update(thing_name, request, shadow_name)
+            bodies: list[tuple[topics.Response, Mapping[str, Any] | None]] = [
+                ("accepted", result.accepted),
+                ("delta", result.delta),
+                ("documents", result.documents),
+            ]
+            for response, body in bodies:
+                if body is not None:
+                    topic = topics.build(thing_name, "update", response, shadow_name=shadow_name)
+                    self._publish(topic, dumps_compact(body).encode("utf-8"))
         return result
 
     def _publish(self, topic: str, payload: bytes) -> None:
@@ -228,5 +232,6 @@ class ServiceBridge:
             topic = message.topic
         except UnicodeDecodeError:
             return  # not a shadow topic; AWS ignores it too
-        for reply_topic, payload in self._service.handle(topic, bytes(message.payload)):
-            self._publish(reply_topic, payload)
+        with self._serving:
+            for reply_topic, payload in self._service.handle(topic, bytes(message.payload)):
+                self._publish(reply_topic, payload)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from shadowsync.events import DeltaReceived, IntentsConfirmed, Publish, Subscribe
+from shadowsync.events import DeltaReceived, IntentsConfirmed, Publish, Subscribe, UpdateAccepted
 from tests.adapters.mqtt.conftest import Rig, fast_config, wait_for
 
 if TYPE_CHECKING:
@@ -102,3 +102,41 @@ def test_two_devices_share_one_service(
         )
 
     assert wait_for(both)
+
+
+def test_cloud_updates_and_device_reports_at_once_lose_nothing(
+    rig: Rig, service: InMemoryShadowService, service_errors: list[BaseException]
+) -> None:
+    cloud = rig.service_bridge(service, service_errors)
+    device = rig.device()
+    assert wait_for(device.in_sync)
+    start = service.document("lamp-1")
+    first_version = start.version if start is not None else 0
+
+    # The cloud writes from this thread while the bridge answers the device's updates on
+    # paho's network thread: both go through the one service.
+    cloud_updates = 0
+    for index in range(30):
+        device.bridge.report({f"r{index}": index})
+        cloud.update("lamp-1", {"state": {"desired": {f"d{index}": index}}})
+        cloud_updates += 1
+
+    def settled() -> bool:
+        document = service.document("lamp-1")
+        return (
+            document is not None
+            and len(document.reported) == 30
+            and device.in_sync()
+            and not device.session.queue.pending()
+        )
+
+    assert wait_for(settled)
+    document = service.document("lamp-1")
+    assert document is not None
+    assert document.desired == {f"d{index}": index for index in range(30)}
+    assert document.reported == {f"r{index}": index for index in range(30)}
+    # Every accepted update took exactly one version: none was lost or applied twice.
+    device_updates = len(device.recorder.of(UpdateAccepted))
+    assert document.version == first_version + cloud_updates + device_updates
+    assert device.recorder.errors == []
+    assert service_errors == []
