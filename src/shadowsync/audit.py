@@ -480,6 +480,38 @@ class HistoryRecord:
         the same shadow, ``version`` and ``timestamp`` may not be lower than its own (after a
         ``delete`` record, the version may start again, as a re-created shadow's does).
         """
+        return cls._from_states(
+            thing_name,
+            shadow_name,
+            previous=previous,
+            before=_state(previous_state, "previous_state"),
+            after=_state(new_state, "new_state"),
+            version=version,
+            timestamp=timestamp,
+            change_type=change_type,
+            decision=decision,
+            reason=reason,
+            details=details,
+        )
+
+    @classmethod
+    def _from_states(
+        cls,
+        thing_name: str,
+        shadow_name: str | None,
+        *,
+        previous: HistoryRecord | str | None,
+        before: JSONObject,
+        after: JSONObject,
+        version: int,
+        timestamp: int,
+        change_type: ChangeType,
+        decision: Decision,
+        reason: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> HistoryRecord:
+        """`create` from two states already in ``{"desired", "reported"}`` form and known valid,
+        such as one `AuditLog.last_state` gave: only read, neither checked nor copied again."""
         previous_checksum = _previous_checksum(previous)
         _check_thing_name(thing_name)
         _check_shadow_name(shadow_name)
@@ -489,8 +521,6 @@ class HistoryRecord:
             and previous.shadow_name == shadow_name
         ):
             _check_order(_version_floor(previous), previous.timestamp, version, timestamp)
-        before = _state(previous_state, "previous_state")
-        after = _state(new_state, "new_state")
         return cls._sealed(
             thing_name=thing_name,
             shadow_name=shadow_name,

@@ -386,12 +386,20 @@ def conclude(
     if acknowledgement is not None:
         record_details["acknowledgement"] = acknowledgement.to_dict()
     new_version = new_document.version if new_document is not None else version
-    record = HistoryRecord.create(
+    # The base was read from the history (AuditLog.last_state), which holds only valid states.
+    record = HistoryRecord._from_states(
         thing_name,
         shadow_name,
         previous=previous,
-        previous_state=base,
-        new_state=new_document,
+        before=base if base is not None else {"desired": {}, "reported": {}},
+        after=(
+            {
+                "desired": copy_object(new_document.desired),
+                "reported": copy_object(new_document.reported),
+            }
+            if new_document is not None
+            else {"desired": {}, "reported": {}}
+        ),
         version=new_version,
         # Records of a shadow may not go back in time (another Lambda's clock may be behind).
         timestamp=now if last is None else max(now, last.timestamp),
