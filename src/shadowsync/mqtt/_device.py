@@ -14,7 +14,14 @@ from shadowsync._json import describe
 from shadowsync._session import ShadowSession
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.events import Event, MessageIgnored, Publish, Subscribe
-from shadowsync.mqtt._transport import QOS, ErrorRoute, TransportError, check_callback, check_client
+from shadowsync.mqtt._transport import (
+    QOS,
+    ErrorRoute,
+    TransportError,
+    check_callback,
+    check_client,
+    publish,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -270,11 +277,7 @@ class DeviceBridge:
         # the stale request and send it after the session's own, newer ones.
         if not self._client.is_connected():
             return
-        info = self._client.publish(output.topic, output.payload, qos=QOS)
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            self._errors.report(
-                TransportError(f"cannot publish to {output.topic}: {error_string(info.rc)}")
-            )
+        publish(self._client, output.topic, output.payload, self._errors)
 
     # -- paho callbacks (on the client's network thread) -----------------------------------
 
@@ -286,10 +289,7 @@ class DeviceBridge:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if reason_code.is_failure:
-            self._errors.report(TransportError(f"the broker refused the connection: {reason_code}"))
-            return
-        self._errors.guard(self._connected)
+        self._errors.connected(reason_code, self._connected)
 
     def _connected(self) -> None:
         with self._lock:

@@ -11,7 +11,7 @@ from paho.mqtt.enums import MQTTErrorCode
 from shadowsync import topics
 from shadowsync._json import describe, dumps_compact
 from shadowsync.errors import InvalidArgumentError
-from shadowsync.mqtt._transport import QOS, ErrorRoute, TransportError, check_client
+from shadowsync.mqtt._transport import QOS, ErrorRoute, TransportError, check_client, publish
 from shadowsync.testing import InMemoryShadowService
 
 if TYPE_CHECKING:
@@ -164,11 +164,7 @@ class ServiceBridge:
         return result
 
     def _publish(self, topic: str, payload: bytes) -> None:
-        info = self._client.publish(topic, payload, qos=QOS)
-        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            self._errors.report(
-                TransportError(f"cannot publish to {topic}: {error_string(info.rc)}")
-            )
+        publish(self._client, topic, payload, self._errors)
 
     def _subscribe(self) -> None:
         with self._lock:
@@ -190,10 +186,7 @@ class ServiceBridge:
         reason_code: ReasonCode,
         properties: Properties | None,
     ) -> None:
-        if reason_code.is_failure:
-            self._errors.report(TransportError(f"the broker refused the connection: {reason_code}"))
-            return
-        self._errors.guard(self._subscribe)
+        self._errors.connected(reason_code, self._subscribe)
 
     def _on_disconnect(
         self,

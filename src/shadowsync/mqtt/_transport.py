@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from paho.mqtt.client import Client
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.client import Client, error_string
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
 from shadowsync._json import describe
 from shadowsync.errors import InvalidArgumentError, ShadowSyncError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from paho.mqtt.reasoncodes import ReasonCode
 
 _log = logging.getLogger("shadowsync.mqtt")
 
@@ -65,3 +67,17 @@ class ErrorRoute:
             action()
         except Exception as exc:
             self.report(exc)
+
+    def connected(self, reason_code: ReasonCode, action: Callable[[], object]) -> None:
+        """After the broker's CONNACK: report a refusal, or run ``action`` guarded."""
+        if reason_code.is_failure:
+            self.report(TransportError(f"the broker refused the connection: {reason_code}"))
+            return
+        self.guard(action)
+
+
+def publish(client: Client, topic: str, payload: bytes, errors: ErrorRoute) -> None:
+    """Publish at `QOS`; a refusal other than "not connected" goes to ``errors``."""
+    info = client.publish(topic, payload, qos=QOS)
+    if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+        errors.report(TransportError(f"cannot publish to {topic}: {error_string(info.rc)}"))
