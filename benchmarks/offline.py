@@ -36,14 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shadowsync import HLCStamp, ShadowDocument, ShadowLimits, apply_update, json_equal
-from shadowsync._queue import ACK_PATH, Intent, OfflineQueue, QueueLimits
+from shadowsync._device.queue import ACK_PATH, Intent, OfflineQueue, QueueLimits
 from shadowsync.stores import MemoryStore, SQLiteStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from shadowsync._device.queue import ReplayBatch
     from shadowsync._json import JSONObject, JSONValue
-    from shadowsync._queue import ReplayBatch
     from shadowsync.stores import Store
 
 WEEK = 7 * 24 * 3600

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from shadowsync._policy import ResolutionPolicy
+from shadowsync._conflict.policy import ResolutionPolicy
 from shadowsync.audit import AuditLog, HistoryRecord
 from shadowsync.cloud import HealthThresholds, ShadowDecision, SyncManager, handle_delta_event
 from shadowsync.rules import Range, RuleSet

@@ -14,9 +14,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from shadowsync import apply_merge_patch
-from shadowsync._clocks import MAX_HLC_COUNTER, HLCStamp, VectorClock
+from shadowsync._conflict.clocks import MAX_HLC_COUNTER, HLCStamp, VectorClock
+from shadowsync._conflict.stamped import Path, StampedState
 from shadowsync._json import JSONObject, JSONValue, canonical_json
-from shadowsync._stamped import Path, StampedState
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

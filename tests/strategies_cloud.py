@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import attrs
 from hypothesis import strategies as st
 
-from shadowsync._policy import ResolutionPolicy
+from shadowsync._conflict.policy import ResolutionPolicy
 from shadowsync.audit import AuditLog
 from shadowsync.cloud import ShadowDecision, handle_delta_event
 from shadowsync.errors import ShadowRejectedError

@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 from hypothesis import strategies as st
 
 from shadowsync import HLCStamp, ShadowDocument, ShadowLimits, apply_update
-from shadowsync._queue import ACK_PATH, Intent
+from shadowsync._device.queue import ACK_PATH, Intent
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
+    from shadowsync._device.queue import IntentKind, ReplayBatch
     from shadowsync._json import JSONObject, JSONValue
-    from shadowsync._queue import IntentKind, ReplayBatch
 
 QUEUE_THINGS = ("lamp", "pump")
 """Thing names the queue strategies use."""

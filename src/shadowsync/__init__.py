@@ -15,211 +15,305 @@ optional modules; `shadowsync.testing` ships an AWS-faithful in-memory shadow se
 
 from typing import TYPE_CHECKING, Any
 
-from shadowsync import errors, topics
-from shadowsync._delta import compute_delta
-from shadowsync._document import ShadowDocument
-from shadowsync._json import JSONObject, JSONValue, json_equal
-from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync._patch import apply_json_patch, apply_merge_patch, make_json_patch, make_merge_patch
-from shadowsync._update import ABSENT, UpdateRequest, UpdateResult, apply_update
+from shadowsync import (
+    errors as errors,
+)
+from shadowsync import (
+    topics as topics,
+)
+from shadowsync._delta import (
+    compute_delta as compute_delta,
+)
+from shadowsync._document import (
+    ShadowDocument as ShadowDocument,
+)
+from shadowsync._json import (
+    JSONObject as JSONObject,
+)
+from shadowsync._json import (
+    JSONValue as JSONValue,
+)
+from shadowsync._json import (
+    json_equal as json_equal,
+)
+from shadowsync._limits import (
+    DEFAULT_LIMITS as DEFAULT_LIMITS,
+)
+from shadowsync._limits import (
+    ShadowLimits as ShadowLimits,
+)
+from shadowsync._patch import (
+    apply_json_patch as apply_json_patch,
+)
+from shadowsync._patch import (
+    apply_merge_patch as apply_merge_patch,
+)
+from shadowsync._patch import (
+    make_json_patch as make_json_patch,
+)
+from shadowsync._patch import (
+    make_merge_patch as make_merge_patch,
+)
+from shadowsync._update import (
+    ABSENT as ABSENT,
+)
+from shadowsync._update import (
+    UpdateRequest as UpdateRequest,
+)
+from shadowsync._update import (
+    UpdateResult as UpdateResult,
+)
+from shadowsync._update import (
+    apply_update as apply_update,
+)
 from shadowsync.errors import (
-    InvalidRequestError,
-    PayloadTooLargeError,
-    ShadowNotFoundError,
-    ShadowRejectedError,
-    ShadowSyncError,
-    VersionConflictError,
+    InvalidRequestError as InvalidRequestError,
+)
+from shadowsync.errors import (
+    PayloadTooLargeError as PayloadTooLargeError,
+)
+from shadowsync.errors import (
+    ShadowNotFoundError as ShadowNotFoundError,
+)
+from shadowsync.errors import (
+    ShadowRejectedError as ShadowRejectedError,
+)
+from shadowsync.errors import (
+    ShadowSyncError as ShadowSyncError,
+)
+from shadowsync.errors import (
+    VersionConflictError as VersionConflictError,
 )
 
 if TYPE_CHECKING:
-    from shadowsync import events, rules, stores, strategies
-    from shadowsync._clocks import (
-        ClockSkewError,
-        HLCStamp,
-        HybridLogicalClock,
-        Ordering,
-        VectorClock,
+    from shadowsync import (
+        events as events,
     )
-    from shadowsync._merge import (
-        ChangeClass,
-        ConflictRecord,
-        ConflictReport,
-        MergeResult,
-        PathChange,
-        ReviewItem,
-        merge,
-        stamps_at,
-        stamps_from_metadata,
+    from shadowsync import (
+        rules as rules,
     )
-    from shadowsync._policy import PolicyConfigError, PolicyRule, ResolutionPolicy
-    from shadowsync._queue import (
-        DropRecord,
-        Intent,
-        OfflineQueue,
-        PutResult,
-        QueueLimits,
-        QueueStats,
-        ReplayBatch,
+    from shadowsync import (
+        stores as stores,
     )
-    from shadowsync._session import (
-        Backoff,
-        SessionConfig,
-        SessionHealth,
-        SessionState,
-        SessionStateError,
-        ShadowSession,
-        Trigger,
+    from shadowsync import (
+        strategies as strategies,
     )
-    from shadowsync._stamped import StampedEntry, StampedState
-    from shadowsync._versioning import (
-        Causality,
-        MessageClass,
-        classify_change,
-        classify_clocks,
-        classify_message,
+    from shadowsync._conflict.clocks import (
+        ClockSkewError as ClockSkewError,
+    )
+    from shadowsync._conflict.clocks import (
+        HLCStamp as HLCStamp,
+    )
+    from shadowsync._conflict.clocks import (
+        HybridLogicalClock as HybridLogicalClock,
+    )
+    from shadowsync._conflict.clocks import (
+        Ordering as Ordering,
+    )
+    from shadowsync._conflict.clocks import (
+        VectorClock as VectorClock,
+    )
+    from shadowsync._conflict.merge import (
+        ChangeClass as ChangeClass,
+    )
+    from shadowsync._conflict.merge import (
+        ConflictRecord as ConflictRecord,
+    )
+    from shadowsync._conflict.merge import (
+        ConflictReport as ConflictReport,
+    )
+    from shadowsync._conflict.merge import (
+        MergeResult as MergeResult,
+    )
+    from shadowsync._conflict.merge import (
+        PathChange as PathChange,
+    )
+    from shadowsync._conflict.merge import (
+        ReviewItem as ReviewItem,
+    )
+    from shadowsync._conflict.merge import (
+        merge as merge,
+    )
+    from shadowsync._conflict.merge import (
+        stamps_at as stamps_at,
+    )
+    from shadowsync._conflict.merge import (
+        stamps_from_metadata as stamps_from_metadata,
+    )
+    from shadowsync._conflict.policy import (
+        PolicyConfigError as PolicyConfigError,
+    )
+    from shadowsync._conflict.policy import (
+        PolicyRule as PolicyRule,
+    )
+    from shadowsync._conflict.policy import (
+        ResolutionPolicy as ResolutionPolicy,
+    )
+    from shadowsync._conflict.stamped import (
+        StampedEntry as StampedEntry,
+    )
+    from shadowsync._conflict.stamped import (
+        StampedState as StampedState,
+    )
+    from shadowsync._conflict.versioning import (
+        Causality as Causality,
+    )
+    from shadowsync._conflict.versioning import (
+        MessageClass as MessageClass,
+    )
+    from shadowsync._conflict.versioning import (
+        classify_change as classify_change,
+    )
+    from shadowsync._conflict.versioning import (
+        classify_clocks as classify_clocks,
+    )
+    from shadowsync._conflict.versioning import (
+        classify_message as classify_message,
+    )
+    from shadowsync._device.queue import (
+        DropRecord as DropRecord,
+    )
+    from shadowsync._device.queue import (
+        Intent as Intent,
+    )
+    from shadowsync._device.queue import (
+        OfflineQueue as OfflineQueue,
+    )
+    from shadowsync._device.queue import (
+        PutResult as PutResult,
+    )
+    from shadowsync._device.queue import (
+        QueueLimits as QueueLimits,
+    )
+    from shadowsync._device.queue import (
+        QueueStats as QueueStats,
+    )
+    from shadowsync._device.queue import (
+        ReplayBatch as ReplayBatch,
+    )
+    from shadowsync._device.session import (
+        Backoff as Backoff,
+    )
+    from shadowsync._device.session import (
+        SessionConfig as SessionConfig,
+    )
+    from shadowsync._device.session import (
+        SessionHealth as SessionHealth,
+    )
+    from shadowsync._device.session import (
+        SessionState as SessionState,
+    )
+    from shadowsync._device.session import (
+        SessionStateError as SessionStateError,
+    )
+    from shadowsync._device.session import (
+        ShadowSession as ShadowSession,
+    )
+    from shadowsync._device.session import (
+        Trigger as Trigger,
     )
 
-# The conflict engine is imported on first use, so that a device agent or a Lambda that only
-# handles documents pays nothing for it at start-up.
-_LAZY = {
-    "rules": "shadowsync.rules",
-    "strategies": "shadowsync.strategies",
-    "stores": "shadowsync.stores",
-    "events": "shadowsync.events",
-    **dict.fromkeys(
-        (
-            "Backoff",
-            "SessionConfig",
-            "SessionHealth",
-            "SessionState",
-            "SessionStateError",
-            "ShadowSession",
-            "Trigger",
-        ),
-        "shadowsync._session",
+# The conflict engine and the device side are imported on first use, so that a device agent or
+# a Lambda that only handles documents pays nothing for them at start-up. This table is the one
+# list of lazily imported names: `__getattr__`, `__dir__` and `__all__` are built from it (the
+# block above repeats it for type checkers only; a test keeps the two equal).
+_LAZY_FROM: dict[str, tuple[str, ...]] = {
+    "shadowsync._conflict.clocks": (
+        "ClockSkewError",
+        "HLCStamp",
+        "HybridLogicalClock",
+        "Ordering",
+        "VectorClock",
     ),
-    **dict.fromkeys(
-        (
-            "DropRecord",
-            "Intent",
-            "OfflineQueue",
-            "PutResult",
-            "QueueLimits",
-            "QueueStats",
-            "ReplayBatch",
-        ),
-        "shadowsync._queue",
+    "shadowsync._conflict.versioning": (
+        "Causality",
+        "MessageClass",
+        "classify_change",
+        "classify_clocks",
+        "classify_message",
     ),
-    **dict.fromkeys(
-        ("ClockSkewError", "HLCStamp", "HybridLogicalClock", "Ordering", "VectorClock"),
-        "shadowsync._clocks",
+    "shadowsync._conflict.stamped": ("StampedEntry", "StampedState"),
+    "shadowsync._conflict.policy": ("PolicyConfigError", "PolicyRule", "ResolutionPolicy"),
+    "shadowsync._conflict.merge": (
+        "ChangeClass",
+        "ConflictRecord",
+        "ConflictReport",
+        "MergeResult",
+        "PathChange",
+        "ReviewItem",
+        "merge",
+        "stamps_at",
+        "stamps_from_metadata",
     ),
-    **dict.fromkeys(
-        (
-            "ChangeClass",
-            "ConflictRecord",
-            "ConflictReport",
-            "MergeResult",
-            "PathChange",
-            "ReviewItem",
-            "merge",
-            "stamps_at",
-            "stamps_from_metadata",
-        ),
-        "shadowsync._merge",
+    "shadowsync._device.queue": (
+        "DropRecord",
+        "Intent",
+        "OfflineQueue",
+        "PutResult",
+        "QueueLimits",
+        "QueueStats",
+        "ReplayBatch",
     ),
-    **dict.fromkeys(("PolicyConfigError", "PolicyRule", "ResolutionPolicy"), "shadowsync._policy"),
-    **dict.fromkeys(("StampedEntry", "StampedState"), "shadowsync._stamped"),
-    **dict.fromkeys(
-        ("Causality", "MessageClass", "classify_change", "classify_clocks", "classify_message"),
-        "shadowsync._versioning",
+    "shadowsync._device.session": (
+        "Backoff",
+        "SessionConfig",
+        "SessionHealth",
+        "SessionState",
+        "SessionStateError",
+        "ShadowSession",
+        "Trigger",
     ),
 }
+_LAZY_MODULES = ("events", "rules", "stores", "strategies")
+_LAZY = {name: module for module, names in _LAZY_FROM.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    module_name = _LAZY.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'shadowsync' has no attribute {name!r}")
     import importlib
 
-    module = importlib.import_module(module_name)
-    value = module if module_name.endswith(f".{name}") else getattr(module, name)
+    if name in _LAZY_MODULES:
+        value: Any = importlib.import_module(f"shadowsync.{name}")
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module 'shadowsync' has no attribute {name!r}")
     globals()[name] = value
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted({*globals(), *_LAZY, *_LAZY_MODULES})
 
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ABSENT",
-    "Backoff",
-    "Causality",
-    "ChangeClass",
-    "ClockSkewError",
-    "ConflictRecord",
-    "ConflictReport",
-    "DEFAULT_LIMITS",
-    "DropRecord",
-    "HLCStamp",
-    "HybridLogicalClock",
-    "Intent",
-    "InvalidRequestError",
-    "JSONObject",
-    "JSONValue",
-    "MergeResult",
-    "MessageClass",
-    "OfflineQueue",
-    "Ordering",
-    "PathChange",
-    "PayloadTooLargeError",
-    "PolicyConfigError",
-    "PolicyRule",
-    "PutResult",
-    "QueueLimits",
-    "QueueStats",
-    "ReplayBatch",
-    "ResolutionPolicy",
-    "ReviewItem",
-    "SessionConfig",
-    "SessionHealth",
-    "SessionState",
-    "SessionStateError",
-    "ShadowDocument",
-    "ShadowLimits",
-    "ShadowNotFoundError",
-    "ShadowRejectedError",
-    "ShadowSession",
-    "ShadowSyncError",
-    "StampedEntry",
-    "StampedState",
-    "Trigger",
-    "UpdateRequest",
-    "UpdateResult",
-    "VectorClock",
-    "VersionConflictError",
-    "apply_json_patch",
-    "apply_merge_patch",
-    "apply_update",
-    "classify_change",
-    "classify_clocks",
-    "classify_message",
-    "compute_delta",
-    "errors",
-    "events",
-    "json_equal",
-    "make_json_patch",
-    "make_merge_patch",
-    "merge",
-    "rules",
-    "stamps_at",
-    "stamps_from_metadata",
-    "stores",
-    "strategies",
-    "topics",
-    "__version__",
-]
+__all__ = sorted(
+    [
+        "ABSENT",
+        "DEFAULT_LIMITS",
+        "InvalidRequestError",
+        "JSONObject",
+        "JSONValue",
+        "PayloadTooLargeError",
+        "ShadowDocument",
+        "ShadowLimits",
+        "ShadowNotFoundError",
+        "ShadowRejectedError",
+        "ShadowSyncError",
+        "UpdateRequest",
+        "UpdateResult",
+        "VersionConflictError",
+        "apply_json_patch",
+        "apply_merge_patch",
+        "apply_update",
+        "compute_delta",
+        "errors",
+        "json_equal",
+        "make_json_patch",
+        "make_merge_patch",
+        "topics",
+        "__version__",
+        *_LAZY,
+        *_LAZY_MODULES,
+    ]
+)

@@ -32,10 +32,10 @@ from shadowsync._json import describe
 from shadowsync.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
+    from shadowsync._conflict.merge import ConflictReport, ReviewItem
+    from shadowsync._device.queue import DropRecord, Intent
+    from shadowsync._device.session import SessionState, Trigger
     from shadowsync._json import JSONObject
-    from shadowsync._merge import ConflictReport, ReviewItem
-    from shadowsync._queue import DropRecord, Intent
-    from shadowsync._session import SessionState, Trigger
     from shadowsync.rules import Acknowledgement, Rejection
 
 __all__ = [

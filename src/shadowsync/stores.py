@@ -39,10 +39,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from shadowsync._clocks import HLCStamp
+from shadowsync._conflict.clocks import HLCStamp
+from shadowsync._device.queue import Intent
 from shadowsync._json import JSONObject, canonical_json, describe, dumps_compact
 from shadowsync._limits import DEFAULT_LIMITS
-from shadowsync._queue import Intent
 from shadowsync.errors import InvalidArgumentError, ShadowSyncError
 
 if TYPE_CHECKING:
@@ -293,7 +293,7 @@ class MemoryStore:
 
     ```pycon
     >>> from shadowsync import HLCStamp
-    >>> from shadowsync._queue import Intent
+    >>> from shadowsync._device.queue import Intent
     >>> store = MemoryStore()
     >>> stamp = HLCStamp(wall_ms=1, counter=0, node="d")
     >>> store.append(Intent(thing_name="t", shadow_name=None, kind="report", path=("a",),

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import attrs
 
 from shadowsync._json import JSONValue, canonical_json, describe, json_equal, json_type_name
+from shadowsync._tree import MISSING, Missing, Value
 from shadowsync.errors import InvalidArgumentError
 
 __all__ = [
@@ -44,21 +45,6 @@ __all__ = [
     "conflict_kind",
 ]
 
-
-class Missing(enum.Enum):
-    """The type of `MISSING`."""
-
-    MISSING = "MISSING"
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
-MISSING = Missing.MISSING
-"""A value that is absent (never set, or deleted)."""
-
-Value = JSONValue | Missing
-"""A JSON value or `MISSING`."""
 
 Winner = Literal["ours", "theirs", "base", "merged"]
 """Which input a resolution took its value from (``merged``: a combination of both)."""

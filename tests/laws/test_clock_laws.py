@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shadowsync._clocks import HLCStamp, HybridLogicalClock, Ordering, VectorClock
+from shadowsync._conflict.clocks import HLCStamp, HybridLogicalClock, Ordering, VectorClock
 from tests.strategies_causality import (
     ClockEvent,
     clock_events,

@@ -10,8 +10,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shadowsync import JSONObject, ShadowDocument
-from shadowsync._merge import ChangeClass, MergeResult, merge, stamps_at, stamps_from_metadata
-from shadowsync._policy import ResolutionPolicy
+from shadowsync._conflict.merge import (
+    ChangeClass,
+    MergeResult,
+    merge,
+    stamps_at,
+    stamps_from_metadata,
+)
+from shadowsync._conflict.policy import ResolutionPolicy
 from shadowsync.rules import PathPattern, RuleSet
 from shadowsync.strategies import (
     LastWriterWins,
@@ -468,7 +474,7 @@ def test_no_rule_violating_change_is_ever_in_a_merge_result(
 def test_stamps_at_agrees_with_the_stamps_of_the_whole_metadata(
     document: ShadowDocument,
 ) -> None:
-    from shadowsync._merge import _stamp_at
+    from shadowsync._conflict.merge import _stamp_at
     from shadowsync.cloud._paths import leaf_paths
 
     for section in ("desired", "reported"):

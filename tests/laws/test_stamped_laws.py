@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shadowsync._stamped import StampedState
+from shadowsync._conflict.stamped import StampedState
 from tests.strategies_causality import (
     Operation,
     model_value,

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from shadowsync._clocks import HLCStamp, HybridLogicalClock
-from shadowsync._stamped import Path, StampedState
+from shadowsync._conflict.clocks import HLCStamp, HybridLogicalClock
+from shadowsync._conflict.stamped import Path, StampedState
 from tests.strategies_causality import (
     Operation,
     leaf_values,

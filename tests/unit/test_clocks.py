@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from shadowsync import apply_update
-from shadowsync._clocks import (
+from shadowsync._conflict.clocks import (
     MAX_HLC_COUNTER,
     MAX_HLC_WALL_MS,
     MAX_NODE_ID_LENGTH,

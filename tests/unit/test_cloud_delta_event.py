@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from shadowsync import apply_update
+from shadowsync._conflict.policy import ResolutionPolicy
 from shadowsync._patch import apply_json_patch
-from shadowsync._policy import ResolutionPolicy
 from shadowsync.audit import AuditLog, HistoryRecord
 from shadowsync.cloud import (
     EVENT_SOURCE,

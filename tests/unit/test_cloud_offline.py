@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from shadowsync._policy import ResolutionPolicy
+from shadowsync._conflict.policy import ResolutionPolicy
 from shadowsync.audit import AuditLog
 from shadowsync.cloud import (
     EVENT_SOURCE,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from shadowsync import JSONObject, ShadowDocument, apply_update
-from shadowsync._policy import ResolutionPolicy
+from shadowsync._conflict.policy import ResolutionPolicy
 from shadowsync.audit import AuditLog, HistoryRecord
 from shadowsync.cloud import (
     HealthThresholds,

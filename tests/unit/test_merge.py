@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shadowsync import JSONObject, ShadowDocument, apply_update
-from shadowsync._merge import (
+from shadowsync._conflict.merge import (
     ChangeClass,
     ConflictRecord,
     ConflictReport,
@@ -19,7 +19,7 @@ from shadowsync._merge import (
     merge,
     stamps_from_metadata,
 )
-from shadowsync._policy import ResolutionPolicy
+from shadowsync._conflict.policy import ResolutionPolicy
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, ShadowSyncError
 from shadowsync.rules import MaxRateOfChange, RuleSet
 from shadowsync.strategies import (

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from shadowsync._merge import ChangeClass, merge
-from shadowsync._policy import (
+from shadowsync._conflict.merge import ChangeClass, merge
+from shadowsync._conflict.policy import (
     DEFAULT_SOURCE_PRIORITIES,
     PolicyConfigError,
     PolicyRule,

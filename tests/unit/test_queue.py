@@ -9,8 +9,7 @@ import attrs
 import pytest
 
 from shadowsync import HLCStamp, ShadowLimits, UpdateRequest, apply_update
-from shadowsync._json import encoded_size
-from shadowsync._queue import (
+from shadowsync._device.queue import (
     ACK_PATH,
     DropRecord,
     Intent,
@@ -20,6 +19,7 @@ from shadowsync._queue import (
     QueueStats,
     ReplayBatch,
 )
+from shadowsync._json import encoded_size
 from shadowsync.errors import InvalidArgumentError, InvalidNameError, ShadowSyncError
 from shadowsync.stores import MemoryStore, SQLiteStore
 from tests.strategies_device import token_counter

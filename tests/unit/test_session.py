@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shadowsync import ShadowDocument, ShadowLimits, topics
-from shadowsync._queue import QueueLimits
-from shadowsync._session import (
+from shadowsync._device.queue import QueueLimits
+from shadowsync._device.session import (
     TRANSITIONS,
     Backoff,
     SessionConfig,

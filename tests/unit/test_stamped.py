@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shadowsync._clocks import HLCStamp
-from shadowsync._stamped import (
+from shadowsync._conflict.clocks import HLCStamp
+from shadowsync._conflict.stamped import (
     MAX_PATH_LENGTH,
     MAX_STATE_DEPTH,
     StampedEntry,

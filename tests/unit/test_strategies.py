@@ -7,7 +7,7 @@ from typing import Any, Literal
 import attrs
 import pytest
 
-from shadowsync._clocks import HLCStamp
+from shadowsync._conflict.clocks import HLCStamp
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.strategies import (
     MISSING,

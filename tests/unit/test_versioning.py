@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shadowsync._clocks import VectorClock
-from shadowsync._versioning import (
+from shadowsync._conflict.clocks import VectorClock
+from shadowsync._conflict.versioning import (
     Causality,
     MessageClass,
     classify_change,

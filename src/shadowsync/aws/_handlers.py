@@ -14,7 +14,7 @@ from shadowsync.cloud import DeltaEvent, HealthThresholds, OperationError, SyncM
 from shadowsync.errors import InvalidArgumentError, VersionConflictError
 
 if TYPE_CHECKING:
-    from shadowsync._policy import ResolutionPolicy
+    from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync.aws._history import DynamoDBHistoryStore
     from shadowsync.aws._iot import IotShadowClient
     from shadowsync.rules import RuleSet

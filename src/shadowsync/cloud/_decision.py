@@ -7,9 +7,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from shadowsync._json import JSONObject, canonical_json, copy_object, json_pointer
-from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync._merge import (
+from shadowsync._conflict.merge import (
     ConflictRecord,
     ConflictReport,
     MergeResult,
@@ -18,6 +16,8 @@ from shadowsync._merge import (
     merge,
     same,
 )
+from shadowsync._json import JSONObject, canonical_json, copy_object, json_pointer
+from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._patch import apply_merge_patch
 from shadowsync._update import apply_update
 from shadowsync.audit import ChangeType, Decision, HistoryRecord
@@ -27,8 +27,8 @@ from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
 from shadowsync.strategies import MISSING, ConflictKind, Severity
 
 if TYPE_CHECKING:
+    from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._document import ShadowDocument
-    from shadowsync._policy import ResolutionPolicy
     from shadowsync.rules import Acknowledgement, RuleSet, Violation
     from shadowsync.strategies import Strategy
 

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from shadowsync._conflict.merge import ConflictReport, lookup, stamps_at
 from shadowsync._document import ShadowDocument
 from shadowsync._json import JSONObject, describe, kind_phrase, normalize_section
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLimits
-from shadowsync._merge import ConflictReport, lookup, stamps_at
 from shadowsync.audit import HistoryRecord
 from shadowsync.cloud._decision import ShadowDecision, close_if_recreated, conclude, settle
 from shadowsync.cloud._history import History, as_log, check_now
@@ -31,7 +31,7 @@ from shadowsync.errors import (
 )
 
 if TYPE_CHECKING:
-    from shadowsync._policy import ResolutionPolicy
+    from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy
 

@@ -6,8 +6,8 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from shadowsync._conflict.merge import lookup
 from shadowsync._json import json_equal, json_type_name, kind_phrase
-from shadowsync._merge import lookup
 from shadowsync.audit import AuditLog, _state
 from shadowsync.cloud._history import History, as_log
 from shadowsync.errors import InvalidArgumentError

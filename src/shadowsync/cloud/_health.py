@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
+from shadowsync._conflict.merge import stamps_from_metadata
 from shadowsync._json import describe
-from shadowsync._merge import stamps_from_metadata
 from shadowsync.cloud._delta_event import shadow_document
 from shadowsync.cloud._history import (
     CONFLICT_CHANGE_TYPES,

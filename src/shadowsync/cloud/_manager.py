@@ -26,9 +26,9 @@ from shadowsync.cloud._sync_check import sync_check
 from shadowsync.errors import ShadowSyncError
 
 if TYPE_CHECKING:
+    from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._document import ShadowDocument
     from shadowsync._json import JSONObject
-    from shadowsync._policy import ResolutionPolicy
     from shadowsync.audit import HistoryRecord
     from shadowsync.cloud._decision import ShadowDecision
     from shadowsync.cloud._history import History

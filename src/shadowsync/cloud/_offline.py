@@ -6,9 +6,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
+from shadowsync._conflict.merge import ConflictRecord, lookup, same, stamps_at
 from shadowsync._json import json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync._merge import ConflictRecord, lookup, same, stamps_at
 from shadowsync.cloud._decision import (
     ShadowDecision,
     close_if_recreated,
@@ -32,8 +32,8 @@ from shadowsync.strategies import MISSING, ConflictKind
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._document import ShadowDocument
-    from shadowsync._policy import ResolutionPolicy
     from shadowsync.audit import HistoryRecord
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 from paho.mqtt.client import error_string
 from paho.mqtt.enums import MQTTErrorCode
 
+from shadowsync._device.session import ShadowSession
 from shadowsync._json import describe
-from shadowsync._session import ShadowSession
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.events import Event, MessageIgnored, Publish, Subscribe
 from shadowsync.mqtt._transport import (
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from paho.mqtt.properties import Properties
     from paho.mqtt.reasoncodes import ReasonCode
 
-    from shadowsync._session import SessionHealth, SessionState
+    from shadowsync._device.session import SessionHealth, SessionState
 
 # Waits are cut into slices so that a clock that jumps (or an injected one) is noticed.
 _MAX_WAIT = 1.0

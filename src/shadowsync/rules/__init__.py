@@ -46,7 +46,8 @@ from __future__ import annotations
 # isort: off
 # In the order the API reference shows them: it lists members in the order of their imports here.
 from shadowsync.rules._acknowledgement import ACK_KEY
-from shadowsync.rules._model import MISSING, DELETED, RuleConfigError, InvalidAcknowledgementError
+from shadowsync._tree import MISSING
+from shadowsync.rules._model import DELETED, RuleConfigError, InvalidAcknowledgementError
 from shadowsync.rules._paths import PathPattern
 from shadowsync.rules._rule import Change, Violation, Rule
 from shadowsync.rules._builtin import Range, OneOf, TypeIs, AllowedTransitions

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -12,7 +12,6 @@ from shadowsync._json import JSONObject, describe, dumps_compact, json_pointer, 
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules._model import (
     InvalidAcknowledgementError,
-    Path,
     Status,
     _check_path,
     _check_text,
@@ -20,6 +19,9 @@ from shadowsync.rules._model import (
     _show,
     _timestamp,
 )
+
+if TYPE_CHECKING:
+    from shadowsync._tree import Path
 
 ACK_KEY = "$ack"
 """The reported-state key suggested for an `Acknowledgement` (``reported["$ack"]``)."""

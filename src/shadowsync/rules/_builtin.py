@@ -14,7 +14,8 @@ from shadowsync._json import JSONValue, copy_json, describe, json_equal, kind_ph
 from shadowsync._json import _BadValue as _BadJSON
 from shadowsync._json import _normalize as _normalize_json
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
-from shadowsync.rules._model import DELETED, MISSING, RuleConfigError, _is_number, _show
+from shadowsync._tree import MISSING
+from shadowsync.rules._model import DELETED, RuleConfigError, _is_number, _show
 from shadowsync.rules._paths import PathLike, PathPattern, _pattern_for
 from shadowsync.rules._rule import Change, Violation
 from shadowsync.rules._semver import SemanticVersion, _semver_problem

@@ -7,6 +7,7 @@ import enum
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
 
 from shadowsync._json import describe, dumps_compact
+from shadowsync._tree import MISSING, Path
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError
 
 if TYPE_CHECKING:
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
 
 Section: TypeAlias = Literal["desired", "reported"]
 Status: TypeAlias = Literal["applied", "rejected", "pending"]
-Path: TypeAlias = tuple[str, ...]
 
 _SECTIONS = ("desired", "reported")
 
@@ -77,22 +77,12 @@ class InvalidAcknowledgementError(InvalidDocumentError):
 # -- sentinels ---------------------------------------------------------------------------------
 
 
-class _Missing(enum.Enum):
-    MISSING = "MISSING"
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-
 class _Deleted(enum.Enum):
     DELETED = "DELETED"
 
     def __repr__(self) -> str:
         return "DELETED"
 
-
-MISSING = _Missing.MISSING
-"""The old value of a `Change` that creates a key (there was no value before)."""
 
 DELETED = _Deleted.DELETED
 """The new value of a `Change` that deletes a key."""

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
-from shadowsync.rules._model import Path, RuleConfigError, _show
+from shadowsync.rules._model import RuleConfigError, _show
+
+if TYPE_CHECKING:
+    from shadowsync._tree import Path
 
 
 def _to_parts(value: object) -> Path:

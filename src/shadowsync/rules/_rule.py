@@ -10,18 +10,16 @@ from shadowsync._json import JSONValue, describe
 from shadowsync._json import _BadValue as _BadJSON
 from shadowsync._json import _normalize as _normalize_json
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
+from shadowsync._tree import MISSING, Missing, Path
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules._model import (
     _SECTIONS,
     DELETED,
-    MISSING,
-    Path,
     Section,
     _check_path,
     _check_text,
     _Deleted,
     _is_count,
-    _Missing,
     _optional_name,
     _timestamp,
 )
@@ -73,7 +71,7 @@ class Change:
 
     path: Path = attrs.field(validator=lambda _i, _a, v: _check_path(v, "Change.path"))
     section: Section = attrs.field()
-    old: JSONValue | _Missing = attrs.field(hash=False, validator=_json_or(MISSING, "Change.old"))
+    old: JSONValue | Missing = attrs.field(hash=False, validator=_json_or(MISSING, "Change.old"))
     new: JSONValue | _Deleted = attrs.field(hash=False, validator=_json_or(DELETED, "Change.new"))
     timestamp: int = attrs.field(validator=_timestamp("Change.timestamp"))
     old_timestamp: int | None = attrs.field(default=None, validator=_optional_timestamp)

@@ -12,21 +12,12 @@ from shadowsync._json import JSONObject, JSONValue, copy_json, describe, json_eq
 from shadowsync._json import _BadValue as _BadJSON
 from shadowsync._json import _normalize as _normalize_json
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
+from shadowsync._tree import MISSING, Missing, Path
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules._acknowledgement import Acknowledgement, Rejection
 from shadowsync.rules._builtin import Custom
 from shadowsync.rules._config import rule_from_dict
-from shadowsync.rules._model import (
-    _SECTIONS,
-    DELETED,
-    MISSING,
-    Path,
-    RuleConfigError,
-    Section,
-    _is_count,
-    _Missing,
-    _show,
-)
+from shadowsync.rules._model import _SECTIONS, DELETED, RuleConfigError, Section, _is_count, _show
 from shadowsync.rules._paths import PathPattern
 from shadowsync.rules._rule import Change, Rule, Violation
 
@@ -125,7 +116,7 @@ def _whole(
         out.append((path, value, DELETED))
 
 
-def _lookup(section: JSONValue, path: Path) -> JSONValue | _Missing:
+def _lookup(section: JSONValue, path: Path) -> JSONValue | Missing:
     node = section
     for key in path:
         if type(node) is not dict:

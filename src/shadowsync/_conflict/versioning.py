@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 
-from shadowsync._clocks import Ordering, VectorClock
+from shadowsync._conflict.clocks import Ordering, VectorClock
 from shadowsync._json import describe
 from shadowsync.errors import InvalidArgumentError
 

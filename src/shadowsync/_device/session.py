@@ -19,8 +19,20 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import attrs
 
 from shadowsync import topics
-from shadowsync._clocks import HybridLogicalClock
+from shadowsync._conflict.clocks import HybridLogicalClock
+from shadowsync._conflict.merge import (
+    ConflictReport,
+    MergeResult,
+    ReviewItem,
+    merge,
+    review_id,
+    same,
+    stamps_from_metadata,
+)
+from shadowsync._conflict.policy import ResolutionPolicy
+from shadowsync._conflict.versioning import MessageClass, classify_message
 from shadowsync._delta import compute_delta
+from shadowsync._device.queue import Intent, OfflineQueue, QueueLimits
 from shadowsync._document import ShadowDocument
 from shadowsync._json import (
     JSONObject,
@@ -35,19 +47,7 @@ from shadowsync._json import (
     normalize_section,
 )
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync._merge import (
-    ConflictReport,
-    MergeResult,
-    ReviewItem,
-    merge,
-    review_id,
-    same,
-    stamps_from_metadata,
-)
-from shadowsync._policy import ResolutionPolicy
-from shadowsync._queue import Intent, OfflineQueue, QueueLimits
 from shadowsync._update import apply_update
-from shadowsync._versioning import MessageClass, classify_message
 from shadowsync.errors import (
     InvalidArgumentError,
     PayloadTooLargeError,

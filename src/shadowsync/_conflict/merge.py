@@ -34,7 +34,7 @@ from shadowsync.strategies import (
 )
 
 if TYPE_CHECKING:
-    from shadowsync._policy import ResolutionPolicy
+    from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync.rules import RuleOutcome, RuleSet
 
 Path = tuple[str, ...]
@@ -547,7 +547,7 @@ def merge(
 
     ```
     """
-    from shadowsync._policy import ResolutionPolicy
+    from shadowsync._conflict.policy import ResolutionPolicy
 
     if section not in ("desired", "reported"):
         raise InvalidArgumentError(

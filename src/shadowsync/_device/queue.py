@@ -64,7 +64,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import attrs
 
-from shadowsync._clocks import HLCStamp
+from shadowsync._conflict.clocks import HLCStamp
 from shadowsync._json import (
     JSONObject,
     JSONValue,

@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from shadowsync import topics
+from shadowsync._device.queue import OfflineQueue
+from shadowsync._device.session import SessionConfig, SessionState, ShadowSession
+from shadowsync._fakes.service import InMemoryShadowService, ManualClock
 from shadowsync._json import describe, dumps_compact
-from shadowsync._queue import OfflineQueue
-from shadowsync._session import SessionConfig, SessionState, ShadowSession
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.events import Event, Publish, Subscribe
 from shadowsync.stores import MemoryStore
@@ -43,7 +44,7 @@ from shadowsync.stores import MemoryStore
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-    from shadowsync._policy import ResolutionPolicy
+    from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync.rules import RuleSet
     from shadowsync.stores import Store
     from shadowsync.strategies import Strategy
@@ -199,8 +200,6 @@ class LoopbackPair:
         self.thing_name = thing_name
         self.shadow_name = shadow_name
         self.config = config if config is not None else SessionConfig()
-        # Imported here: shadowsync.testing re-exports this module's classes.
-        from shadowsync.testing import InMemoryShadowService, ManualClock
 
         self.clock = ManualClock(start)
         self.service = InMemoryShadowService(clock=self.clock, limits=self.config.limits)

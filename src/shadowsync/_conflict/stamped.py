@@ -55,7 +55,7 @@ Bounds: a path has 1 to `MAX_PATH_LENGTH` keys, and the path length plus the nes
 its value is at most `MAX_STATE_DEPTH` levels, so nothing recurses deeply.
 
 ```pycon
->>> from shadowsync._clocks import HLCStamp
+>>> from shadowsync._conflict.clocks import HLCStamp
 >>> t = lambda ms, node: HLCStamp(wall_ms=ms, counter=0, node=node)
 >>> device = StampedState.empty().set(("temp",), 21, t(1000, "device"))
 >>> cloud = StampedState.empty().set(("temp",), 19, t(1005, "cloud"))
@@ -76,7 +76,7 @@ from typing import Any, TypeAlias
 
 import attrs
 
-from shadowsync._clocks import HLCStamp
+from shadowsync._conflict.clocks import HLCStamp
 from shadowsync._json import JSONObject, JSONValue, canonical_json, copy_json, describe, format_path
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, ShadowSyncError
@@ -189,7 +189,7 @@ class StampedEntry:
     differ) are equal. ``value`` is shared, treat it as read-only.
 
     ```pycon
-    >>> from shadowsync._clocks import HLCStamp
+    >>> from shadowsync._conflict.clocks import HLCStamp
     >>> stamp = HLCStamp(wall_ms=5, counter=0, node="n")
     >>> StampedEntry(stamp=stamp, value={"on": True}).value
     {'on': True}
@@ -291,7 +291,7 @@ class StampedState:
     why joins converge.
 
     ```pycon
-    >>> from shadowsync._clocks import HLCStamp
+    >>> from shadowsync._conflict.clocks import HLCStamp
     >>> s1, s2, s3 = (HLCStamp(wall_ms=ms, counter=0, node="n") for ms in (1, 2, 3))
     >>> state = StampedState.from_value({"lights": {"on": True, "rgb": [1, 2, 3]}}, s1)
     >>> state = state.set(("lights", "on"), False, s2).delete(("lights", "rgb"), s3)
@@ -328,7 +328,7 @@ class StampedState:
         Leaves are scalars, arrays and empty objects; arrays are never split.
 
         ```pycon
-        >>> from shadowsync._clocks import HLCStamp
+        >>> from shadowsync._conflict.clocks import HLCStamp
         >>> state = StampedState.from_value({"a": {"b": 1, "c": []}, "d": {}},
         ...                                 HLCStamp(wall_ms=1, counter=0, node="n"))
         >>> sorted(state.entries)
@@ -364,7 +364,7 @@ class StampedState:
         non-object ancestors become objects. ``null`` is not a value: use `delete`.
 
         ```pycon
-        >>> from shadowsync._clocks import HLCStamp
+        >>> from shadowsync._conflict.clocks import HLCStamp
         >>> old, new = (HLCStamp(wall_ms=ms, counter=0, node="n") for ms in (1, 2))
         >>> StampedState.empty().set(("a",), 1, new).set(("a",), 2, old).value()
         {'a': 1}
@@ -380,7 +380,7 @@ class StampedState:
         Like ``null`` in an AWS update, missing or non-object ancestors become objects.
 
         ```pycon
-        >>> from shadowsync._clocks import HLCStamp
+        >>> from shadowsync._conflict.clocks import HLCStamp
         >>> s1, s2 = (HLCStamp(wall_ms=ms, counter=0, node="n") for ms in (1, 2))
         >>> StampedState.empty().set(("a",), 5, s1).delete(("a", "b"), s2).value()
         {'a': {}}
@@ -417,7 +417,7 @@ class StampedState:
         """The least state that includes both: per path, the entry ranked higher.
 
         ```pycon
-        >>> from shadowsync._clocks import HLCStamp
+        >>> from shadowsync._conflict.clocks import HLCStamp
         >>> a = StampedState.empty().set(("x",), 1, HLCStamp(wall_ms=1, counter=0, node="a"))
         >>> b = StampedState.empty().set(("y",), 2, HLCStamp(wall_ms=1, counter=0, node="b"))
         >>> a.join(b).value()
@@ -474,7 +474,7 @@ class StampedState:
         Entries are sorted by path; stamps are in `HLCStamp` string form.
 
         ```pycon
-        >>> from shadowsync._clocks import HLCStamp
+        >>> from shadowsync._conflict.clocks import HLCStamp
         >>> stamp = HLCStamp(wall_ms=7, counter=0, node="n")
         >>> StampedState.empty().set(("a", "b"), 1, stamp).delete(("c",), stamp).to_json()
         [[['a', 'b'], '000000000000007-00000-n', 1], [['c'], '000000000000007-00000-n']]
