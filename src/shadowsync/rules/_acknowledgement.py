@@ -13,11 +13,12 @@ from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules._model import (
     InvalidAcknowledgementError,
     Status,
-    _check_path,
-    _check_text,
-    _is_count,
-    _show,
-    _timestamp,
+    check_path,
+    check_text,
+    epoch_seconds,
+    is_listlike,
+    is_non_negative_int,
+    show,
 )
 
 if TYPE_CHECKING:
@@ -38,9 +39,9 @@ class Rejection:
     ```
     """
 
-    path: Path = attrs.field(validator=lambda _i, _a, v: _check_path(v, "Rejection.path"))
-    rule: str = attrs.field(validator=lambda _i, _a, v: _check_text(v, "Rejection.rule"))
-    reason: str = attrs.field(validator=lambda _i, _a, v: _check_text(v, "Rejection.reason"))
+    path: Path = attrs.field(validator=lambda _i, _a, v: check_path(v, "Rejection.path"))
+    rule: str = attrs.field(validator=lambda _i, _a, v: check_text(v, "Rejection.rule"))
+    reason: str = attrs.field(validator=lambda _i, _a, v: check_text(v, "Rejection.reason"))
 
     @property
     def pointer(self) -> str:
@@ -49,13 +50,13 @@ class Rejection:
 
 
 def _to_paths(value: Iterable[Sequence[str]]) -> tuple[Path, ...]:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+    if not is_listlike(value):
         raise InvalidArgumentError(f"expected a sequence of paths, got {describe(value)}")
-    return tuple(_check_path(tuple(p) if isinstance(p, list) else p, "a path") for p in value)
+    return tuple(check_path(tuple(p) if isinstance(p, list) else p, "a path") for p in value)
 
 
 def _to_rejections(value: Iterable[Rejection]) -> tuple[Rejection, ...]:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+    if not is_listlike(value):
         raise InvalidArgumentError(f"expected a sequence of Rejection, got {describe(value)}")
     items = tuple(value)
     for item in items:
@@ -97,14 +98,14 @@ class Acknowledgement:
     """
 
     desired_version: int = attrs.field()
-    timestamp: int = attrs.field(validator=_timestamp("Acknowledgement.timestamp"))
+    timestamp: int = attrs.field(validator=epoch_seconds("Acknowledgement.timestamp"))
     applied: tuple[Path, ...] = attrs.field(default=(), converter=_to_paths)
     rejected: tuple[Rejection, ...] = attrs.field(default=(), converter=_to_rejections)
     pending: tuple[Path, ...] = attrs.field(default=(), converter=_to_paths)
 
     @desired_version.validator
     def _check_version(self, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not _is_count(value):
+        if not is_non_negative_int(value):
             raise InvalidArgumentError(
                 f"Acknowledgement.desired_version must be a non-negative int, got {describe(value)}"
             )
@@ -199,26 +200,26 @@ class Acknowledgement:
             return InvalidAcknowledgementError(f"acknowledgement{where}: {problem}")
 
         if not isinstance(data, Mapping):
-            raise fail("", f"expected an object, got {_show(data)}")
+            raise fail("", f"expected an object, got {show(data)}")
         for key in data:
             if key not in _ACK_KEYS:
                 raise fail(f".{key}", f"unknown key (allowed: {', '.join(_ACK_KEYS)})")
         for key in ("desiredVersion", "timestamp"):
             if key not in data:
                 raise fail(f".{key}", "missing required key")
-            if not _is_count(data[key]):
-                raise fail(f".{key}", f"expected a non-negative integer, got {_show(data[key])}")
+            if not is_non_negative_int(data[key]):
+                raise fail(f".{key}", f"expected a non-negative integer, got {show(data[key])}")
 
         def items(key: str) -> list[Any]:
             value = data.get(key, [])
             if not isinstance(value, list):
-                raise fail(f".{key}", f"expected an array, got {_show(value)}")
+                raise fail(f".{key}", f"expected an array, got {show(value)}")
             return value
 
         def pointer(where: str, value: object) -> Path:
             path = parse_json_pointer(value) if isinstance(value, str) else None
             if path is None:
-                raise fail(where, f'expected a JSON Pointer such as "/mode", got {_show(value)}')
+                raise fail(where, f'expected a JSON Pointer such as "/mode", got {show(value)}')
             return path
 
         applied = [pointer(f".applied[{i}]", v) for i, v in enumerate(items("applied"))]
@@ -228,12 +229,12 @@ class Acknowledgement:
             where = f".rejected[{i}]"
             if not isinstance(entry, Mapping) or set(entry) != {"path", "rule", "reason"}:
                 raise fail(
-                    where, f"expected an object with path, rule and reason, got {_show(entry)}"
+                    where, f"expected an object with path, rule and reason, got {show(entry)}"
                 )
             for key in ("rule", "reason"):
                 if not isinstance(entry[key], str) or not entry[key]:
                     raise fail(
-                        f"{where}.{key}", f"expected a non-empty string, got {_show(entry[key])}"
+                        f"{where}.{key}", f"expected a non-empty string, got {show(entry[key])}"
                     )
             rejected.append(
                 Rejection(
