@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -18,6 +17,7 @@ from shadowsync.rules._model import (
     epoch_seconds,
     is_listlike,
     is_non_negative_int,
+    loads,
     show,
 )
 
@@ -140,12 +140,7 @@ class Acknowledgement:
 
         ```
         """
-        moving = self._take(paths, self.applied, "applied")
-        return attrs.evolve(
-            self,
-            applied=[p for p in self.applied if p not in moving],
-            pending=[*self.pending, *moving],
-        )
+        return self._move(paths, "applied", "pending")
 
     def mark_applied(self, *paths: Sequence[str]) -> Acknowledgement:
         """A copy with pending ``paths`` moved to applied (now in effect).
@@ -157,21 +152,24 @@ class Acknowledgement:
 
         ```
         """
-        moving = self._take(paths, self.pending, "pending")
-        return attrs.evolve(
-            self,
-            pending=[p for p in self.pending if p not in moving],
-            applied=[*self.applied, *moving],
-        )
+        return self._move(paths, "pending", "applied")
 
-    def _take(
-        self, paths: tuple[Sequence[str], ...], group: tuple[Path, ...], name: str
-    ) -> list[Path]:
+    def _move(
+        self,
+        paths: tuple[Sequence[str], ...],
+        source: Literal["applied", "pending"],
+        target: Literal["applied", "pending"],
+    ) -> Acknowledgement:
+        group: tuple[Path, ...] = getattr(self, source)
         moving = [tuple(path) for path in paths]
         for path in moving:
             if path not in group:
-                raise InvalidArgumentError(f"path {json_pointer(path)} is not {name}")
-        return moving
+                raise InvalidArgumentError(f"path {json_pointer(path)} is not {source}")
+        changes: dict[str, Any] = {
+            source: [p for p in group if p not in moving],
+            target: [*getattr(self, target), *moving],
+        }
+        return attrs.evolve(self, **changes)
 
     def to_dict(self) -> JSONObject:
         """The JSON form (see the class docstring), ready for ``reported["$ack"]``."""
@@ -257,8 +255,4 @@ class Acknowledgement:
     @classmethod
     def from_json(cls, data: str | bytes) -> Acknowledgement:
         """Read and validate the JSON form from text or UTF-8 bytes."""
-        try:
-            parsed = json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            raise InvalidAcknowledgementError(f"acknowledgement: not JSON ({exc})") from None
-        return cls.from_dict(parsed)
+        return cls.from_dict(loads(data, InvalidAcknowledgementError, "acknowledgement: not JSON"))

@@ -17,11 +17,16 @@ from shadowsync._json import (
     describe,
     json_equal,
     kind_phrase,
-    normalize,
 )
-from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
 from shadowsync._tree import MISSING
-from shadowsync.rules._model import DELETED, RuleConfigError, is_listlike, is_number, show
+from shadowsync.rules._model import (
+    DELETED,
+    RuleConfigError,
+    is_listlike,
+    is_number,
+    json_copy,
+    show,
+)
 from shadowsync.rules._paths import PathLike, PathPattern, pattern_for
 from shadowsync.rules._rule import Change, Violation
 from shadowsync.rules._semver import SemanticVersion, semver_problem
@@ -195,7 +200,7 @@ def _to_values(value: Iterable[JSONValue]) -> tuple[JSONValue, ...]:
                 key="values",
             )
         try:
-            normalize(item, 1, MAX_CONFIGURABLE_DEPTH, "null is not a value")
+            json_copy(item)
         except BadValue as bad:
             raise RuleConfigError(
                 f"{show(item)} is not a JSON value ({bad.reason})", owner="OneOf", key="values"
@@ -323,34 +328,32 @@ def _to_transitions(value: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, 
     for old, targets in value.items():
         if not isinstance(old, str):
             raise fail(f"states must be strings, got {show(old)}")
-        if not is_listlike(targets):
-            raise fail(f"the states after {show(old)} must be a list, got {show(targets)}")
-        row = tuple(targets)
-        for target in row:
-            if not isinstance(target, str):
-                raise fail(f"states must be strings, got {show(target)} after {show(old)}")
-        table[old] = row
+        after = f" after {show(old)}"
+        table[old] = _states(targets, fail, f"the states{after} must be a list", after)
     return table
+
+
+def _states(
+    value: object, fail: Callable[[str], RuleConfigError], not_a_list: str, where: str = ""
+) -> tuple[str, ...]:
+    """``value``'s states (strings); ``not_a_list`` says what ``value`` should have been."""
+    if not is_listlike(value):
+        raise fail(f"{not_a_list}, got {show(value)}")
+    states = tuple(value)
+    for state in states:
+        if not isinstance(state, str):
+            raise fail(f"states must be strings, got {show(state)}{where}")
+    return states
 
 
 def _to_initial(value: bool | Iterable[str]) -> bool | tuple[str, ...]:
     if isinstance(value, bool):
         return value
-    if not is_listlike(value):
-        raise RuleConfigError(
-            f"expected true, false or a list of states, got {show(value)}",
-            owner="AllowedTransitions",
-            key="allow_initial",
-        )
-    states = tuple(value)
-    for state in states:
-        if not isinstance(state, str):
-            raise RuleConfigError(
-                f"states must be strings, got {show(state)}",
-                owner="AllowedTransitions",
-                key="allow_initial",
-            )
-    return states
+
+    def fail(problem: str) -> RuleConfigError:
+        return RuleConfigError(problem, owner="AllowedTransitions", key="allow_initial")
+
+    return _states(value, fail, "expected true, false or a list of states")
 
 
 @attrs.frozen(kw_only=True)

@@ -4,10 +4,12 @@ small checks."""
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeGuard, cast
 
-from shadowsync._json import describe, dumps_compact
+from shadowsync._json import describe, dumps_compact, normalize
+from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
 from shadowsync._tree import MISSING, Path
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError
 
@@ -104,6 +106,21 @@ def show(value: object, limit: int = 60) -> str:
     except (TypeError, ValueError, RecursionError):
         return describe(value, limit)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def json_copy(value: object, null_error: str = "null is not a value") -> Any:
+    """A plain JSON copy of ``value``, nested no deeper than a shadow may be, or `BadValue`
+    (whose ``reason`` says why not). ``null_error`` is the message for a null: rules never take
+    one as a value."""
+    return normalize(value, 1, MAX_CONFIGURABLE_DEPTH, null_error)
+
+
+def loads(text: str | bytes, error: Callable[[str], Exception], not_json: str) -> Any:
+    """``text`` parsed as JSON; when it is not JSON, ``error`` of ``not_json`` and the reason."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise error(f"{not_json} ({exc})") from None
 
 
 def is_number(value: object) -> bool:

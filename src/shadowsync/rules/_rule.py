@@ -6,8 +6,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from shadowsync._json import BadValue, JSONValue, describe, normalize
-from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
+from shadowsync._json import BadValue, JSONValue, describe
 from shadowsync._tree import MISSING, Missing, Path
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules._model import (
@@ -19,6 +18,7 @@ from shadowsync.rules._model import (
     check_text,
     epoch_seconds,
     is_non_negative_int,
+    json_copy,
     optional_name,
 )
 
@@ -34,7 +34,7 @@ def _json_or(sentinel: object, what: str) -> Callable[[Any, Any, Any], None]:
         if value is sentinel:
             return
         try:
-            normalize(value, 1, MAX_CONFIGURABLE_DEPTH, "null is not a value")
+            json_copy(value)
         except BadValue as bad:
             raise InvalidArgumentError(
                 f"{what} must be a JSON value or {describe(sentinel)}: {bad.reason}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
@@ -16,7 +15,6 @@ from shadowsync._json import (
     describe,
     json_equal,
     kind_phrase,
-    normalize,
 )
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
 from shadowsync._tree import MISSING, Path, copy_value, lookup
@@ -31,6 +29,8 @@ from shadowsync.rules._model import (
     Section,
     is_listlike,
     is_non_negative_int,
+    json_copy,
+    loads,
     show,
 )
 from shadowsync.rules._paths import PathPattern
@@ -92,9 +92,7 @@ def _section_copy(value: object, what: str) -> JSONObject:
     if not isinstance(value, Mapping):
         raise InvalidArgumentError(f"{what} must be a JSON object, got {kind_phrase(value)}")
     try:
-        result = normalize(
-            value, 1, MAX_CONFIGURABLE_DEPTH, "null is not a value in a section (leave the key out)"
-        )
+        result = json_copy(value, "null is not a value in a section (leave the key out)")
     except BadValue as bad:
         raise InvalidArgumentError(f"{what} is not a valid section: {bad.reason}") from None
     assert isinstance(result, dict)
@@ -224,11 +222,7 @@ class RuleSet:
     @classmethod
     def from_json(cls, text: str | bytes) -> RuleSet:
         """Build a rule set from JSON text (see `from_dict`)."""
-        try:
-            config = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise RuleConfigError(f"the rule config is not JSON ({exc})") from None
-        return cls.from_dict(config)
+        return cls.from_dict(loads(text, RuleConfigError, "the rule config is not JSON"))
 
     def to_dict(self) -> dict[str, Any]:
         """The declarative form; raises `RuleConfigError` for rules that have none."""
