@@ -14,7 +14,6 @@ from shadowsync.errors import InvalidArgumentError, ShadowSyncError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from types import TracebackType
 
     from paho.mqtt.client import ConnectFlags, DisconnectFlags, MQTTMessage
     from paho.mqtt.properties import Properties
@@ -134,12 +133,7 @@ class Bridge:
     def __enter__(self: _B) -> _B:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
     def _install(self) -> bool:
