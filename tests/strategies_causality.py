@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 
 from shadowsync import apply_merge_patch
 from shadowsync._conflict.clocks import MAX_HLC_COUNTER, HLCStamp, VectorClock
-from shadowsync._conflict.stamped import Path, StampedState
+from shadowsync._conflict.stamped import StampedState
 from shadowsync._json import JSONObject, JSONValue, canonical_json
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from shadowsync._tree import Path
 
 slow = settings(max_examples=min(settings().max_examples, 100))
 """For the slowest properties: at most 100 examples, fewer if the active profile says so."""

@@ -20,24 +20,10 @@ from shadowsync._json import (
     normalize_section,
 )
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
+from shadowsync._validators import count, is_count
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, ShadowRejectedError
 
 SECTIONS = ("desired", "reported")
-
-
-_MAX_COUNT = 2**63 - 1  # versions and timestamps are 64-bit on the service
-
-
-def _is_count(value: object) -> bool:
-    return type(value) is int and 0 <= value <= _MAX_COUNT
-
-
-def _count(name: str) -> Any:
-    def check(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
-        if not _is_count(value):
-            raise InvalidArgumentError(f"{name} must be a non-negative int, got {describe(value)}")
-
-    return check
 
 
 def _object(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -76,8 +62,8 @@ class ShadowDocument:
     reported: JSONObject = attrs.field(factory=dict, validator=_object)
     desired_metadata: JSONObject = attrs.field(factory=dict, validator=_object)
     reported_metadata: JSONObject = attrs.field(factory=dict, validator=_object)
-    version: int = attrs.field(default=1, validator=_count("version"))
-    timestamp: int = attrs.field(default=0, validator=_count("timestamp"))
+    version: int = attrs.field(default=1, validator=count)
+    timestamp: int = attrs.field(default=0, validator=count)
     # The exact `size`, when known from how the document was built (None: not known). An
     # update derives its document's size from this one without serialising it again.
     _known_size: int | None = attrs.field(init=False, default=None, eq=False, repr=False)
@@ -95,19 +81,11 @@ class ShadowDocument:
 
     def section(self, name: str) -> JSONObject:
         """``desired`` or ``reported`` by name."""
-        if name == "desired":
-            return self.desired
-        if name == "reported":
-            return self.reported
-        raise InvalidArgumentError(f"section must be 'desired' or 'reported', got {describe(name)}")
+        return (self.desired, self.reported)[_section_index(name)]
 
     def section_metadata(self, name: str) -> JSONObject:
         """The metadata of ``desired`` or ``reported`` by name."""
-        if name == "desired":
-            return self.desired_metadata
-        if name == "reported":
-            return self.reported_metadata
-        raise InvalidArgumentError(f"section must be 'desired' or 'reported', got {describe(name)}")
+        return (self.desired_metadata, self.reported_metadata)[_section_index(name)]
 
     @property
     def is_empty(self) -> bool:
@@ -118,12 +96,9 @@ class ShadowDocument:
     def size(self) -> int:
         """Bytes counted against the size limit: compact UTF-8 JSON of desired + reported."""
         if self._known_size is None:
-            self._know_size(encoded_size(self._state(delta=False)))
+            remember_size(self, encoded_size(self._state(delta=False)))
         assert self._known_size is not None
         return self._known_size
-
-    def _know_size(self, size: int) -> None:
-        object.__setattr__(self, "_known_size", size)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ShadowDocument):
@@ -210,12 +185,12 @@ class ShadowDocument:
         if not isinstance(metadata, Mapping):
             raise InvalidDocumentError("metadata must be an object")
         version = body.get("version", 1)
-        if not _is_count(version):
+        if not is_count(version):
             raise InvalidDocumentError(
                 f"version must be a non-negative integer, got {describe(version)}"
             )
         timestamp = body.get("timestamp", 0)
-        if not _is_count(timestamp):
+        if not is_count(timestamp):
             raise InvalidDocumentError(
                 f"timestamp must be a non-negative integer, got {describe(timestamp)}"
             )
@@ -253,7 +228,7 @@ class ShadowDocument:
                 f"desired + reported is {size} bytes, "
                 f"over the {limits.max_document_bytes}-byte limit"
             )
-        document._know_size(size)
+        remember_size(document, size)
         return document
 
     @classmethod
@@ -266,6 +241,25 @@ class ShadowDocument:
         except ShadowRejectedError as exc:
             raise InvalidDocumentError(f"{exc.message} ({exc.detail})") from None
         return cls.from_dict(body, limits=limits)
+
+
+def _section_index(name: str) -> int:
+    if name == "desired":
+        return 0
+    if name == "reported":
+        return 1
+    raise InvalidArgumentError(f"section must be 'desired' or 'reported', got {describe(name)}")
+
+
+def known_size(document: ShadowDocument) -> int | None:
+    """The exact `ShadowDocument.size`, when known without serialising the document (else
+    ``None``). Internal: for `apply_update`, which derives a new document's size from it."""
+    return document._known_size
+
+
+def remember_size(document: ShadowDocument, size: int) -> None:
+    """Record the exact size of ``document``, known from how it was built (internal)."""
+    object.__setattr__(document, "_known_size", size)
 
 
 def _normalize_metadata(meta: object, *, section: str) -> JSONObject:

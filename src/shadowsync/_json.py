@@ -160,8 +160,8 @@ def normalize_section(value: Any, *, section: str, max_depth: int, nulls: bool) 
     if not isinstance(value, Mapping):
         raise InvalidRequestError(INVALID_JSON, detail=f"{section} is not an object")
     try:
-        result = _normalize(value, 1, max_depth, None if nulls else INVALID_JSON)
-    except _BadValue as bad:
+        result = normalize(value, 1, max_depth, None if nulls else INVALID_JSON)
+    except BadValue as bad:
         bad.path.append(section)
         detail = f"{bad.reason} at {format_path(bad.path[::-1])}"
         raise InvalidRequestError(bad.message, detail=detail) from None
@@ -169,8 +169,9 @@ def normalize_section(value: Any, *, section: str, max_depth: int, nulls: bool) 
     return result
 
 
-class _BadValue(Exception):
-    """Internal: a value failed validation; ``path`` is filled in while unwinding."""
+class BadValue(Exception):
+    """A value `normalize` refused: ``message`` is the AWS text, ``reason`` says what is wrong,
+    and ``path`` (innermost key first) is filled in while unwinding."""
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(reason)
@@ -179,8 +180,12 @@ class _BadValue(Exception):
         self.path: list[str | int] = []
 
 
-def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -> Any:
-    """Copy ``value`` as plain JSON; ``null_error`` is the message for a null (None: allowed)."""
+def normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -> Any:
+    """Copy ``value`` as plain JSON, or raise `BadValue`.
+
+    ``value`` sits at nesting level ``depth`` (a section is level 1) of at most ``max_depth``;
+    ``null_error`` is the message for a null (``None``: nulls allowed).
+    """
     kind = type(value)
     if kind is str:
         if not value.isascii():
@@ -195,14 +200,14 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
     if kind is float:
         if _isfinite(value):
             return value
-        raise _BadValue(INVALID_JSON, f"{value!r} is not a JSON number")
+        raise BadValue(INVALID_JSON, f"{value!r} is not a JSON number")
     if value is None:
         if null_error is None:
             return None
-        raise _BadValue(null_error, "null is not allowed here")
+        raise BadValue(null_error, "null is not allowed here")
     if kind is dict or kind is list or kind is tuple or isinstance(value, Mapping):
         if depth > max_depth:
-            raise _BadValue(NESTING_MESSAGE.format(depth=max_depth), f"level {depth} is too deep")
+            raise BadValue(NESTING_MESSAGE.format(depth=max_depth), f"level {depth} is too deep")
         # Plain leaves are checked inline: a call per leaf would dominate validation.
         if kind is list or kind is tuple:
             items: list[JSONValue] = []
@@ -225,8 +230,8 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
                     continue
                 try:
                     # Inside an array nothing is a delete, so null is refused at any depth.
-                    items.append(_normalize(item, depth + 1, max_depth, NULL_IN_ARRAY))
-                except _BadValue as bad:
+                    items.append(normalize(item, depth + 1, max_depth, NULL_IN_ARRAY))
+                except BadValue as bad:
                     bad.path.append(index)
                     raise
             return items
@@ -234,7 +239,7 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
         for key, item in value.items():
             if type(key) is not str:
                 if not isinstance(key, str):
-                    raise _BadValue(INVALID_JSON, f"object key {describe(key)} is not a string")
+                    raise BadValue(INVALID_JSON, f"object key {describe(key)} is not a string")
                 key = str(key)
             if not key.isascii():
                 _check_utf8(key)
@@ -255,8 +260,8 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
                 out[key] = item
                 continue
             try:
-                out[key] = _normalize(item, depth + 1, max_depth, null_error)
-            except _BadValue as bad:
+                out[key] = normalize(item, depth + 1, max_depth, null_error)
+            except BadValue as bad:
                 bad.path.append(key)
                 raise
         return out
@@ -264,12 +269,12 @@ def _normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
-        return _normalize(int(value), depth, max_depth, null_error)
+        return normalize(int(value), depth, max_depth, null_error)
     if isinstance(value, float):
-        return _normalize(float(value), depth, max_depth, null_error)
+        return normalize(float(value), depth, max_depth, null_error)
     if isinstance(value, str):
-        return _normalize(str(value), depth, max_depth, null_error)
-    raise _BadValue(INVALID_JSON, f"{type(value).__name__} is not a JSON type")
+        return normalize(str(value), depth, max_depth, null_error)
+    raise BadValue(INVALID_JSON, f"{type(value).__name__} is not a JSON type")
 
 
 _isfinite = math.isfinite
@@ -283,7 +288,7 @@ def _check_int_digits(value: int) -> None:
     try:
         str(value)
     except ValueError:
-        raise _BadValue(
+        raise BadValue(
             INVALID_JSON, "an integer has more digits than this interpreter converts"
         ) from None
 
@@ -292,7 +297,7 @@ def _check_utf8(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise _BadValue(
+        raise BadValue(
             INVALID_JSON, "a string holds a lone UTF-16 surrogate, which is not UTF-8"
         ) from None
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from shadowsync._json import copy_json
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
@@ -35,6 +37,7 @@ __all__ = [
     "Missing",
     "Path",
     "Value",
+    "copy_value",
     "leaf_paths",
     "leaves",
     "lookup",
@@ -62,6 +65,15 @@ MISSING = Missing.MISSING
 
 Value: TypeAlias = "JSONValue | Missing"
 """A JSON value, or `MISSING` where there is none."""
+
+
+def copy_value(value: Value) -> Value:
+    """A deep copy of ``value`` that shares nothing with it; `MISSING` is returned as is.
+
+    For callers that keep what `lookup` found while the tree it came from may change (or the
+    other way round): ``copy_value(lookup(tree, path))``.
+    """
+    return value if value is MISSING else copy_json(value)
 
 
 def lookup(tree: object, path: Path) -> JSONValue | Missing:

@@ -9,7 +9,7 @@ from typing import Any
 import attrs
 
 from shadowsync._delta import delta_metadata
-from shadowsync._document import ShadowDocument, leaf_metadata
+from shadowsync._document import ShadowDocument, known_size, leaf_metadata, remember_size
 from shadowsync._json import (
     INVALID_JSON,
     JSONObject,
@@ -422,7 +422,7 @@ def _apply(
             )
     base = document if document is not None else ShadowDocument(version=previous_version)
     sections: dict[str, tuple[JSONObject, JSONObject]] = {}
-    known = base._known_size
+    known = known_size(base)
     growth: dict[str, int] = {}
     for name in ("desired", "reported"):
         patch = getattr(request, name)
@@ -444,9 +444,9 @@ def _apply(
         timestamp=timestamp,
     )
     if request.clear:
-        updated._know_size(2)
+        remember_size(updated, 2)
     elif known is not None:
-        updated._know_size(_state_size(base, updated, known, growth))
+        remember_size(updated, _state_size(base, updated, known, growth))
     size = updated.size
     if size > limits.max_document_bytes:
         raise PayloadTooLargeError(

@@ -54,6 +54,7 @@ from shadowsync._json import (
 )
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH
 from shadowsync._patch import apply_json_patch, make_json_patch
+from shadowsync._validators import count
 from shadowsync.errors import (
     InvalidArgumentError,
     InvalidDocumentError,
@@ -119,7 +120,6 @@ class AuditLogError(InvalidDocumentError):
 # Field validation
 # --------------------------------------------------------------------------------------------
 
-_MAX_COUNT = 2**63 - 1  # versions and timestamps are 64-bit on the service
 _MAX_NESTING = 64  # bounds the recursion over patches and details
 _INT_BITS_CHECK = 14_000  # ints this large may exceed the int -> str digit limit
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -151,13 +151,6 @@ def _thing_name(instance: object, attribute: attrs.Attribute[Any], value: object
 
 def _shadow_name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     _check_shadow_name(value)
-
-
-def _count(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if type(value) is not int or not 0 <= value <= _MAX_COUNT:
-        raise InvalidArgumentError(
-            f"{attribute.name} must be a non-negative int, got {describe(value)}"
-        )
 
 
 def _one_of(choices: tuple[str, ...]) -> Any:
@@ -328,8 +321,9 @@ def _empty_state() -> JSONObject:
     return {"desired": {}, "reported": {}}
 
 
-def _state(value: object, name: str) -> JSONObject:
-    """The ``{"desired": ..., "reported": ...}`` form of a state argument, as a private copy."""
+def as_state(value: object, name: str) -> JSONObject:
+    """The ``{"desired": ..., "reported": ...}`` form of a `ShadowState` argument ``name``, as a
+    private copy. Internal (for `shadowsync.cloud`), not part of the public API."""
     if value is None:
         return _empty_state()
     if isinstance(value, ShadowDocument):
@@ -416,8 +410,8 @@ class HistoryRecord:
 
     thing_name: str = attrs.field(validator=_thing_name)
     shadow_name: str | None = attrs.field(validator=_shadow_name)
-    version: int = attrs.field(validator=_count)
-    timestamp: int = attrs.field(validator=_count)
+    version: int = attrs.field(validator=count)
+    timestamp: int = attrs.field(validator=count)
     change_type: ChangeType = attrs.field(validator=_one_of(CHANGE_TYPES))
     patch: list[dict[str, Any]] = attrs.field(converter=_patch_operations)
     decision: Decision = attrs.field(validator=_one_of(DECISIONS))
@@ -480,58 +474,19 @@ class HistoryRecord:
         the same shadow, ``version`` and ``timestamp`` may not be lower than its own (after a
         ``delete`` record, the version may start again, as a re-created shadow's does).
         """
-        return cls._from_states(
+        return record_from_states(
             thing_name,
             shadow_name,
             previous=previous,
-            before=_state(previous_state, "previous_state"),
-            after=_state(new_state, "new_state"),
+            before=as_state(previous_state, "previous_state"),
+            after=as_state(new_state, "new_state"),
             version=version,
             timestamp=timestamp,
             change_type=change_type,
             decision=decision,
             reason=reason,
             details=details,
-        )
-
-    @classmethod
-    def _from_states(
-        cls,
-        thing_name: str,
-        shadow_name: str | None,
-        *,
-        previous: HistoryRecord | str | None,
-        before: JSONObject,
-        after: JSONObject,
-        version: int,
-        timestamp: int,
-        change_type: ChangeType,
-        decision: Decision,
-        reason: str,
-        details: Mapping[str, Any] | None = None,
-    ) -> HistoryRecord:
-        """`create` from two states already in ``{"desired", "reported"}`` form and known valid,
-        such as one `AuditLog.last_state` gave: only read, neither checked nor copied again."""
-        previous_checksum = _previous_checksum(previous)
-        _check_thing_name(thing_name)
-        _check_shadow_name(shadow_name)
-        if (
-            isinstance(previous, HistoryRecord)
-            and previous.thing_name == thing_name
-            and previous.shadow_name == shadow_name
-        ):
-            _check_order(_version_floor(previous), previous.timestamp, version, timestamp)
-        return cls._sealed(
-            thing_name=thing_name,
-            shadow_name=shadow_name,
-            version=version,
-            timestamp=timestamp,
-            change_type=change_type,
-            patch=make_json_patch(before, after),
-            decision=decision,
-            reason=reason,
-            details=details,
-            previous_checksum=previous_checksum,
+            record_type=cls,
         )
 
     @classmethod
@@ -598,6 +553,48 @@ class HistoryRecord:
             return cls(**values)
         finally:
             _TRUST_STORED.reset(token)
+
+
+def record_from_states(
+    thing_name: str,
+    shadow_name: str | None,
+    *,
+    previous: HistoryRecord | str | None,
+    before: JSONObject,
+    after: JSONObject,
+    version: int,
+    timestamp: int,
+    change_type: ChangeType,
+    decision: Decision,
+    reason: str,
+    details: Mapping[str, Any] | None = None,
+    record_type: type[HistoryRecord] = HistoryRecord,
+) -> HistoryRecord:
+    """`HistoryRecord.create` from two states already in ``{"desired", "reported"}`` form and
+    known valid, such as one `AuditLog.last_state` gave: only read, neither checked nor copied
+    again. ``record_type`` is the class to build (a subclass's ``create`` builds its own).
+    Internal (for `shadowsync.cloud`), not part of the public API."""
+    previous_checksum = _previous_checksum(previous)
+    _check_thing_name(thing_name)
+    _check_shadow_name(shadow_name)
+    if (
+        isinstance(previous, HistoryRecord)
+        and previous.thing_name == thing_name
+        and previous.shadow_name == shadow_name
+    ):
+        _check_order(_version_floor(previous), previous.timestamp, version, timestamp)
+    return record_type._sealed(
+        thing_name=thing_name,
+        shadow_name=shadow_name,
+        version=version,
+        timestamp=timestamp,
+        change_type=change_type,
+        patch=make_json_patch(before, after),
+        decision=decision,
+        reason=reason,
+        details=details,
+        previous_checksum=previous_checksum,
+    )
 
 
 def _version_floor(record: HistoryRecord) -> int:
@@ -793,7 +790,7 @@ class AuditLog:
         """
         _check_thing_name(thing_name)
         _check_shadow_name(shadow_name)
-        before = _state(previous_state, "previous_state")
+        before = as_state(previous_state, "previous_state")
         heads = self._stream_heads()
         key = (thing_name, shadow_name)
         head = heads.get(key)
@@ -814,7 +811,7 @@ class AuditLog:
                     f"(version {last_version}) left; append every change of a shadow, in order, "
                     "starting from the state the previous change left"
                 )
-        after = _state(new_state, "new_state")
+        after = as_state(new_state, "new_state")
         record = HistoryRecord._sealed(
             thing_name=thing_name,
             shadow_name=shadow_name,

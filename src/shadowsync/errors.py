@@ -207,22 +207,23 @@ class ServiceUnavailableError(ShadowRejectedError):
     default_message = "The service is temporarily unavailable."
 
 
-_BY_CODE: dict[int, type[ShadowRejectedError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidRequestError,
-        UnauthorizedError,
-        ForbiddenError,
-        ShadowNotFoundError,
-        MethodNotAllowedError,
-        VersionConflictError,
-        PayloadTooLargeError,
-        UnsupportedEncodingError,
-        ThrottlingError,
-        InternalFailureError,
-        ServiceUnavailableError,
-    )
-}
+REJECTION_CLASSES: tuple[type[ShadowRejectedError], ...] = (
+    InvalidRequestError,
+    UnauthorizedError,
+    ForbiddenError,
+    ShadowNotFoundError,
+    MethodNotAllowedError,
+    VersionConflictError,
+    PayloadTooLargeError,
+    UnsupportedEncodingError,
+    ThrottlingError,
+    InternalFailureError,
+    ServiceUnavailableError,
+)
+"""The rejection class of each status code, one per code. Internal (for `error_for_code` and
+`shadowsync.aws`), not part of the public API."""
+
+_BY_CODE: dict[int, type[ShadowRejectedError]] = {cls.code: cls for cls in REJECTION_CLASSES}
 
 
 def error_for_code(

@@ -298,10 +298,10 @@ class Priority:
 
     def priority_of(self, path: tuple[str, ...], source: str) -> int | None:
         """The priority of ``source`` for ``path`` (a field override, else the source's)."""
-        from shadowsync.rules._paths import _cached_pattern
+        from shadowsync.rules._paths import cached_pattern
 
         for pattern, priorities in self.fields.items():
-            if _cached_pattern(pattern).matches(path) and source in priorities:
+            if cached_pattern(pattern).matches(path) and source in priorities:
                 return priorities[source]
         return self.sources.get(source)
 

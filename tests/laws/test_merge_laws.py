@@ -475,7 +475,7 @@ def test_stamps_at_agrees_with_the_stamps_of_the_whole_metadata(
     document: ShadowDocument,
 ) -> None:
     from shadowsync._conflict.merge import _stamp_at
-    from shadowsync.cloud._paths import leaf_paths
+    from shadowsync._tree import leaf_paths
 
     for section in ("desired", "reported"):
         metadata = document.section_metadata(section)

@@ -19,6 +19,7 @@ from shadowsync import (
     apply_update,
     errors,
 )
+from shadowsync._document import known_size
 from shadowsync.testing import InMemoryShadowService, ManualClock
 from tests.strategies import (
     NESTING_TEXT,
@@ -375,7 +376,7 @@ def test_size_checks_agree_with_the_exact_size_over_update_chains(
         with contextlib.suppress(errors.PayloadTooLargeError):
             document = apply_update(document, body, timestamp=stamp, limits=limits).document
             assert not refused
-            known = document._known_size
+            known = known_size(document)
             exact = encoded_size_of(document)
             assert known is None or known == exact
             continue

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from shadowsync._conflict.clocks import HLCStamp, HybridLogicalClock
-from shadowsync._conflict.stamped import Path, StampedState
+from shadowsync._conflict.stamped import StampedState
 from tests.strategies_causality import (
     Operation,
     leaf_values,
@@ -28,6 +28,7 @@ from tests.strategies_causality import (
 
 if TYPE_CHECKING:
     from shadowsync._json import JSONObject, JSONValue
+    from shadowsync._tree import Path
 
 NODES = ("device", "cloud", "app")
 START_MS = 1_700_000_000_000

@@ -110,6 +110,12 @@ def _describe(value: object) -> str:
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
+def _json_object(value: object, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise InvalidDocumentError(f"{what} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def check_node_id(node: object, error: type[ShadowSyncError] = InvalidArgumentError) -> str:
     """Return ``node`` if it is a valid node id, else raise ``error``.
 
@@ -347,10 +353,7 @@ class VectorClock(Mapping[str, int]):
 
         ```
         """
-        if not isinstance(obj, Mapping):
-            raise InvalidDocumentError(
-                f"a vector clock must be a JSON object, got {type(obj).__name__}"
-            )
+        obj = _json_object(obj, "a vector clock")
         if len(obj) > MAX_VECTOR_CLOCK_ENTRIES:
             raise InvalidDocumentError(
                 f"a vector clock holds at most {MAX_VECTOR_CLOCK_ENTRIES} nodes, got {len(obj)}"
@@ -378,18 +381,10 @@ class VectorClock(Mapping[str, int]):
 
         ```
         """
-        if not isinstance(reported, Mapping):
-            raise InvalidDocumentError(
-                f"reported must be a JSON object, got {type(reported).__name__}"
-            )
-        sync = reported.get(SYNC_KEY)
+        sync = _json_object(reported, "reported").get(SYNC_KEY)
         if sync is None:
             return cls()
-        if not isinstance(sync, Mapping):
-            raise InvalidDocumentError(
-                f"reported.{SYNC_KEY} must be a JSON object, got {type(sync).__name__}"
-            )
-        clock = sync.get(VECTOR_CLOCK_KEY)
+        clock = _json_object(sync, f"reported.{SYNC_KEY}").get(VECTOR_CLOCK_KEY)
         if clock is None:
             return cls()
         try:

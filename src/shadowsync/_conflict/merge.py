@@ -20,13 +20,12 @@ from shadowsync._json import (
     json_pointer,
     normalize_section,
 )
+from shadowsync._tree import MISSING, Path, Value, copy_value, lookup, nest
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, ShadowRejectedError
 from shadowsync.strategies import (
-    MISSING,
     Conflict,
     ConflictKind,
     ManualReview,
-    Missing,
     Resolution,
     Severity,
     Strategy,
@@ -37,8 +36,6 @@ if TYPE_CHECKING:
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync.rules import RuleOutcome, RuleSet
 
-Path = tuple[str, ...]
-Value = JSONValue | Missing
 Section = Literal["desired", "reported"]
 
 
@@ -136,13 +133,6 @@ class ConflictReport:
         return [record.to_json() for record in self.records]
 
 
-def _nest(section: Section, path: Path, value: JSONValue) -> JSONObject:
-    node: JSONValue = copy_json(value)
-    for key in reversed(path):
-        node = {key: node}
-    return {section: node}
-
-
 @attrs.frozen(kw_only=True)
 class ReviewItem:
     """A conflict held for a person. ``approve()`` or ``reject()`` gives the update to apply.
@@ -161,11 +151,11 @@ class ReviewItem:
 
     def approve(self) -> JSONObject:
         """The ``state`` of an update that applies the proposed value (``null`` deletes)."""
-        return _nest(self.section, self.path, None if self.proposed is MISSING else self.proposed)
+        return nest((self.section, *self.path), _render(self.proposed))
 
     def reject(self) -> JSONObject:
         """The ``state`` of an update that confirms the current value."""
-        return _nest(self.section, self.path, None if self.current is MISSING else self.current)
+        return nest((self.section, *self.path), _render(self.current))
 
     def to_json(self) -> dict[str, Any]:
         """A JSON form for queues and events (``null`` stands for an absent value).
@@ -609,16 +599,16 @@ def merge(
         )
         merged = outcome.accepted
         for violation in outcome.violations:
-            current = lookup(inputs[1], violation.path)
+            current = copy_value(lookup(inputs[1], violation.path))
             records.append(
                 ConflictRecord(
                     path=violation.path,
                     section=section,
                     kind=ConflictKind.BUSINESS_RULE_VIOLATION,
                     severity=Severity.HIGH,
-                    base=lookup(inputs[0], violation.path),
+                    base=copy_value(lookup(inputs[0], violation.path)),
                     ours=current,
-                    theirs=lookup(inputs[2], violation.path),
+                    theirs=copy_value(lookup(inputs[2], violation.path)),
                     strategy=f"rule:{violation.rule}",
                     winner="ours",
                     value=current,
@@ -633,13 +623,3 @@ def merge(
         escalated=escalated,
         rule_outcome=outcome,
     )
-
-
-def lookup(section: Mapping[str, Any], path: Path) -> Value:
-    """The value at ``path`` of ``section`` (a private copy), or `MISSING`."""
-    node: Any = section
-    for key in path:
-        if not isinstance(node, Mapping) or key not in node:
-            return MISSING
-        node = node[key]
-    return copy_json(node)

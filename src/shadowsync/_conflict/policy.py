@@ -11,7 +11,7 @@ import attrs
 from shadowsync._json import describe
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules import PathPattern
-from shadowsync.rules._paths import _cached_pattern
+from shadowsync.rules._paths import cached_pattern
 from shadowsync.strategies import (
     FieldMerge,
     LastWriterWins,
@@ -250,7 +250,7 @@ class ResolutionPolicy:
     def severity_for(self, path: tuple[str, ...]) -> Severity:
         """The severity of a conflict at ``path`` (the first matching ``field_severity``)."""
         for pattern, severity in self.field_severity.items():
-            if _cached_pattern(pattern).matches(path):
+            if cached_pattern(pattern).matches(path):
                 return severity
         return self.default_severity
 

@@ -72,7 +72,7 @@ import math
 import re
 import types
 from collections.abc import Mapping
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -81,8 +81,8 @@ from shadowsync._json import JSONObject, JSONValue, canonical_json, copy_json, d
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError, ShadowSyncError
 
-Path: TypeAlias = tuple[str, ...]
-"""A path into a JSON object: the keys from the root, outermost first."""
+if TYPE_CHECKING:
+    from shadowsync._tree import Path
 
 MAX_STATE_DEPTH = MAX_CONFIGURABLE_DEPTH
 """Nesting levels a stamped state may reach: the root object is level 1, arrays count, leaves do

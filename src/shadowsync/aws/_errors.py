@@ -8,19 +8,15 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shadowsync.errors import (
+    REJECTION_CLASSES,
     ForbiddenError,
     InternalFailureError,
     InvalidRequestError,
-    MethodNotAllowedError,
-    PayloadTooLargeError,
     ServiceUnavailableError,
-    ShadowNotFoundError,
     ShadowRejectedError,
     ShadowSyncError,
     ThrottlingError,
     UnauthorizedError,
-    UnsupportedEncodingError,
-    VersionConflictError,
     error_for_code,
 )
 
@@ -30,22 +26,7 @@ if TYPE_CHECKING:
 # Error codes that do not carry the status the shadowsync class stands for (DynamoDB and
 # CloudWatch answer throttling with 400, for example), so the code decides, not the status.
 _BY_AWS_CODE: dict[str, type[ShadowRejectedError]] = {
-    **{
-        cls.aws_exception: cls
-        for cls in (
-            InvalidRequestError,
-            UnauthorizedError,
-            ForbiddenError,
-            ShadowNotFoundError,
-            MethodNotAllowedError,
-            VersionConflictError,
-            PayloadTooLargeError,
-            UnsupportedEncodingError,
-            ThrottlingError,
-            InternalFailureError,
-            ServiceUnavailableError,
-        )
-    },
+    **{cls.aws_exception: cls for cls in REJECTION_CLASSES},
     "ThrottlingException": ThrottlingError,
     "Throttling": ThrottlingError,
     "ThrottledException": ThrottlingError,

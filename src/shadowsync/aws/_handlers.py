@@ -124,6 +124,29 @@ def _check_attempts(max_attempts: object) -> int:
     return max_attempts
 
 
+def _manager(
+    shadows: IotShadowClient,
+    history: DynamoDBHistoryStore,
+    policy_for: Callable[[str], ResolutionPolicy | Strategy | None],
+    rules_for: Callable[[str], RuleSet | None],
+    thresholds: HealthThresholds | None,
+    event_bus: str | None,
+    limits: ShadowLimits,
+) -> tuple[_RecordingReader, SyncManager]:
+    """A `SyncManager` on the handler's clients, and the reader that keeps what it read."""
+    reader = _RecordingReader(history)
+    manager = SyncManager(
+        read_shadow=shadows.get,
+        read_history=reader,
+        policy_for=policy_for,
+        rules_for=rules_for,
+        thresholds=thresholds if thresholds is not None else HealthThresholds(),
+        event_bus=event_bus,
+        limits=limits,
+    )
+    return reader, manager
+
+
 def conflict_resolver_handler(
     *,
     shadows: IotShadowClient,
@@ -150,15 +173,7 @@ def conflict_resolver_handler(
     Create the clients once per container, at import time, and pass them here.
     """
     attempts_allowed = _check_attempts(max_attempts)
-    reader = _RecordingReader(history)
-    manager = SyncManager(
-        read_shadow=shadows.get,
-        read_history=reader,
-        policy_for=policy_for,
-        rules_for=rules_for,
-        event_bus=event_bus,
-        limits=limits,
-    )
+    reader, manager = _manager(shadows, history, policy_for, rules_for, None, event_bus, limits)
 
     def handler(event: Any, context: Any) -> dict[str, Any]:
         reader.reads.clear()  # a warm container must not keep every thing's history it read
@@ -226,15 +241,8 @@ def sync_manager_handler(
     ``max_attempts`` times. Malformed requests are answered with status 400.
     """
     attempts_allowed = _check_attempts(max_attempts)
-    reader = _RecordingReader(history)
-    manager = SyncManager(
-        read_shadow=shadows.get,
-        read_history=reader,
-        policy_for=policy_for,
-        rules_for=rules_for,
-        thresholds=thresholds if thresholds is not None else HealthThresholds(),
-        event_bus=event_bus,
-        limits=limits,
+    reader, manager = _manager(
+        shadows, history, policy_for, rules_for, thresholds, event_bus, limits
     )
 
     def handler(event: Any, context: Any) -> dict[str, Any]:

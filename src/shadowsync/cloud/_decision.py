@@ -12,16 +12,15 @@ from shadowsync._conflict.merge import (
     ConflictReport,
     MergeResult,
     ReviewItem,
-    lookup,
     merge,
     same,
 )
 from shadowsync._json import JSONObject, canonical_json, copy_object, json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._patch import apply_merge_patch
+from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, nested, overlaps, place
 from shadowsync._update import apply_update
-from shadowsync.audit import ChangeType, Decision, HistoryRecord
-from shadowsync.cloud._paths import Path, Value, leaf_paths, nested, overlaps, place
+from shadowsync.audit import ChangeType, Decision, HistoryRecord, record_from_states
 from shadowsync.cloud._requests import shadow_label
 from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
 from shadowsync.strategies import MISSING, ConflictKind, Severity
@@ -148,9 +147,9 @@ def settle(
     for each path; a path held for review keeps its ``current`` value.
     """
     result = merge(
-        nested((path, base) for path, base, _, _ in entries),
-        nested((path, cloud) for path, _, cloud, _ in entries),
-        nested((path, device) for path, _, _, device in entries),
+        copy_object(nested((path, base) for path, base, _, _ in entries)),
+        copy_object(nested((path, cloud) for path, _, cloud, _ in entries)),
+        copy_object(nested((path, device) for path, _, _, device in entries)),
         policy=policy,
         section=section,
         thing_name=thing_name,
@@ -164,7 +163,7 @@ def settle(
     final: dict[Path, Value] = {}
     for path, _, _, _ in entries:
         source = current if any(path[: len(h)] == h for h in held) else result.merged
-        final[path] = lookup(source, path)
+        final[path] = copy_value(lookup(source, path))
     return result, final
 
 
@@ -222,15 +221,15 @@ def _violation_record(
     proposed: JSONObject,
     base: dict[str, Any] | None,
 ) -> ConflictRecord:
-    kept = lookup(in_force, violation.path)
+    kept = copy_value(lookup(in_force, violation.path))
     return ConflictRecord(
         path=violation.path,
         section=section,
         kind=ConflictKind.BUSINESS_RULE_VIOLATION,
         severity=Severity.HIGH,
-        base=MISSING if base is None else lookup(base[section], violation.path),
+        base=MISSING if base is None else copy_value(lookup(base[section], violation.path)),
         ours=kept,
-        theirs=lookup(proposed, violation.path),
+        theirs=copy_value(lookup(proposed, violation.path)),
         strategy=f"rule:{violation.rule}",
         winner="ours",
         value=kept,
@@ -296,7 +295,7 @@ def conclude(
         for violation in violations:
             for path in final:
                 if overlaps(path, violation.path):
-                    final[path] = lookup(outcome.accepted, path)
+                    final[path] = copy_value(lookup(outcome.accepted, path))
 
     # A refused value is replaced whole: paths under a refused path are written as the value
     # in force at the refused path (an object refused where a number is in force is replaced
@@ -307,7 +306,7 @@ def conclude(
         above = [r for r in refused if len(r) < len(path) and path[: len(r)] == r]
         if above and outcome is not None:
             top = min(above, key=len)
-            writes[top] = lookup(outcome.accepted, top)
+            writes[top] = copy_value(lookup(outcome.accepted, top))
         else:
             writes[path] = value
     # A rule's refusal settles a held conflict too: the value in force stays, so nothing is
@@ -387,7 +386,7 @@ def conclude(
         record_details["acknowledgement"] = acknowledgement.to_dict()
     new_version = new_document.version if new_document is not None else version
     # The base was read from the history (AuditLog.last_state), which holds only valid states.
-    record = HistoryRecord._from_states(
+    record = record_from_states(
         thing_name,
         shadow_name,
         previous=previous,

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from shadowsync._conflict.merge import ConflictReport, lookup, stamps_at
+from shadowsync._conflict.merge import ConflictReport, stamps_at
 from shadowsync._document import ShadowDocument
 from shadowsync._json import JSONObject, describe, kind_phrase, normalize_section
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLimits
+from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup
 from shadowsync.audit import HistoryRecord
 from shadowsync.cloud._decision import ShadowDecision, close_if_recreated, conclude, settle
 from shadowsync.cloud._history import History, as_log, check_now
-from shadowsync.cloud._paths import Path, Value, leaf_paths
 from shadowsync.cloud._requests import (
     OperationError,
     decode_object,
@@ -200,11 +200,11 @@ def handle_delta_event(
 
     entries: list[tuple[Path, Value, Value, Value]] = []
     for path in paths:
-        reported_now = lookup(reported, path)
+        reported_now = copy_value(lookup(reported, path))
         # The last value both sides agreed on is what the device had reported at the base: a
         # desired value that was still pending there was never agreed.
-        agreed = reported_now if base is None else lookup(base["reported"], path)
-        entries.append((path, agreed, lookup(desired, path), reported_now))
+        agreed = reported_now if base is None else copy_value(lookup(base["reported"], path))
+        entries.append((path, agreed, copy_value(lookup(desired, path)), reported_now))
     result, final = settle(
         entries,
         section="desired",

@@ -6,9 +6,9 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from shadowsync._conflict.merge import lookup
 from shadowsync._json import json_equal, json_type_name, kind_phrase
-from shadowsync.audit import AuditLog, _state
+from shadowsync._tree import lookup
+from shadowsync.audit import AuditLog, as_state
 from shadowsync.cloud._history import History, as_log
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.strategies import MISSING
@@ -63,8 +63,8 @@ def explain_change(before: ShadowState, after: ShadowState) -> tuple[str, ...]:
 
     ```
     """
-    old = _state(before, "before")
-    new = _state(after, "after")
+    old = as_state(before, "before")
+    new = as_state(after, "after")
     # deepdiff finds the changed paths (arrays compared element by element: by hash it would
     # pair true with 1); json_equal then judges them: 1 and 1.0 are one number, true is not 1.
     diff = _deepdiff()(old, new, view="tree", zip_ordered_iterables=True)

@@ -9,6 +9,7 @@ import attrs
 
 from shadowsync._conflict.merge import stamps_from_metadata
 from shadowsync._json import describe
+from shadowsync._tree import leaf_paths
 from shadowsync.cloud._delta_event import shadow_document
 from shadowsync.cloud._history import (
     CONFLICT_CHANGE_TYPES,
@@ -17,7 +18,6 @@ from shadowsync.cloud._history import (
     check_now,
     recent,
 )
-from shadowsync.cloud._paths import leaf_paths
 from shadowsync.cloud._requests import HealthReportRequest, shadow_label, sync_request
 from shadowsync.cloud._signals import iso_time
 from shadowsync.cloud._sync_check import newest_report

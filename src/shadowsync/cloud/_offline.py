@@ -6,9 +6,10 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
 
-from shadowsync._conflict.merge import ConflictRecord, lookup, same, stamps_at
+from shadowsync._conflict.merge import ConflictRecord, same, stamps_at
 from shadowsync._json import json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
+from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, overlaps
 from shadowsync.cloud._decision import (
     ShadowDecision,
     close_if_recreated,
@@ -17,7 +18,6 @@ from shadowsync.cloud._decision import (
 )
 from shadowsync.cloud._delta_event import shadow_document
 from shadowsync.cloud._history import History, as_log, check_now
-from shadowsync.cloud._paths import Path, Value, leaf_paths, overlaps
 from shadowsync.cloud._requests import (
     OfflineSyncRequest,
     OperationError,
@@ -171,7 +171,7 @@ def offline_sync(
             for path in leaf_paths(change.state):
                 for other in [p for p in device if overlaps(p, path)]:
                     del device[other]
-                value = lookup(change.state, path)
+                value = copy_value(lookup(change.state, path))
                 device[path] = (MISSING if value is None else value, change.timestamp, index)
 
         reported = document.reported if document is not None else {}
@@ -182,7 +182,7 @@ def offline_sync(
         cloud_stamps: dict[Path, int] = {}
         device_stamps: dict[Path, int] = {}
         for path, (value, stamp, _) in device.items():
-            current = lookup(reported, path)
+            current = copy_value(lookup(reported, path))
             written = stamps.get(path)
             # A shadow value written after the cached change clashes with it (no common base).
             newer = written is not None and current is not MISSING and written > stamp

@@ -9,13 +9,14 @@ names an unknown operation, misses a field or holds a value of the wrong type en
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeAlias, get_args
 
 import attrs
 
 from shadowsync._json import JSONObject, decode_payload, describe, kind_phrase, normalize_section
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH
+from shadowsync._validators import MAX_COUNT
 from shadowsync.errors import (
     InvalidArgumentError,
     InvalidNameError,
@@ -68,34 +69,27 @@ def shadow_label(shadow_name: str | None) -> str:
 
 def parse_thing_name(value: object, field: str, operation: str | None) -> str:
     """A thing name from a request field, checked against the AWS naming rules."""
-    if not isinstance(value, str):
-        raise OperationError(
-            f"{field} must be a thing name (a string), got {kind_phrase(value)}",
-            operation=operation,
-        )
-    try:
-        return DEFAULT_LIMITS.check_thing_name(value)
-    except InvalidNameError as exc:
-        raise OperationError(f"{field}: {exc.detail or exc.message}", operation=operation) from None
+    return _parse_name(value, field, operation, "a thing name", DEFAULT_LIMITS.check_thing_name)
 
 
 def parse_shadow_name(value: object, field: str, operation: str | None) -> str | None:
     """A shadow name from a request field; ``"$default"``, ``""`` and null mean the classic one."""
     if value is None or value == "" or value == CLASSIC_SHADOW_NAME:
         return None
+    return _parse_name(value, field, operation, "a shadow name", DEFAULT_LIMITS.check_shadow_name)
+
+
+def _parse_name(
+    value: object, field: str, operation: str | None, what: str, check: Callable[[str], str]
+) -> str:
     if not isinstance(value, str):
         raise OperationError(
-            f"{field} must be a shadow name (a string), got {kind_phrase(value)}",
-            operation=operation,
+            f"{field} must be {what} (a string), got {kind_phrase(value)}", operation=operation
         )
     try:
-        return DEFAULT_LIMITS.check_shadow_name(value)
+        return check(value)
     except InvalidNameError as exc:
         raise OperationError(f"{field}: {exc.detail or exc.message}", operation=operation) from None
-
-
-_MAX_COUNT = 2**63 - 1
-"""Versions, timestamps and durations are 64-bit on the service (and in history records)."""
 
 
 def parse_count(value: object, field: str, operation: str | None, *, positive: bool = False) -> int:
@@ -107,7 +101,7 @@ def parse_count(value: object, field: str, operation: str | None, *, positive: b
         raise OperationError(
             f"{field} must be {need} whole number, got {describe(value)}", operation=operation
         )
-    if value > _MAX_COUNT:
+    if value > MAX_COUNT:
         raise OperationError(
             f"{field} is too large: {describe(value)} is above 2**63 - 1", operation=operation
         )

@@ -8,6 +8,7 @@ import attrs
 
 from shadowsync._conflict.merge import stamps_from_metadata
 from shadowsync._json import json_pointer
+from shadowsync._tree import Path, leaf_paths
 from shadowsync.cloud._delta_event import shadow_document
 from shadowsync.cloud._history import (
     CONFLICT_CHANGE_TYPES,
@@ -16,7 +17,6 @@ from shadowsync.cloud._history import (
     check_now,
     recent,
 )
-from shadowsync.cloud._paths import Path, leaf_paths
 from shadowsync.cloud._requests import SyncCheckRequest, shadow_label, shadows_for, sync_request
 from shadowsync.cloud._signals import iso_time
 

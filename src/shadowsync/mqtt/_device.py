@@ -7,28 +7,16 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from paho.mqtt.client import error_string
-from paho.mqtt.enums import MQTTErrorCode
-
 from shadowsync._device.session import ShadowSession
 from shadowsync._json import describe
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.events import Event, MessageIgnored, Publish, Subscribe
-from shadowsync.mqtt._transport import (
-    QOS,
-    ErrorRoute,
-    TransportError,
-    check_callback,
-    check_client,
-    publish,
-)
+from shadowsync.mqtt._transport import Bridge, TransportError, check_callback, publish, subscribe
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from types import TracebackType
 
-    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
-    from paho.mqtt.properties import Properties
+    from paho.mqtt.client import Client, MQTTMessage
     from paho.mqtt.reasoncodes import ReasonCode
 
     from shadowsync._device.session import SessionHealth, SessionState
@@ -37,7 +25,7 @@ if TYPE_CHECKING:
 _MAX_WAIT = 1.0
 
 
-class DeviceBridge:
+class DeviceBridge(Bridge):
     """Runs one `ShadowSession` over a paho-mqtt 2.x client.
 
     The client is yours: create it with ``CallbackAPIVersion.VERSION2``, set TLS and
@@ -84,7 +72,7 @@ class DeviceBridge:
         on_error: Callable[[BaseException], None] | None = None,
         max_kept_events: int = 10_000,
     ) -> None:
-        self._client = check_client(client)
+        super().__init__(client, on_error)
         if type(max_kept_events) is not int or max_kept_events < 1:
             raise InvalidArgumentError(
                 f"max_kept_events must be an int >= 1, got {describe(max_kept_events)}"
@@ -97,7 +85,6 @@ class DeviceBridge:
         self._session = session
         self._clock = clock
         self._on_event = on_event
-        self._errors = ErrorRoute(on_error)
         # Re-entrant: on_event may call the bridge's commands.
         self._lock = threading.RLock()
         self._wake = threading.Condition(self._lock)
@@ -105,8 +92,6 @@ class DeviceBridge:
         self._awaiting_suback: set[int] = set()
         self._held: deque[Publish] = deque()
         self._online = False
-        self._started = False
-        self._closed = False
         self._thread: threading.Thread | None = None
 
     # -- life cycle ------------------------------------------------------------------------
@@ -117,16 +102,8 @@ class DeviceBridge:
         If the client is connected already, the session is told so at once.
         """
         with self._lock:
-            if self._closed:
-                raise InvalidArgumentError("this bridge was closed; create a new one")
-            if self._started:
+            if not self._install():
                 return self
-            self._started = True
-            client = self._client
-            client.on_connect = self._on_connect
-            client.on_disconnect = self._on_disconnect
-            client.on_message = self._on_message
-            client.on_subscribe = self._on_subscribe
             if scheduler:
                 self._thread = threading.Thread(
                     target=self._run,
@@ -134,40 +111,19 @@ class DeviceBridge:
                     daemon=True,
                 )
                 self._thread.start()
-            if client.is_connected():
+            if self._client.is_connected():
                 self._connected()
         return self
 
     def close(self) -> None:
         """Stop the tick thread and remove the callbacks. The client stays yours to disconnect."""
         with self._lock:
-            if self._closed:
+            if not self._uninstall():
                 return
-            self._closed = True
             self._wake.notify_all()
-            client = self._client
-            if client.on_connect == self._on_connect:
-                client.on_connect = None
-            if client.on_disconnect == self._on_disconnect:
-                client.on_disconnect = None
-            if client.on_message == self._on_message:
-                client.on_message = None
-            if client.on_subscribe == self._on_subscribe:
-                client.on_subscribe = None
             thread, self._thread = self._thread, None
         if thread is not None and thread is not threading.current_thread():
             thread.join()
-
-    def __enter__(self) -> DeviceBridge:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- commands --------------------------------------------------------------------------
 
@@ -264,11 +220,10 @@ class DeviceBridge:
     def _subscribe(self, output: Subscribe) -> None:
         if not self._client.is_connected():
             return  # the session subscribes again on the next connect
-        result, mid = self._client.subscribe([(topic, QOS) for topic in output.topics])
-        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
-            self._errors.report(
-                TransportError(f"cannot subscribe to the shadow topics: {error_string(result)}")
-            )
+        try:
+            mid = subscribe(self._client, output.topics, "the shadow topics")
+        except TransportError as exc:
+            self._errors.report(exc)
             return
         self._awaiting_suback.add(mid)
 
@@ -279,17 +234,7 @@ class DeviceBridge:
             return
         publish(self._client, output.topic, output.payload, self._errors)
 
-    # -- paho callbacks (on the client's network thread) -----------------------------------
-
-    def _on_connect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        self._errors.connected(reason_code, self._connected)
+    # -- on the client's network thread (see Bridge) ---------------------------------------
 
     def _connected(self) -> None:
         with self._lock:
@@ -300,16 +245,6 @@ class DeviceBridge:
             self._held.clear()
             self._execute(self._session.connected(self._clock()))
 
-    def _on_disconnect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        self._errors.guard(self._disconnected)
-
     def _disconnected(self) -> None:
         with self._lock:
             self._online = False
@@ -317,9 +252,6 @@ class DeviceBridge:
             self._held.clear()
             if not self._closed:
                 self._execute(self._session.disconnected(self._clock()))
-
-    def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
-        self._errors.guard(lambda: self._received(message))
 
     def _received(self, message: MQTTMessage) -> None:
         try:
@@ -332,27 +264,13 @@ class DeviceBridge:
             if not self._closed:
                 self._execute(self._session.receive_message(topic, message.payload, self._clock()))
 
-    def _on_subscribe(
-        self,
-        client: Client,
-        userdata: Any,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
-        self._errors.guard(lambda: self._subscribed(mid, reason_codes))
-
     def _subscribed(self, mid: int, reason_codes: list[ReasonCode]) -> None:
         with self._lock:
             if mid not in self._awaiting_suback:
                 return
             self._awaiting_suback.discard(mid)
-            refused = [str(code) for code in reason_codes if code.is_failure]
-            if refused:
-                # The answers will not arrive; the session's request timeout retries.
-                self._errors.report(
-                    TransportError(f"the broker refused shadow subscriptions: {refused}")
-                )
+            # Refused, the answers will not arrive; the session's request timeout retries.
+            self._errors.subscribed(reason_codes, "shadow")
             while self._held and not self._awaiting_suback:
                 self._publish(self._held.popleft())
 

@@ -5,21 +5,16 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from paho.mqtt.client import error_string
-from paho.mqtt.enums import MQTTErrorCode
-
 from shadowsync import topics
 from shadowsync._json import describe, dumps_compact
 from shadowsync.errors import InvalidArgumentError
-from shadowsync.mqtt._transport import QOS, ErrorRoute, TransportError, check_client, publish
+from shadowsync.mqtt._transport import Bridge, publish, subscribe
 from shadowsync.testing import InMemoryShadowService
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from types import TracebackType
 
-    from paho.mqtt.client import Client, ConnectFlags, DisconnectFlags, MQTTMessage
-    from paho.mqtt.properties import Properties
+    from paho.mqtt.client import Client, MQTTMessage
     from paho.mqtt.reasoncodes import ReasonCode
 
     from shadowsync._update import UpdateResult
@@ -29,7 +24,7 @@ _REQUEST_FILTERS = tuple(f"$aws/things/+/shadow/{op}" for op in topics.OPERATION
 )
 
 
-class ServiceBridge:
+class ServiceBridge(Bridge):
     """Serves an `InMemoryShadowService` over a broker, as AWS IoT serves shadows.
 
     It subscribes (QoS 1) to the request topics of every classic and named shadow
@@ -61,21 +56,18 @@ class ServiceBridge:
         *,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
-        self._client = check_client(client)
+        super().__init__(client, on_error)
         if not isinstance(service, InMemoryShadowService):
             raise InvalidArgumentError(
                 f"service must be an InMemoryShadowService, got {describe(service)}"
             )
         self._service = service
-        self._errors = ErrorRoute(on_error)
         self._lock = threading.Lock()
         # The service is not thread-safe: requests (on the network thread) and `update` (on the
         # caller's) go through it one at a time, each publishing its replies before the next.
         self._serving = threading.Lock()
         self._subscription: int | None = None
         self._ready = threading.Event()
-        self._started = False
-        self._closed = False
 
     @property
     def service(self) -> InMemoryShadowService:
@@ -94,49 +86,20 @@ class ServiceBridge:
     def start(self) -> ServiceBridge:
         """Install the callbacks; subscribe now if the client is connected, else on connect."""
         with self._lock:
-            if self._closed:
-                raise InvalidArgumentError("this bridge was closed; create a new one")
-            if self._started:
+            if not self._install():
                 return self
-            self._started = True
-            client = self._client
-            client.on_connect = self._on_connect
-            client.on_message = self._on_message
-            client.on_subscribe = self._on_subscribe
-            client.on_disconnect = self._on_disconnect
-        if client.is_connected():
+        if self._client.is_connected():
             self._errors.guard(self._subscribe)
         return self
 
     def close(self) -> None:
         """Unsubscribe and remove the callbacks; requests are no longer answered."""
         with self._lock:
-            if self._closed:
+            if not self._uninstall():
                 return
-            self._closed = True
             self._ready.clear()
-            client = self._client
-            for name, ours in (
-                ("on_connect", self._on_connect),
-                ("on_message", self._on_message),
-                ("on_subscribe", self._on_subscribe),
-                ("on_disconnect", self._on_disconnect),
-            ):
-                if getattr(client, name) == ours:
-                    setattr(client, name, None)
-        if client.is_connected():
-            client.unsubscribe(list(_REQUEST_FILTERS))
-
-    def __enter__(self) -> ServiceBridge:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
+        if self._client.is_connected():
+            self._client.unsubscribe(list(_REQUEST_FILTERS))
 
     def update(
         self,
@@ -171,56 +134,24 @@ class ServiceBridge:
             if self._closed:
                 return
             self._ready.clear()
-            result, mid = self._client.subscribe([(name, QOS) for name in _REQUEST_FILTERS])
-            if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                raise TransportError(
-                    f"cannot subscribe to the shadow requests: {error_string(result)}"
-                )
-            self._subscription = mid
+            self._subscription = subscribe(self._client, _REQUEST_FILTERS, "the shadow requests")
 
-    def _on_connect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        self._errors.connected(reason_code, self._subscribe)
+    # -- on the client's network thread (see Bridge) ---------------------------------------
 
-    def _on_disconnect(
-        self,
-        client: Client,
-        userdata: Any,
-        flags: DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
+    def _connected(self) -> None:
+        self._subscribe()
+
+    def _disconnected(self) -> None:
         self._ready.clear()
 
-    def _on_subscribe(
-        self,
-        client: Client,
-        userdata: Any,
-        mid: int,
-        reason_codes: list[ReasonCode],
-        properties: Properties | None,
-    ) -> None:
+    def _subscribed(self, mid: int, reason_codes: list[ReasonCode]) -> None:
         with self._lock:
             if mid != self._subscription:
                 return
-        refused = [str(code) for code in reason_codes if code.is_failure]
-        if refused:
-            self._errors.report(
-                TransportError(f"the broker refused request subscriptions: {refused}")
-            )
-        else:
+        if self._errors.subscribed(reason_codes, "request"):
             self._ready.set()
 
-    def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
-        self._errors.guard(lambda: self._answer(message))
-
-    def _answer(self, message: MQTTMessage) -> None:
+    def _received(self, message: MQTTMessage) -> None:
         try:
             topic = message.topic
         except UnicodeDecodeError:

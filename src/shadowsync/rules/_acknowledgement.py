@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -13,11 +12,13 @@ from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules._model import (
     InvalidAcknowledgementError,
     Status,
-    _check_path,
-    _check_text,
-    _is_count,
-    _show,
-    _timestamp,
+    check_path,
+    check_text,
+    epoch_seconds,
+    is_listlike,
+    is_non_negative_int,
+    loads,
+    show,
 )
 
 if TYPE_CHECKING:
@@ -38,9 +39,9 @@ class Rejection:
     ```
     """
 
-    path: Path = attrs.field(validator=lambda _i, _a, v: _check_path(v, "Rejection.path"))
-    rule: str = attrs.field(validator=lambda _i, _a, v: _check_text(v, "Rejection.rule"))
-    reason: str = attrs.field(validator=lambda _i, _a, v: _check_text(v, "Rejection.reason"))
+    path: Path = attrs.field(validator=lambda _i, _a, v: check_path(v, "Rejection.path"))
+    rule: str = attrs.field(validator=lambda _i, _a, v: check_text(v, "Rejection.rule"))
+    reason: str = attrs.field(validator=lambda _i, _a, v: check_text(v, "Rejection.reason"))
 
     @property
     def pointer(self) -> str:
@@ -49,13 +50,13 @@ class Rejection:
 
 
 def _to_paths(value: Iterable[Sequence[str]]) -> tuple[Path, ...]:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+    if not is_listlike(value):
         raise InvalidArgumentError(f"expected a sequence of paths, got {describe(value)}")
-    return tuple(_check_path(tuple(p) if isinstance(p, list) else p, "a path") for p in value)
+    return tuple(check_path(tuple(p) if isinstance(p, list) else p, "a path") for p in value)
 
 
 def _to_rejections(value: Iterable[Rejection]) -> tuple[Rejection, ...]:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+    if not is_listlike(value):
         raise InvalidArgumentError(f"expected a sequence of Rejection, got {describe(value)}")
     items = tuple(value)
     for item in items:
@@ -97,14 +98,14 @@ class Acknowledgement:
     """
 
     desired_version: int = attrs.field()
-    timestamp: int = attrs.field(validator=_timestamp("Acknowledgement.timestamp"))
+    timestamp: int = attrs.field(validator=epoch_seconds("Acknowledgement.timestamp"))
     applied: tuple[Path, ...] = attrs.field(default=(), converter=_to_paths)
     rejected: tuple[Rejection, ...] = attrs.field(default=(), converter=_to_rejections)
     pending: tuple[Path, ...] = attrs.field(default=(), converter=_to_paths)
 
     @desired_version.validator
     def _check_version(self, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not _is_count(value):
+        if not is_non_negative_int(value):
             raise InvalidArgumentError(
                 f"Acknowledgement.desired_version must be a non-negative int, got {describe(value)}"
             )
@@ -139,12 +140,7 @@ class Acknowledgement:
 
         ```
         """
-        moving = self._take(paths, self.applied, "applied")
-        return attrs.evolve(
-            self,
-            applied=[p for p in self.applied if p not in moving],
-            pending=[*self.pending, *moving],
-        )
+        return self._move(paths, "applied", "pending")
 
     def mark_applied(self, *paths: Sequence[str]) -> Acknowledgement:
         """A copy with pending ``paths`` moved to applied (now in effect).
@@ -156,21 +152,24 @@ class Acknowledgement:
 
         ```
         """
-        moving = self._take(paths, self.pending, "pending")
-        return attrs.evolve(
-            self,
-            pending=[p for p in self.pending if p not in moving],
-            applied=[*self.applied, *moving],
-        )
+        return self._move(paths, "pending", "applied")
 
-    def _take(
-        self, paths: tuple[Sequence[str], ...], group: tuple[Path, ...], name: str
-    ) -> list[Path]:
+    def _move(
+        self,
+        paths: tuple[Sequence[str], ...],
+        source: Literal["applied", "pending"],
+        target: Literal["applied", "pending"],
+    ) -> Acknowledgement:
+        group: tuple[Path, ...] = getattr(self, source)
         moving = [tuple(path) for path in paths]
         for path in moving:
             if path not in group:
-                raise InvalidArgumentError(f"path {json_pointer(path)} is not {name}")
-        return moving
+                raise InvalidArgumentError(f"path {json_pointer(path)} is not {source}")
+        changes: dict[str, Any] = {
+            source: [p for p in group if p not in moving],
+            target: [*getattr(self, target), *moving],
+        }
+        return attrs.evolve(self, **changes)
 
     def to_dict(self) -> JSONObject:
         """The JSON form (see the class docstring), ready for ``reported["$ack"]``."""
@@ -199,26 +198,26 @@ class Acknowledgement:
             return InvalidAcknowledgementError(f"acknowledgement{where}: {problem}")
 
         if not isinstance(data, Mapping):
-            raise fail("", f"expected an object, got {_show(data)}")
+            raise fail("", f"expected an object, got {show(data)}")
         for key in data:
             if key not in _ACK_KEYS:
                 raise fail(f".{key}", f"unknown key (allowed: {', '.join(_ACK_KEYS)})")
         for key in ("desiredVersion", "timestamp"):
             if key not in data:
                 raise fail(f".{key}", "missing required key")
-            if not _is_count(data[key]):
-                raise fail(f".{key}", f"expected a non-negative integer, got {_show(data[key])}")
+            if not is_non_negative_int(data[key]):
+                raise fail(f".{key}", f"expected a non-negative integer, got {show(data[key])}")
 
         def items(key: str) -> list[Any]:
             value = data.get(key, [])
             if not isinstance(value, list):
-                raise fail(f".{key}", f"expected an array, got {_show(value)}")
+                raise fail(f".{key}", f"expected an array, got {show(value)}")
             return value
 
         def pointer(where: str, value: object) -> Path:
             path = parse_json_pointer(value) if isinstance(value, str) else None
             if path is None:
-                raise fail(where, f'expected a JSON Pointer such as "/mode", got {_show(value)}')
+                raise fail(where, f'expected a JSON Pointer such as "/mode", got {show(value)}')
             return path
 
         applied = [pointer(f".applied[{i}]", v) for i, v in enumerate(items("applied"))]
@@ -228,12 +227,12 @@ class Acknowledgement:
             where = f".rejected[{i}]"
             if not isinstance(entry, Mapping) or set(entry) != {"path", "rule", "reason"}:
                 raise fail(
-                    where, f"expected an object with path, rule and reason, got {_show(entry)}"
+                    where, f"expected an object with path, rule and reason, got {show(entry)}"
                 )
             for key in ("rule", "reason"):
                 if not isinstance(entry[key], str) or not entry[key]:
                     raise fail(
-                        f"{where}.{key}", f"expected a non-empty string, got {_show(entry[key])}"
+                        f"{where}.{key}", f"expected a non-empty string, got {show(entry[key])}"
                     )
             rejected.append(
                 Rejection(
@@ -256,8 +255,4 @@ class Acknowledgement:
     @classmethod
     def from_json(cls, data: str | bytes) -> Acknowledgement:
         """Read and validate the JSON form from text or UTF-8 bytes."""
-        try:
-            parsed = json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            raise InvalidAcknowledgementError(f"acknowledgement: not JSON ({exc})") from None
-        return cls.from_dict(parsed)
+        return cls.from_dict(loads(data, InvalidAcknowledgementError, "acknowledgement: not JSON"))

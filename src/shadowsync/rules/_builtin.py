@@ -10,43 +10,54 @@ from typing import Any, ClassVar, cast
 
 import attrs
 
-from shadowsync._json import JSONValue, copy_json, describe, json_equal, kind_phrase
-from shadowsync._json import _BadValue as _BadJSON
-from shadowsync._json import _normalize as _normalize_json
-from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
+from shadowsync._json import (
+    BadValue,
+    JSONValue,
+    copy_json,
+    describe,
+    json_equal,
+    kind_phrase,
+)
 from shadowsync._tree import MISSING
-from shadowsync.rules._model import DELETED, RuleConfigError, _is_number, _show
-from shadowsync.rules._paths import PathLike, PathPattern, _pattern_for
+from shadowsync.rules._model import (
+    DELETED,
+    RuleConfigError,
+    is_listlike,
+    is_number,
+    json_copy,
+    show,
+)
+from shadowsync.rules._paths import PathLike, PathPattern, pattern_for
 from shadowsync.rules._rule import Change, Violation
-from shadowsync.rules._semver import SemanticVersion, _semver_problem
+from shadowsync.rules._semver import SemanticVersion, semver_problem
 
 
 def _range_path(value: PathLike) -> PathPattern:
-    return _pattern_for("Range", value)
+    return pattern_for("Range", value)
 
 
 def _one_of_path(value: PathLike) -> PathPattern:
-    return _pattern_for("OneOf", value)
+    return pattern_for("OneOf", value)
 
 
 def _type_is_path(value: PathLike) -> PathPattern:
-    return _pattern_for("TypeIs", value)
+    return pattern_for("TypeIs", value)
 
 
 def _allowed_transitions_path(value: PathLike) -> PathPattern:
-    return _pattern_for("AllowedTransitions", value)
+    return pattern_for("AllowedTransitions", value)
 
 
 def _no_firmware_downgrade_path(value: PathLike) -> PathPattern:
-    return _pattern_for("NoFirmwareDowngrade", value)
+    return pattern_for("NoFirmwareDowngrade", value)
 
 
 def _max_rate_of_change_path(value: PathLike) -> PathPattern:
-    return _pattern_for("MaxRateOfChange", value)
+    return pattern_for("MaxRateOfChange", value)
 
 
 def _custom_path(value: PathLike) -> PathPattern:
-    return _pattern_for("Custom", value)
+    return pattern_for("Custom", value)
 
 
 def _default_name(kind: str) -> Any:
@@ -57,7 +68,7 @@ def _name_validator(owner: str) -> Callable[[Any, Any, Any], None]:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, str) or not value:
             raise RuleConfigError(
-                f"expected a non-empty string, got {_show(value)}", owner=owner, key="name"
+                f"expected a non-empty string, got {show(value)}", owner=owner, key="name"
             )
 
     return check
@@ -72,9 +83,9 @@ def _finite_number(owner: str, *, optional: bool = False) -> Callable[[Any, Any,
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if optional and value is None:
             return
-        if not _is_number(value) or not math.isfinite(cast("float", value)):
+        if not is_number(value) or not math.isfinite(cast("float", value)):
             raise RuleConfigError(
-                f"expected a finite number, got {_show(value)}", owner=owner, key=attribute.name
+                f"expected a finite number, got {show(value)}", owner=owner, key=attribute.name
             )
 
     return check
@@ -84,7 +95,7 @@ def _bool(owner: str) -> Callable[[Any, Any, Any], None]:
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if not isinstance(value, bool):
             raise RuleConfigError(
-                f"expected true or false, got {_show(value)}", owner=owner, key=attribute.name
+                f"expected true or false, got {show(value)}", owner=owner, key=attribute.name
             )
 
     return check
@@ -124,14 +135,14 @@ class Range:
         if self.minimum is not None and self.maximum is not None:
             if self.maximum < self.minimum:
                 raise RuleConfigError(
-                    f"must not be less than the minimum {_show(self.minimum)}, "
-                    f"got {_show(self.maximum)}",
+                    f"must not be less than the minimum {show(self.minimum)}, "
+                    f"got {show(self.maximum)}",
                     owner="Range",
                     key="maximum",
                 )
             if self.maximum == self.minimum and not self.inclusive:
                 raise RuleConfigError(
-                    f"an exclusive range from {_show(self.minimum)} to {_show(self.maximum)} "
+                    f"an exclusive range from {show(self.minimum)} to {show(self.maximum)} "
                     "holds no number",
                     owner="Range",
                     key="maximum",
@@ -142,23 +153,23 @@ class Range:
         if not _applies(self.path, change):
             return None
         value = change.new
-        if not _is_number(value):
-            return Violation.of(self.name, change, f"{_show(value)} is not a number")
+        if not is_number(value):
+            return Violation.of(self.name, change, f"{show(value)} is not a number")
         number = cast("int | float", value)
         low, high = self.minimum, self.maximum
         if self.inclusive:
             if low is not None and number < low:
-                reason = f"{_show(number)} is less than the minimum {_show(low)}"
+                reason = f"{show(number)} is less than the minimum {show(low)}"
                 return Violation.of(self.name, change, reason)
             if high is not None and number > high:
-                reason = f"{_show(number)} is greater than the maximum {_show(high)}"
+                reason = f"{show(number)} is greater than the maximum {show(high)}"
                 return Violation.of(self.name, change, reason)
         else:
             if low is not None and number <= low:
-                reason = f"{_show(number)} is not greater than the exclusive minimum {_show(low)}"
+                reason = f"{show(number)} is not greater than the exclusive minimum {show(low)}"
                 return Violation.of(self.name, change, reason)
             if high is not None and number >= high:
-                reason = f"{_show(number)} is not less than the exclusive maximum {_show(high)}"
+                reason = f"{show(number)} is not less than the exclusive maximum {show(high)}"
                 return Violation.of(self.name, change, reason)
         return None
 
@@ -175,24 +186,24 @@ class Range:
 
 
 def _to_values(value: Iterable[JSONValue]) -> tuple[JSONValue, ...]:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+    if not is_listlike(value):
         raise RuleConfigError(
-            f"expected a list of values, got {_show(value)}", owner="OneOf", key="values"
+            f"expected a list of values, got {show(value)}", owner="OneOf", key="values"
         )
     items = tuple(value)
     for item in items:
         if isinstance(item, Mapping):
             raise RuleConfigError(
-                f"{_show(item)} is an object; objects are judged key by key, "
+                f"{show(item)} is an object; objects are judged key by key, "
                 "so list scalars or arrays",
                 owner="OneOf",
                 key="values",
             )
         try:
-            _normalize_json(item, 1, MAX_CONFIGURABLE_DEPTH, "null is not a value")
-        except _BadJSON as bad:
+            json_copy(item)
+        except BadValue as bad:
             raise RuleConfigError(
-                f"{_show(item)} is not a JSON value ({bad.reason})", owner="OneOf", key="values"
+                f"{show(item)} is not a JSON value ({bad.reason})", owner="OneOf", key="values"
             ) from None
     if not items:
         raise RuleConfigError("needs at least one value", owner="OneOf", key="values")
@@ -228,8 +239,8 @@ class OneOf:
         value = cast("JSONValue", change.new)
         if any(json_equal(value, allowed) for allowed in self.values):
             return None
-        choices = ", ".join(_show(allowed) for allowed in self.values)
-        return Violation.of(self.name, change, f"{_show(value)} is not one of {choices}")
+        choices = ", ".join(show(allowed) for allowed in self.values)
+        return Violation.of(self.name, change, f"{show(value)} is not one of {choices}")
 
     def to_dict(self) -> dict[str, Any]:
         """The declarative form, accepted by `rule_from_dict`."""
@@ -244,10 +255,10 @@ def _has_json_type(value: JSONValue, json_type: str) -> bool:
     if json_type == "string":
         return isinstance(value, str)
     if json_type == "number":
-        return _is_number(value)
+        return is_number(value)
     if json_type == "integer":
         # As in JSON Schema: 2.0 is an integer, since numbers compare by value.
-        return _is_number(value) and float(cast("float", value)).is_integer()
+        return is_number(value) and float(cast("float", value)).is_integer()
     if json_type == "boolean":
         return isinstance(value, bool)
     if json_type == "object":
@@ -258,7 +269,7 @@ def _has_json_type(value: JSONValue, json_type: str) -> bool:
 def _json_type_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value not in _JSON_TYPES:
         raise RuleConfigError(
-            f"expected one of {', '.join(_JSON_TYPES)}, got {_show(value)}",
+            f"expected one of {', '.join(_JSON_TYPES)}, got {show(value)}",
             owner="TypeIs",
             key="json_type",
         )
@@ -294,7 +305,7 @@ class TypeIs:
         if _has_json_type(value, self.json_type):
             return None
         article = "an" if self.json_type[0] in "aeiou" else "a"
-        reason = f"{_show(value)} is {kind_phrase(value)}, expected {article} {self.json_type}"
+        reason = f"{show(value)} is {kind_phrase(value)}, expected {article} {self.json_type}"
         return Violation.of(self.name, change, reason)
 
     def to_dict(self) -> dict[str, Any]:
@@ -309,42 +320,40 @@ def _to_transitions(value: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, 
 
     if not isinstance(value, Mapping):
         raise fail(
-            f"expected a mapping from a state to the states it may change to, got {_show(value)}"
+            f"expected a mapping from a state to the states it may change to, got {show(value)}"
         )
     if not value:
         raise fail("needs at least one state")
     table: dict[str, tuple[str, ...]] = {}
     for old, targets in value.items():
         if not isinstance(old, str):
-            raise fail(f"states must be strings, got {_show(old)}")
-        if isinstance(targets, (str, bytes, Mapping)) or not isinstance(targets, Iterable):
-            raise fail(f"the states after {_show(old)} must be a list, got {_show(targets)}")
-        row = tuple(targets)
-        for target in row:
-            if not isinstance(target, str):
-                raise fail(f"states must be strings, got {_show(target)} after {_show(old)}")
-        table[old] = row
+            raise fail(f"states must be strings, got {show(old)}")
+        after = f" after {show(old)}"
+        table[old] = _states(targets, fail, f"the states{after} must be a list", after)
     return table
+
+
+def _states(
+    value: object, fail: Callable[[str], RuleConfigError], not_a_list: str, where: str = ""
+) -> tuple[str, ...]:
+    """``value``'s states (strings); ``not_a_list`` says what ``value`` should have been."""
+    if not is_listlike(value):
+        raise fail(f"{not_a_list}, got {show(value)}")
+    states = tuple(value)
+    for state in states:
+        if not isinstance(state, str):
+            raise fail(f"states must be strings, got {show(state)}{where}")
+    return states
 
 
 def _to_initial(value: bool | Iterable[str]) -> bool | tuple[str, ...]:
     if isinstance(value, bool):
         return value
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise RuleConfigError(
-            f"expected true, false or a list of states, got {_show(value)}",
-            owner="AllowedTransitions",
-            key="allow_initial",
-        )
-    states = tuple(value)
-    for state in states:
-        if not isinstance(state, str):
-            raise RuleConfigError(
-                f"states must be strings, got {_show(state)}",
-                owner="AllowedTransitions",
-                key="allow_initial",
-            )
-    return states
+
+    def fail(problem: str) -> RuleConfigError:
+        return RuleConfigError(problem, owner="AllowedTransitions", key="allow_initial")
+
+    return _states(value, fail, "expected true, false or a list of states")
 
 
 @attrs.frozen(kw_only=True)
@@ -382,7 +391,7 @@ class AllowedTransitions:
             for state in self.allow_initial:
                 if state not in self.states:
                     raise RuleConfigError(
-                        f"{_show(state)} is not a state of the transitions",
+                        f"{show(state)} is not a state of the transitions",
                         owner="AllowedTransitions",
                         key="allow_initial",
                     )
@@ -402,7 +411,7 @@ class AllowedTransitions:
         new = change.new
         label = str(self.path)
         if not isinstance(new, str) or new not in self.states:
-            return Violation.of(self.name, change, f"{_show(new)} is not a state of {label}")
+            return Violation.of(self.name, change, f"{show(new)} is not a state of {label}")
         old = change.old
         if old is MISSING:
             if self.allow_initial is True:
@@ -411,21 +420,21 @@ class AllowedTransitions:
                 return Violation.of(self.name, change, f"{label} may not be set from nothing")
             if new in self.allow_initial:
                 return None
-            starts = ", ".join(_show(state) for state in self.allow_initial)
-            reason = f"{_show(new)} cannot be the first state of {label}; it may start as {starts}"
+            starts = ", ".join(show(state) for state in self.allow_initial)
+            reason = f"{show(new)} cannot be the first state of {label}; it may start as {starts}"
             return Violation.of(self.name, change, reason)
         if not isinstance(old, str) or old not in self.states:
-            reason = f"{label} is {_show(old)}, which is not a state, so it may not change"
+            reason = f"{label} is {show(old)}, which is not a state, so it may not change"
             return Violation.of(self.name, change, reason)
         targets = self.transitions.get(old, ())
         if new in targets:
             return None
         if targets:
-            where = f"from {_show(old)} the {label} may go to " + ", ".join(map(_show, targets))
+            where = f"from {show(old)} the {label} may go to " + ", ".join(map(show, targets))
         else:
-            where = f"{_show(old)} is a final state of {label}"
+            where = f"{show(old)} is a final state of {label}"
         return Violation.of(
-            self.name, change, f"{_show(old)} -> {_show(new)} is not allowed; {where}"
+            self.name, change, f"{show(old)} -> {show(new)} is not allowed; {where}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -479,15 +488,15 @@ class NoFirmwareDowngrade:
         """Judge ``change``; see the class docstring."""
         if not _applies(self.path, change):
             return None
-        problem = _semver_problem(change.new)
+        problem = semver_problem(change.new)
         if problem is not None:
             return Violation.of(self.name, change, problem)
         new = SemanticVersion.parse(cast("str", change.new))
         old = change.old
-        if _semver_problem(old) is not None:
+        if semver_problem(old) is not None:
             return None
         if new < SemanticVersion.parse(cast("str", old)):
-            reason = f"{_show(change.new)} is a downgrade from {_show(old)}"
+            reason = f"{show(change.new)} is a downgrade from {show(old)}"
             return Violation.of(self.name, change, reason)
         return None
 
@@ -502,9 +511,9 @@ def _exact(number: int | float) -> Fraction:
 
 
 def _rate_validator(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not _is_number(value) or not math.isfinite(cast("float", value)) or cast("float", value) < 0:
+    if not is_number(value) or not math.isfinite(cast("float", value)) or cast("float", value) < 0:
         raise RuleConfigError(
-            f"expected a finite number >= 0, got {_show(value)}",
+            f"expected a finite number >= 0, got {show(value)}",
             owner="MaxRateOfChange",
             key="max_delta_per_second",
         )
@@ -543,10 +552,10 @@ class MaxRateOfChange:
         if not _applies(self.path, change):
             return None
         new = change.new
-        if not _is_number(new):
-            return Violation.of(self.name, change, f"{_show(new)} is not a number")
+        if not is_number(new):
+            return Violation.of(self.name, change, f"{show(new)} is not a number")
         old = change.old
-        if old is MISSING or not _is_number(old):
+        if old is MISSING or not is_number(old):
             return None
         delta = abs(_exact(cast("int | float", new)) - _exact(cast("int | float", old)))
         if change.old_timestamp is None:
@@ -562,13 +571,13 @@ class MaxRateOfChange:
         if elapsed <= 0:
             reason = (
                 f"changed by {_fraction(delta)} within the second of the previous change; "
-                f"the limit is {_show(self.max_delta_per_second)} per second"
+                f"the limit is {show(self.max_delta_per_second)} per second"
             )
         else:
             reason = (
                 f"changed by {_fraction(delta)} in {elapsed} s "
                 f"({_fraction(delta / elapsed)} per second); "
-                f"the limit is {_show(self.max_delta_per_second)} per second"
+                f"the limit is {show(self.max_delta_per_second)} per second"
             )
         return Violation.of(self.name, change, reason)
 
@@ -591,7 +600,7 @@ def _fraction(value: Fraction) -> str:
 def _callable(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not callable(value):
         raise RuleConfigError(
-            f"expected a callable taking a Change, got {_show(value)}", owner="Custom", key="func"
+            f"expected a callable taking a Change, got {show(value)}", owner="Custom", key="func"
         )
 
 
@@ -639,7 +648,7 @@ class Custom:
         return Violation.of(
             self.name,
             change,
-            f"the rule returned {_show(result)}; expected a reason string or None",
+            f"the rule returned {show(result)}; expected a reason string or None",
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from shadowsync.rules._builtin import (
     Range,
     TypeIs,
 )
-from shadowsync.rules._model import RuleConfigError, _show
+from shadowsync.rules._model import RuleConfigError, show
 
 # At run time, so that typing.get_type_hints(rule_from_dict) resolves its return type.
 from shadowsync.rules._rule import Rule  # noqa: TC001
@@ -51,7 +51,7 @@ def _config_path(value: object) -> str | tuple[str, ...]:
         return value
     if isinstance(value, (list, tuple)) and all(isinstance(part, str) for part in value):
         return tuple(value)
-    raise RuleConfigError(f"expected a dotted string or a list of keys, got {_show(value)}")
+    raise RuleConfigError(f"expected a dotted string or a list of keys, got {show(value)}")
 
 
 def rule_from_dict(config: Mapping[str, Any], *, index: int | None = None) -> Rule:
@@ -80,14 +80,14 @@ def rule_from_dict(config: Mapping[str, Any], *, index: int | None = None) -> Ru
         return RuleConfigError(problem, index=index, key=key, owner="rule")
 
     if not isinstance(config, Mapping):
-        raise fail(f"expected an object with a type, got {_show(config)}")
+        raise fail(f"expected an object with a type, got {show(config)}")
     if "type" not in config:
         raise fail("missing required key", "type")
     kind = config["type"]
     if not isinstance(kind, str) or kind not in _CONFIG:
         if kind == "custom":
             raise fail("custom rules cannot be read from a config; build Custom in Python", "type")
-        raise fail(f"unknown rule type {_show(kind)} (known: {', '.join(_CONFIG)})", "type")
+        raise fail(f"unknown rule type {show(kind)} (known: {', '.join(_CONFIG)})", "type")
     cls, keys, required = _CONFIG[kind]
     allowed = ("type", *keys, "name")
     for key in config:

@@ -4,9 +4,12 @@ small checks."""
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, cast
+import json
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeGuard, cast
 
-from shadowsync._json import describe, dumps_compact
+from shadowsync._json import describe, dumps_compact, normalize
+from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
 from shadowsync._tree import MISSING, Path
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError
 
@@ -18,7 +21,8 @@ if TYPE_CHECKING:
 Section: TypeAlias = Literal["desired", "reported"]
 Status: TypeAlias = Literal["applied", "rejected", "pending"]
 
-_SECTIONS = ("desired", "reported")
+SECTIONS = ("desired", "reported")
+"""The sections a rule set judges."""
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -77,21 +81,23 @@ class InvalidAcknowledgementError(InvalidDocumentError):
 # -- sentinels ---------------------------------------------------------------------------------
 
 
-class _Deleted(enum.Enum):
+class Deleted(enum.Enum):
+    """The type of `DELETED`."""
+
     DELETED = "DELETED"
 
     def __repr__(self) -> str:
         return "DELETED"
 
 
-DELETED = _Deleted.DELETED
+DELETED = Deleted.DELETED
 """The new value of a `Change` that deletes a key."""
 
 
 # -- small shared checks -------------------------------------------------------------------------
 
 
-def _show(value: object, limit: int = 60) -> str:
+def show(value: object, limit: int = 60) -> str:
     """A value as JSON text for messages, shortened when long."""
     if value is MISSING or value is DELETED:
         return repr(value)
@@ -102,15 +108,40 @@ def _show(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _is_number(value: object) -> bool:
+def json_copy(value: object, null_error: str = "null is not a value") -> Any:
+    """A plain JSON copy of ``value``, nested no deeper than a shadow may be, or `BadValue`
+    (whose ``reason`` says why not). ``null_error`` is the message for a null: rules never take
+    one as a value."""
+    return normalize(value, 1, MAX_CONFIGURABLE_DEPTH, null_error)
+
+
+def loads(text: str | bytes, error: Callable[[str], Exception], not_json: str) -> Any:
+    """``text`` parsed as JSON; when it is not JSON, ``error`` of ``not_json`` and the reason."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise error(f"{not_json} ({exc})") from None
+
+
+def is_number(value: object) -> bool:
+    """Whether ``value`` is an ``int`` or ``float`` (not a ``bool``; NaN and infinities count)."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _is_count(value: object) -> bool:
+def is_non_negative_int(value: object) -> bool:
+    """Whether ``value`` is an ``int`` >= 0 (not a ``bool``; ``int`` subclasses and any size
+    count, unlike `shadowsync._validators.is_count`)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _check_path(value: object, what: str) -> Path:
+def is_listlike(value: object) -> TypeGuard[Iterable[Any]]:
+    """Whether ``value`` is an iterable of items: not a ``str``, ``bytes`` or mapping, which
+    iterate as characters, bytes or keys."""
+    return isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
+
+
+def check_path(value: object, what: str) -> Path:
+    """``value`` if it is a non-empty tuple of ``str`` keys, else `InvalidArgumentError`."""
     if isinstance(value, tuple) and all(isinstance(part, str) for part in value) and value:
         return cast("Path", value)
     raise InvalidArgumentError(
@@ -118,21 +149,25 @@ def _check_path(value: object, what: str) -> Path:
     )
 
 
-def _check_text(value: object, what: str) -> str:
+def check_text(value: object, what: str) -> str:
+    """``value`` if it is a non-empty ``str``, else `InvalidArgumentError`."""
     if not isinstance(value, str) or not value:
         raise InvalidArgumentError(f"{what} must be a non-empty str, got {describe(value)}")
     return value
 
 
-def _optional_name(value: object, what: str) -> str | None:
+def optional_name(value: object, what: str) -> str | None:
+    """``value`` if it is a ``str`` or ``None``, else `InvalidArgumentError`."""
     if value is not None and not isinstance(value, str):
         raise InvalidArgumentError(f"{what} must be a str or None, got {describe(value)}")
     return value
 
 
-def _timestamp(what: str) -> Callable[[Any, Any, Any], None]:
+def epoch_seconds(what: str) -> Callable[[Any, Any, Any], None]:
+    """An attrs validator of epoch seconds (a non-negative ``int``) named ``what`` in errors."""
+
     def check(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not _is_count(value):
+        if not is_non_negative_int(value):
             raise InvalidArgumentError(
                 f"{what} must be a non-negative int (epoch seconds), got {describe(value)}"
             )

@@ -3,27 +3,28 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
-from shadowsync.rules._model import RuleConfigError, _show
+from shadowsync.rules._model import RuleConfigError, is_listlike, show
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from shadowsync._tree import Path
 
 
 def _to_parts(value: object) -> Path:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+    if not is_listlike(value):
         raise RuleConfigError(
-            f"expected a tuple of str keys, got {_show(value)}", owner="PathPattern", key="parts"
+            f"expected a tuple of str keys, got {show(value)}", owner="PathPattern", key="parts"
         )
     parts = tuple(value)
     for part in parts:
         if not isinstance(part, str):
             raise RuleConfigError(
-                f"every key must be a str, got {_show(part)}", owner="PathPattern", key="parts"
+                f"every key must be a str, got {show(part)}", owner="PathPattern", key="parts"
             )
     if not parts:
         raise RuleConfigError("a path needs at least one key", owner="PathPattern", key="parts")
@@ -70,12 +71,12 @@ class PathPattern:
         """
         if not isinstance(text, str):
             raise RuleConfigError(
-                f"expected a dotted str, got {_show(text)}", owner="PathPattern", key="parse"
+                f"expected a dotted str, got {show(text)}", owner="PathPattern", key="parse"
             )
         parts = text.split(".")
         if not text or "" in parts:
             raise RuleConfigError(
-                f"{_show(text)} has an empty key; write keys containing dots as a tuple",
+                f"{show(text)} has an empty key; write keys containing dots as a tuple",
                 owner="PathPattern",
                 key="parse",
             )
@@ -149,7 +150,7 @@ class PathPattern:
 
 
 @functools.lru_cache(maxsize=1024)
-def _cached_pattern(text: str) -> PathPattern:
+def cached_pattern(text: str) -> PathPattern:
     """`PathPattern.parse`, cached: policies and strategies match the same patterns repeatedly."""
     return PathPattern.parse(text)
 
@@ -157,7 +158,7 @@ def _cached_pattern(text: str) -> PathPattern:
 PathLike: TypeAlias = "str | Sequence[str] | PathPattern"
 
 
-def _pattern_for(owner: str, value: PathLike) -> PathPattern:
+def pattern_for(owner: str, value: PathLike) -> PathPattern:
     try:
         return PathPattern.of(value)
     except RuleConfigError as err:

@@ -6,22 +6,20 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from shadowsync._json import JSONValue, describe
-from shadowsync._json import _BadValue as _BadJSON
-from shadowsync._json import _normalize as _normalize_json
-from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
+from shadowsync._json import BadValue, JSONValue, describe
 from shadowsync._tree import MISSING, Missing, Path
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules._model import (
-    _SECTIONS,
     DELETED,
+    SECTIONS,
+    Deleted,
     Section,
-    _check_path,
-    _check_text,
-    _Deleted,
-    _is_count,
-    _optional_name,
-    _timestamp,
+    check_path,
+    check_text,
+    epoch_seconds,
+    is_non_negative_int,
+    json_copy,
+    optional_name,
 )
 
 # At run time, so that typing.get_type_hints resolves the annotations of the Rule protocol.
@@ -36,8 +34,8 @@ def _json_or(sentinel: object, what: str) -> Callable[[Any, Any, Any], None]:
         if value is sentinel:
             return
         try:
-            _normalize_json(value, 1, MAX_CONFIGURABLE_DEPTH, "null is not a value")
-        except _BadJSON as bad:
+            json_copy(value)
+        except BadValue as bad:
             raise InvalidArgumentError(
                 f"{what} must be a JSON value or {describe(sentinel)}: {bad.reason}"
             ) from None
@@ -46,7 +44,7 @@ def _json_or(sentinel: object, what: str) -> Callable[[Any, Any, Any], None]:
 
 
 def _optional_timestamp(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None and not _is_count(value):
+    if value is not None and not is_non_negative_int(value):
         raise InvalidArgumentError(
             f"Change.old_timestamp must be a non-negative int or None, got {describe(value)}"
         )
@@ -69,22 +67,22 @@ class Change:
     ```
     """
 
-    path: Path = attrs.field(validator=lambda _i, _a, v: _check_path(v, "Change.path"))
+    path: Path = attrs.field(validator=lambda _i, _a, v: check_path(v, "Change.path"))
     section: Section = attrs.field()
     old: JSONValue | Missing = attrs.field(hash=False, validator=_json_or(MISSING, "Change.old"))
-    new: JSONValue | _Deleted = attrs.field(hash=False, validator=_json_or(DELETED, "Change.new"))
-    timestamp: int = attrs.field(validator=_timestamp("Change.timestamp"))
+    new: JSONValue | Deleted = attrs.field(hash=False, validator=_json_or(DELETED, "Change.new"))
+    timestamp: int = attrs.field(validator=epoch_seconds("Change.timestamp"))
     old_timestamp: int | None = attrs.field(default=None, validator=_optional_timestamp)
     thing_name: str | None = attrs.field(
-        default=None, validator=lambda _i, _a, v: _optional_name(v, "Change.thing_name")
+        default=None, validator=lambda _i, _a, v: optional_name(v, "Change.thing_name")
     )
     shadow_name: str | None = attrs.field(
-        default=None, validator=lambda _i, _a, v: _optional_name(v, "Change.shadow_name")
+        default=None, validator=lambda _i, _a, v: optional_name(v, "Change.shadow_name")
     )
 
     @section.validator
     def _check_section(self, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value not in _SECTIONS:
+        if value not in SECTIONS:
             raise InvalidArgumentError(
                 f"Change.section must be 'desired' or 'reported', got {describe(value)}"
             )
@@ -116,12 +114,12 @@ class Violation:
     ```
     """
 
-    rule: str = attrs.field(validator=lambda _i, _a, v: _check_text(v, "Violation.rule"))
-    path: Path = attrs.field(validator=lambda _i, _a, v: _check_path(v, "Violation.path"))
-    value: JSONValue | _Deleted = attrs.field(
+    rule: str = attrs.field(validator=lambda _i, _a, v: check_text(v, "Violation.rule"))
+    path: Path = attrs.field(validator=lambda _i, _a, v: check_path(v, "Violation.path"))
+    value: JSONValue | Deleted = attrs.field(
         hash=False, validator=_json_or(DELETED, "Violation.value")
     )
-    reason: str = attrs.field(validator=lambda _i, _a, v: _check_text(v, "Violation.reason"))
+    reason: str = attrs.field(validator=lambda _i, _a, v: check_text(v, "Violation.reason"))
 
     @classmethod
     def of(cls, rule: str, change: Change, reason: str) -> Violation:

@@ -2,29 +2,44 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import attrs
 
-from shadowsync._json import JSONObject, JSONValue, copy_json, describe, json_equal, kind_phrase
-from shadowsync._json import _BadValue as _BadJSON
-from shadowsync._json import _normalize as _normalize_json
+from shadowsync._json import (
+    BadValue,
+    JSONObject,
+    JSONValue,
+    copy_json,
+    describe,
+    json_equal,
+    kind_phrase,
+)
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
-from shadowsync._tree import MISSING, Missing, Path
+from shadowsync._tree import MISSING, Path, copy_value, lookup
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules._acknowledgement import Acknowledgement, Rejection
 from shadowsync.rules._builtin import Custom
 from shadowsync.rules._config import rule_from_dict
-from shadowsync.rules._model import _SECTIONS, DELETED, RuleConfigError, Section, _is_count, _show
+from shadowsync.rules._model import (
+    DELETED,
+    SECTIONS,
+    RuleConfigError,
+    Section,
+    is_listlike,
+    is_non_negative_int,
+    json_copy,
+    loads,
+    show,
+)
 from shadowsync.rules._paths import PathPattern
 from shadowsync.rules._rule import Change, Rule, Violation
 
 
 def _check_rules(value: Iterable[Rule]) -> tuple[Rule, ...]:
-    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-        raise RuleConfigError(f"expected a list of rules, got {_show(value)}", owner="RuleSet")
+    if not is_listlike(value):
+        raise RuleConfigError(f"expected a list of rules, got {show(value)}", owner="RuleSet")
     rules = tuple(value)
     for index, rule in enumerate(rules):
         name = getattr(rule, "name", None)
@@ -77,10 +92,8 @@ def _section_copy(value: object, what: str) -> JSONObject:
     if not isinstance(value, Mapping):
         raise InvalidArgumentError(f"{what} must be a JSON object, got {kind_phrase(value)}")
     try:
-        result = _normalize_json(
-            value, 1, MAX_CONFIGURABLE_DEPTH, "null is not a value in a section (leave the key out)"
-        )
-    except _BadJSON as bad:
+        result = json_copy(value, "null is not a value in a section (leave the key out)")
+    except BadValue as bad:
         raise InvalidArgumentError(f"{what} is not a valid section: {bad.reason}") from None
     assert isinstance(result, dict)
     return result
@@ -116,18 +129,6 @@ def _whole(
         out.append((path, value, DELETED))
 
 
-def _lookup(section: JSONValue, path: Path) -> JSONValue | Missing:
-    node = section
-    for key in path:
-        if type(node) is not dict:
-            return MISSING
-        assert isinstance(node, dict)
-        if key not in node:
-            return MISSING
-        node = node[key]
-    return node
-
-
 def _written_at(metadata: Mapping[str, Any] | None, path: Path) -> int | None:
     """When the value at ``path`` was last written, from per-leaf ``{"timestamp": t}`` metadata."""
     node: Any = metadata
@@ -143,7 +144,7 @@ def _latest(node: Any, budget: int) -> int | None:
         return None
     if isinstance(node, Mapping):
         stamp = node.get("timestamp")
-        if _is_count(stamp):
+        if is_non_negative_int(stamp):
             return cast("int", stamp)
         children: Iterable[Any] = node.values()
     elif isinstance(node, list):
@@ -165,7 +166,7 @@ def _revert(accepted: JSONObject, old: JSONObject, change: Change) -> None:
         del parents[-1][path[-1]]
         # Drop objects that exist only to hold refused keys, so the refusal leaves no trace.
         for depth in range(len(path) - 1, 0, -1):
-            if parents[depth] or _lookup(old, path[:depth]) is not MISSING:
+            if parents[depth] or lookup(old, path[:depth]) is not MISSING:
                 break
             del parents[depth - 1][path[depth - 1]]
         return
@@ -207,7 +208,7 @@ class RuleSet:
         ```
         """
         if not isinstance(config, Mapping):
-            raise RuleConfigError(f"expected an object with a rules list, got {_show(config)}")
+            raise RuleConfigError(f"expected an object with a rules list, got {show(config)}")
         for key in config:
             if key != "rules":
                 raise RuleConfigError("unknown key (allowed: rules)", key=str(key))
@@ -215,17 +216,13 @@ class RuleSet:
             raise RuleConfigError("missing required key", key="rules")
         entries = config["rules"]
         if not isinstance(entries, list):
-            raise RuleConfigError(f"expected a list of rules, got {_show(entries)}", key="rules")
+            raise RuleConfigError(f"expected a list of rules, got {show(entries)}", key="rules")
         return cls(rules=[rule_from_dict(entry, index=i) for i, entry in enumerate(entries)])
 
     @classmethod
     def from_json(cls, text: str | bytes) -> RuleSet:
         """Build a rule set from JSON text (see `from_dict`)."""
-        try:
-            config = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise RuleConfigError(f"the rule config is not JSON ({exc})") from None
-        return cls.from_dict(config)
+        return cls.from_dict(loads(text, RuleConfigError, "the rule config is not JSON"))
 
     def to_dict(self) -> dict[str, Any]:
         """The declarative form; raises `RuleConfigError` for rules that have none."""
@@ -285,15 +282,15 @@ class RuleSet:
 
         ```
         """
-        if section not in _SECTIONS:
+        if section not in SECTIONS:
             raise InvalidArgumentError(
                 f"section must be 'desired' or 'reported', got {describe(section)}"
             )
-        if not _is_count(timestamp):
+        if not is_non_negative_int(timestamp):
             raise InvalidArgumentError(
                 f"timestamp must be a non-negative int (epoch seconds), got {describe(timestamp)}"
             )
-        if not _is_count(desired_version):
+        if not is_non_negative_int(desired_version):
             raise InvalidArgumentError(
                 f"desired_version must be a non-negative int, got {describe(desired_version)}"
             )
@@ -309,7 +306,7 @@ class RuleSet:
             Change(
                 path=path,
                 section=section,
-                old=copy_json(old_value) if old_value is not MISSING else MISSING,
+                old=copy_value(old_value),
                 new=copy_json(new_value) if new_value is not DELETED else DELETED,
                 timestamp=timestamp,
                 old_timestamp=None if old_value is MISSING else _written_at(metadata, path),

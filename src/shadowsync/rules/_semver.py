@@ -9,7 +9,7 @@ import attrs
 
 from shadowsync._json import describe, kind_phrase
 from shadowsync.errors import InvalidArgumentError
-from shadowsync.rules._model import _is_count, _show
+from shadowsync.rules._model import is_non_negative_int, show
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,7 +38,7 @@ def _identifiers(pattern: re.Pattern[str], what: str) -> Callable[[Any, Any, Any
 
 
 def _version_number(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not _is_count(value):
+    if not is_non_negative_int(value):
         raise InvalidArgumentError(
             f"SemanticVersion.{attribute.name} must be a non-negative int, got {describe(value)}"
         )
@@ -87,7 +87,7 @@ class SemanticVersion:
 
         ```
         """
-        problem = _semver_problem(text)
+        problem = semver_problem(text)
         if problem is not None:
             raise InvalidArgumentError(problem)
         match = _SEMVER.fullmatch(text)
@@ -153,11 +153,11 @@ class SemanticVersion:
         return text
 
 
-def _semver_problem(value: object) -> str | None:
+def semver_problem(value: object) -> str | None:
     if not isinstance(value, str):
-        return f"{_show(value)} is {kind_phrase(value)}, not a semantic version string"
+        return f"{show(value)} is {kind_phrase(value)}, not a semantic version string"
     if len(value) > _MAX_VERSION_LENGTH:
-        return f"{_show(value)} is longer than {_MAX_VERSION_LENGTH} characters"
+        return f"{show(value)} is longer than {_MAX_VERSION_LENGTH} characters"
     if _SEMVER.fullmatch(value) is None:
-        return f"{_show(value)} is not a semantic version (MAJOR.MINOR.PATCH, such as 1.4.2)"
+        return f"{show(value)} is not a semantic version (MAJOR.MINOR.PATCH, such as 1.4.2)"
     return None
