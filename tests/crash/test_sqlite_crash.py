@@ -37,11 +37,14 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSI
 
 def _run_and_kill(database: Path, first_n: int, rng: random.Random) -> list[tuple[int, int]]:
     """Start a writer, kill it at a random moment, return the (seq, n) pairs it acknowledged."""
+    # Unbuffered and binary: readline() then reads exactly one line. A buffered reader may take
+    # more lines than the first into its buffer, and communicate() (which reads the raw pipe when
+    # both stdout and stderr are pipes) would never see them: acknowledged lines would be lost.
     child = subprocess.Popen(
         [sys.executable, str(WRITER), str(database), str(first_n)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        text=True,
+        bufsize=0,
     )
     try:
         assert child.stdout is not None
@@ -50,10 +53,11 @@ def _run_and_kill(database: Path, first_n: int, rng: random.Random) -> list[tupl
             time.sleep(rng.uniform(0.0, 0.15))
         else:
             ready = child.stdout.readline()
-            assert ready == "ready\n", child.stderr.read() if child.stderr else ""
+            assert ready == b"ready\n", child.stderr.read() if child.stderr else b""
             time.sleep(rng.uniform(0.0, 0.02))
         child.send_signal(signal.SIGKILL)
-        out, err = child.communicate(timeout=60)
+        raw_out, raw_err = child.communicate(timeout=60)
+        out, err = raw_out.decode(), raw_err.decode()
     finally:
         if child.poll() is None:
             child.kill()
