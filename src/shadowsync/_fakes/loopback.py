@@ -33,8 +33,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from shadowsync import topics
+from shadowsync._device.config import SessionConfig
 from shadowsync._device.queue import OfflineQueue
-from shadowsync._device.session import SessionConfig, SessionState, ShadowSession
+from shadowsync._device.session import ShadowSession
+from shadowsync._device.state import SessionState
 from shadowsync._fakes.service import InMemoryShadowService, ManualClock
 from shadowsync._json import describe, dumps_compact
 from shadowsync.errors import InvalidArgumentError
