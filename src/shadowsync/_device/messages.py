@@ -1,9 +1,10 @@
-"""Reading the messages a device session receives, before the session acts on them.
+"""The messages a device session receives, and the changes the application gives it.
 
 Anything may arrive on a subscribed topic. `read_message` checks the topic and the payload and
 returns either an `Incoming` message for this shadow or the `MessageIgnored` event that says
-why not; the parsers below read the bodies of notifications and rejections. None of them
-raises for bad input from the network.
+why not; `read_notification` and `rejection` read the bodies. None of them raises for bad
+input from the network. `read_changes` checks what the application reports or desires, as
+the service would.
 
 ```pycon
 >>> from shadowsync._limits import DEFAULT_LIMITS
@@ -18,27 +19,39 @@ raises for bad input from the network.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from shadowsync import topics
 from shadowsync._document import ShadowDocument
-from shadowsync._json import decode_payload, describe, normalize_section
-from shadowsync.errors import InvalidArgumentError, ShadowRejectedError, TopicError
+from shadowsync._json import (
+    decode_payload,
+    describe,
+    encoded_size,
+    normalize_section,
+)
+from shadowsync.errors import (
+    InvalidArgumentError,
+    PayloadTooLargeError,
+    ShadowRejectedError,
+    ShadowSyncError,
+    TopicError,
+)
 from shadowsync.events import MessageIgnored
+from shadowsync.rules import ACK_KEY
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from shadowsync._json import JSONObject
     from shadowsync._limits import ShadowLimits
 
 __all__ = [
     "Incoming",
-    "parse_delta",
-    "parse_documents",
+    "Notification",
+    "read_changes",
     "read_message",
+    "read_notification",
     "rejection",
     "rejections",
 ]
@@ -122,8 +135,28 @@ def rejections(ack: object) -> list[Any]:
     return []
 
 
-def parse_delta(body: Mapping[str, Any], limits: ShadowLimits) -> tuple[int, JSONObject]:
-    """The version and state of an ``update/delta`` body; `InvalidArgumentError` if bad."""
+@attrs.frozen(kw_only=True)
+class Notification:
+    """An ``update/delta`` (with ``delta``) or ``update/documents`` (with ``document``)."""
+
+    version: int
+    delta: JSONObject | None = attrs.field(default=None, eq=False)
+    document: ShadowDocument | None = None
+
+
+def read_notification(message: Incoming, limits: ShadowLimits) -> Notification | MessageIgnored:
+    """The delta or documents ``message`` read, or why it is ignored (malformed)."""
+    try:
+        if message.response == "delta":
+            version, delta = _parse_delta(message.body, limits)
+            return Notification(version=version, delta=delta)
+        document = _parse_documents(message.body, limits)
+    except ShadowSyncError as exc:
+        return MessageIgnored(topic=message.shown, reason=f"malformed {message.key}: {exc}")
+    return Notification(version=document.version, document=document)
+
+
+def _parse_delta(body: Mapping[str, Any], limits: ShadowLimits) -> tuple[int, JSONObject]:
     version = body.get("version")
     if type(version) is not int or version < 0:
         raise InvalidArgumentError(f"version is {describe(version)}")
@@ -138,8 +171,7 @@ def parse_delta(body: Mapping[str, Any], limits: ShadowLimits) -> tuple[int, JSO
         raise InvalidArgumentError(f"{exc.message} ({exc.detail})") from None
 
 
-def parse_documents(body: Mapping[str, Any], limits: ShadowLimits) -> ShadowDocument:
-    """The ``current`` document of an ``update/documents`` body; a `ShadowSyncError` if bad."""
+def _parse_documents(body: Mapping[str, Any], limits: ShadowLimits) -> ShadowDocument:
     current = body.get("current")
     if type(current) is not dict:
         raise InvalidArgumentError("current is not an object")
@@ -155,3 +187,22 @@ def parse_documents(body: Mapping[str, Any], limits: ShadowLimits) -> ShadowDocu
         },
         limits=limits,
     )
+
+
+def read_changes(
+    changes: object, *, section: Literal["reported", "desired"], limits: ShadowLimits
+) -> JSONObject:
+    """The application's ``changes`` to ``section`` (``None`` deletes a key), refused with
+    the AWS rejection (400, 413) where the service could never accept them."""
+    if not isinstance(changes, Mapping):
+        raise InvalidArgumentError(f"changes must be an object, got {describe(changes)}")
+    if section == "reported" and ACK_KEY in changes:
+        raise InvalidArgumentError(f"{ACK_KEY!r} is written by the session (acknowledgements)")
+    normalized = normalize_section(changes, section=section, max_depth=limits.max_depth, nulls=True)
+    if section == "reported":
+        size = encoded_size({"reported": normalized})
+        if size > limits.max_document_bytes:
+            raise PayloadTooLargeError(
+                detail=f"the report alone is {size} bytes; the limit is {limits.max_document_bytes}"
+            )
+    return normalized

@@ -3,8 +3,9 @@
 Once the snapshot is in, the session merges three ways what both sides last agreed on (the
 base), the base with the queued intents applied (ours) and the cloud's reported state
 (theirs): `merge_reported`. `plan_updates` turns the queue's replay batches, the merged target
-and the desired patch into the `Planned` updates to send, in order; `needed` then cuts each
-reported update down to what the cloud does not hold yet, just before it is sent.
+and the desired patch into the `Planned` updates to send, in order; `update_body` then cuts
+each reported update down to what the cloud does not hold yet (`needed`), just before it is
+sent; `escalation` is what to hold for review when updates keep meeting version conflicts.
 
 ```pycon
 >>> needed([("hvac", "mode"), ("on",)], {"hvac": {"mode": "cool"}, "on": True},
@@ -33,6 +34,7 @@ from shadowsync._conflict.merge import (
 from shadowsync._device.view import apply_at
 from shadowsync._json import copy_json, copy_object
 from shadowsync._tree import MISSING, Missing, leaves, lookup
+from shadowsync.events import ConflictResolved, ReviewNeeded
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,18 +44,21 @@ if TYPE_CHECKING:
     from shadowsync._document import ShadowDocument
     from shadowsync._json import JSONObject, JSONValue
     from shadowsync._tree import Path
+    from shadowsync.events import Event
     from shadowsync.rules import RuleSet
 
 __all__ = [
     "Planned",
-    "escalation_reviews",
+    "escalation",
     "mark_written",
     "merge_desired",
+    "merge_events",
     "merge_patches",
     "merge_reported",
     "needed",
     "plan_updates",
     "unmark",
+    "update_body",
 ]
 
 
@@ -177,6 +182,22 @@ def merge_reported(
     return unmark(result, base)
 
 
+def merge_events(result: MergeResult, version: int | None) -> list[Event]:
+    """What the application hears of a reported merge against the cloud at ``version``: the
+    conflicts it settled, and those the policy holds for review."""
+    out: list[Event] = []
+    if result.report:
+        out.append(ConflictResolved(report=result.report, section="reported", version=version))
+    if result.reviews:
+        out.append(
+            ReviewNeeded(
+                items=result.reviews,
+                reason="the resolution policy holds these conflicts for review",
+            )
+        )
+    return out
+
+
 def merge_desired(
     *,
     accepted: JSONObject,
@@ -296,6 +317,23 @@ def _put_at(patch: JSONObject, path: Path, value: JSONValue) -> None:
     node[path[-1]] = value
 
 
+def update_body(
+    planned: Planned, cloud: ShadowDocument | None, *, compare_and_set: bool
+) -> dict[str, Any] | None:
+    """The update request that carries ``planned`` to the ``cloud`` as the view knows it, with
+    its version under ``compare_and_set``; ``None`` when the cloud holds all of it already."""
+    state = planned.state
+    if planned.kind == "reported":
+        change = needed(planned.touched, {} if cloud is None else cloud.reported, planned.target)
+        if not change:
+            return None
+        state = {"reported": change}
+    body: dict[str, Any] = {"state": state, "clientToken": planned.token}
+    if compare_and_set and cloud is not None:
+        body["version"] = cloud.version
+    return body
+
+
 def needed(touched: Iterable[Path], theirs: JSONObject, target: JSONObject) -> JSONObject:
     """The update that makes the cloud hold ``target`` at every ``touched`` path.
 
@@ -322,12 +360,15 @@ def needed(touched: Iterable[Path], theirs: JSONObject, target: JSONObject) -> J
 # -- escalation --------------------------------------------------------------------------------
 
 
-def escalation_reviews(
+def escalation(
+    *,
     previous: Iterable[ReviewItem],
     pending: Iterable[Intent],
     theirs: JSONObject,
     base: JSONObject,
-) -> list[ReviewItem]:
+    conflicts: int,
+    max_conflict_retries: int,
+) -> ReviewNeeded:
     """What to hold for a person when updates keep meeting version conflicts: the reviews
     the last merge asked for, then each ``pending`` intent against the cloud's value."""
     items = list(previous)
@@ -347,4 +388,11 @@ def escalation_reviews(
         if item.id not in seen:
             seen.add(item.id)
             items.append(item)
-    return items
+    return ReviewNeeded(
+        items=items,
+        reason=(
+            f"{conflicts} version conflicts in a row (max_conflict_retries is "
+            f"{max_conflict_retries}); syncing is suspended until resume() or a reconnect"
+        ),
+        escalated=True,
+    )

@@ -18,35 +18,30 @@ The session is the event loop; its parts live beside it in this package:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
-
-import attrs
 
 from shadowsync import topics
 from shadowsync._conflict.clocks import HybridLogicalClock
 from shadowsync._conflict.policy import ResolutionPolicy
-from shadowsync._conflict.versioning import MessageClass, classify_message
-from shadowsync._delta import compute_delta
 from shadowsync._device.config import SessionConfig, SessionHealth
+from shadowsync._device.desired import DesiredTracker, Source
 from shadowsync._device.messages import (
     Incoming,
-    parse_delta,
-    parse_documents,
+    read_changes,
     read_message,
+    read_notification,
     rejection,
-    rejections,
 )
 from shadowsync._device.plan import (
     Planned,
-    escalation_reviews,
-    merge_desired,
-    merge_patches,
+    escalation,
+    merge_events,
     merge_reported,
-    needed,
     plan_updates,
+    update_body,
 )
 from shadowsync._device.queue import Intent, OfflineQueue
+from shadowsync._device.requests import Requests
 from shadowsync._device.state import (
     CONNECTED_STATES,
     TRANSITIONS,
@@ -63,45 +58,37 @@ from shadowsync._json import (
     JSONValue,
     copy_object,
     describe,
-    dumps_compact,
-    encoded_size,
-    json_equal,
-    normalize_section,
 )
 from shadowsync._tree import leaves
 from shadowsync._update import apply_update
 from shadowsync._validators import check_now
 from shadowsync.errors import (
     InvalidArgumentError,
-    PayloadTooLargeError,
     ShadowRejectedError,
     ShadowSyncError,
     TopicError,
 )
 from shadowsync.events import (
     AcknowledgementQueued,
-    ConflictResolved,
-    DeltaReceived,
     Dropped,
     Event,
     IntentsConfirmed,
     IntentsQueued,
     MessageIgnored,
-    Publish,
     RequestFailed,
-    ReviewNeeded,
     ShadowDeleted,
     SnapshotReceived,
     StateChanged,
-    Subscribe,
     SyncCompleted,
     UpdateAccepted,
     UpdateRejected,
 )
-from shadowsync.rules import ACK_KEY, Acknowledgement, RuleSet
+from shadowsync.rules import ACK_KEY, RuleSet
 from shadowsync.strategies import OwnerWins, Strategy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+
     from shadowsync._conflict.merge import ReviewItem
     from shadowsync._tree import Path
     from shadowsync.stores import Store
@@ -110,15 +97,6 @@ __all__ = ["ShadowSession"]
 
 _PERMANENT_CODES = frozenset({400, 413, 415})
 _MAX_EARLY = 64
-
-
-@attrs.frozen(kw_only=True)
-class _Request:
-    operation: Literal["get", "update", "delete"]
-    token: str
-    deadline: float
-    planned: Planned | None = None
-    body: dict[str, Any] | None = attrs.field(default=None, eq=False)
 
 
 class ShadowSession:
@@ -183,14 +161,7 @@ class ShadowSession:
             raise InvalidArgumentError("token and random must be callables")
         if rules is not None and not isinstance(rules, RuleSet):
             raise InvalidArgumentError(f"rules must be a RuleSet or None, got {describe(rules)}")
-        if policy is None:
-            policy = ResolutionPolicy(default=OwnerWins())
-        elif not isinstance(policy, ResolutionPolicy):
-            if not isinstance(policy, Strategy):
-                raise InvalidArgumentError(
-                    f"policy must be a ResolutionPolicy or a Strategy, got {describe(policy)}"
-                )
-            policy = ResolutionPolicy(default=policy)
+        policy = _as_policy(policy)
         self.thing_name = thing_name
         self.shadow_name = shadow_name
         if queue is not None and not isinstance(queue, OfflineQueue):
@@ -200,13 +171,17 @@ class ShadowSession:
             if queue is not None
             else OfflineQueue(store, limits=config.queue_limits, shadow_limits=self._limits)
         )
-        self._token = token
+        self._requests = Requests(
+            thing_name,
+            shadow_name,
+            limits=self._limits,
+            token=token,
+            timeout=config.request_timeout,
+        )
         self._random = random
-        self._policy = policy
-        self._rules = rules
+        self._policy: ResolutionPolicy = policy
 
         self._state = SessionState.OFFLINE
-        self._in_flight: _Request | None = None
         self._plan: list[Planned] = []
         self._plan_version: int | None = None
         self._early: list[Incoming] = []
@@ -214,13 +189,8 @@ class ShadowSession:
         self._failures = 0
         self._conflicts = 0
         self._last_sync_at: int | None = None
-        self._delta_since: float | None = None
-        self._desired_since: float | None = None
         self._refresh_wanted = False
-        self._desired_patch: JSONObject = {}
-        self._last_delta: tuple[int, JSONObject] | None = None
         self._last_reviews: tuple[ReviewItem, ...] = ()
-        self._announced: list[Any] = []
         self._drops_seen = self._queue.drop_count
         self._startup: list[Event] = []
 
@@ -229,6 +199,15 @@ class ShadowSession:
         reset = self._view.load()
         if reset is not None:
             self._startup.append(reset)
+        self._desired = DesiredTracker(
+            self._view,
+            policy=policy,
+            rules=rules,
+            acknowledge=config.acknowledge,
+            auto_report=config.auto_report,
+            thing_name=thing_name,
+            shadow_name=shadow_name,
+        )
 
         node = config.node if config.node is not None else thing_name
         own = [i.stamp for i in self._pending() if i.stamp.node == node]
@@ -273,8 +252,8 @@ class ShadowSession:
     def next_deadline(self) -> float | None:
         """When `tick` next has something to do (a timeout or a retry), or ``None``."""
         times = [t for t in (self._retry_at,) if t is not None]
-        if self._in_flight is not None:
-            times.append(self._in_flight.deadline)
+        if self._requests.in_flight is not None:
+            times.append(self._requests.in_flight.deadline)
         return min(times) if times else None
 
     def health(self, now: float) -> SessionHealth:
@@ -282,7 +261,11 @@ class ShadowSession:
         now = check_now(now)
         pending = self._pending()
         oldest = min((i.created_at for i in pending), default=None)
-        since = [t for t in (oldest, self._delta_since, self._desired_since) if t is not None]
+        since = [
+            t
+            for t in (oldest, self._desired.delta_since, self._desired.patch_since)
+            if t is not None
+        ]
         return SessionHealth(
             state=self._state,
             connected=self.connected_now,
@@ -307,23 +290,21 @@ class ShadowSession:
 
         Called while already connected, it counts as a reconnect.
         """
-        now = check_now(now)
-        out = self._take_startup()
+        now, out = self._begin(now)
         if self._state is not SessionState.OFFLINE:
             out += self.disconnected(now)
         self._conflicts = 0
         self._fire(Trigger.CONNECTED, out)
-        out.append(Subscribe(topics=self._subscriptions()))
+        out.append(self._requests.subscribe())
         self._send_get(now, out)
         return out
 
     def disconnected(self, now: float) -> list[Event]:
         """The transport disconnected. In-flight requests are forgotten; the queue keeps all."""
-        check_now(now)
-        out = self._take_startup()
+        now, out = self._begin(now)
         if self._state is SessionState.OFFLINE:
             return out
-        self._in_flight = None
+        self._requests.done()
         self._plan = []
         self._early = []
         self._retry_at = None
@@ -349,22 +330,8 @@ class ShadowSession:
 
         ```
         """
-        now = check_now(now)
-        out = self._take_startup()
-        if not isinstance(changes, Mapping):
-            raise InvalidArgumentError(f"changes must be an object, got {describe(changes)}")
-        if ACK_KEY in changes:
-            raise InvalidArgumentError(f"{ACK_KEY!r} is written by the session (acknowledgements)")
-        section = normalize_section(
-            changes, section="reported", max_depth=self._limits.max_depth, nulls=True
-        )
-        size = encoded_size({"reported": section})
-        if size > self._limits.max_document_bytes:
-            raise PayloadTooLargeError(
-                detail=f"the report alone is {size} bytes; the limit is "
-                f"{self._limits.max_document_bytes}"
-            )
-        changed = leaves(section)
+        now, out = self._begin(now)
+        changed = leaves(read_changes(changes, section="reported", limits=self._limits))
         if not changed:
             return out
         self._put([("report", path, value) for path, value in changed], now, out)
@@ -378,26 +345,18 @@ class ShadowSession:
         Desired changes are kept in memory (not in the durable queue), merged together, and sent
         after the queued reports, with the same version check and retries.
         """
-        now = check_now(now)
-        out = self._take_startup()
-        if not isinstance(changes, Mapping):
-            raise InvalidArgumentError(f"changes must be an object, got {describe(changes)}")
-        section = normalize_section(
-            changes, section="desired", max_depth=self._limits.max_depth, nulls=True
-        )
+        now, out = self._begin(now)
+        section = read_changes(changes, section="desired", limits=self._limits)
         if not section:
             return out
-        merge_patches(self._desired_patch, section)
-        if self._desired_since is None:
-            self._desired_since = now
+        self._desired.change(section, now)
         if self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
         return out
 
     def get(self, now: float) -> list[Event]:
         """Fetch the snapshot again and reconcile (at once if idle, else after the update)."""
-        now = check_now(now)
-        out = self._take_startup()
+        now, out = self._begin(now)
         if self._state is SessionState.IN_SYNC:
             self._fire(Trigger.REFRESH, out)
             self._send_get(now, out)
@@ -410,8 +369,7 @@ class ShadowSession:
 
         Raises `SessionStateError` when offline or while another request is in flight.
         """
-        now = check_now(now)
-        out = self._take_startup()
+        now, out = self._begin(now)
         if Trigger.DELETE not in TRANSITIONS[self._state]:
             raise SessionStateError(
                 f"cannot delete the shadow while {self._state.value}; "
@@ -419,11 +377,7 @@ class ShadowSession:
             )
         self._retry_at = None
         self._fire(Trigger.DELETE, out)
-        token = self._new_token()
-        self._in_flight = _Request(
-            operation="delete", token=token, deadline=now + self._config.request_timeout
-        )
-        out.append(self._publish("delete", {"clientToken": token}))
+        out.append(self._requests.send("delete", now))
         return out
 
     def resume(self, now: float) -> list[Event]:
@@ -431,8 +385,7 @@ class ShadowSession:
 
         Raises `SessionStateError` when offline; does nothing in the other states.
         """
-        now = check_now(now)
-        out = self._take_startup()
+        now, out = self._begin(now)
         if self._state is SessionState.OFFLINE:
             raise SessionStateError("cannot resume while offline; connect first")
         if Trigger.RESUME in TRANSITIONS[self._state]:
@@ -444,13 +397,11 @@ class ShadowSession:
 
     def tick(self, now: float) -> list[Event]:
         """Let time pass: time out requests, retry after backoff, expire old intents."""
-        now = check_now(now)
-        out = self._take_startup()
+        now, out = self._begin(now)
         self._queue.expire(now=int(now))
         self._collect_drops(out)
-        request = self._in_flight
-        if request is not None and now >= request.deadline:
-            self._in_flight = None
+        request = self._requests.timed_out(now)
+        if request is not None:
             out.append(
                 RequestFailed(
                     operation=request.operation,
@@ -481,8 +432,7 @@ class ShadowSession:
         Bad input never raises: a message that is malformed, hostile, stale, for another shadow
         or an answer to a request no longer in flight becomes a `MessageIgnored` event.
         """
-        now = check_now(now)
-        out = self._take_startup()
+        now, out = self._begin(now)
         message = read_message(
             topic,
             payload,
@@ -511,36 +461,16 @@ class ShadowSession:
             out.append(StateChanged(previous=self._state, current=target, trigger=trigger))
         self._state = target
 
-    def _take_startup(self) -> list[Event]:
+    def _begin(self, now: object) -> tuple[float, list[Event]]:
+        """Every call checks its time first; its events start with those of the start-up."""
+        now = check_now(now)
         out, self._startup = self._startup, []
-        return out
-
-    def _subscriptions(self) -> tuple[str, ...]:
-        return tuple(topics.subscriptions(self.thing_name, self.shadow_name, limits=self._limits))
-
-    def _publish(self, operation: topics.Operation, body: Mapping[str, Any]) -> Publish:
-        topic = topics.build(
-            self.thing_name, operation, shadow_name=self.shadow_name, limits=self._limits
-        )
-        return Publish(topic=topic, payload=dumps_compact(body).encode("utf-8"))
-
-    def _new_token(self) -> str:
-        token = self._token()
-        if not isinstance(token, str) or not token:
-            raise InvalidArgumentError(f"the token factory returned {describe(token)}")
-        problem = self._limits.client_token_problem(token)
-        if problem is not None:
-            raise InvalidArgumentError(f"the token factory returned {describe(token)}: {problem}")
-        return token
+        return now, out
 
     def _send_get(self, now: float, out: list[Event]) -> None:
-        token = self._new_token()
-        self._in_flight = _Request(
-            operation="get", token=token, deadline=now + self._config.request_timeout
-        )
+        out.append(self._requests.send("get", now))
         self._early = []
         self._view.expect_snapshot()
-        out.append(self._publish("get", {"clientToken": token}))
 
     def _fail(self, now: float, out: list[Event]) -> None:
         """A transient failure: back off, then refetch."""
@@ -549,12 +479,6 @@ class ShadowSession:
         delay = self._config.backoff.delay(self._failures - 1, self._random)
         self._retry_at = now + delay
         self._fire(Trigger.FAILED, out)
-
-    def _matches(self, operation: str, body: Mapping[str, Any]) -> _Request | None:
-        request = self._in_flight
-        if request is None or request.operation != operation:
-            return None
-        return request if body.get("clientToken") == request.token else None
 
     # -- internals: the queue --------------------------------------------------------------
 
@@ -615,73 +539,21 @@ class ShadowSession:
         self._view.persist()
         self._sync_step(now, out)
 
-    def _evaluate_desired(
-        self, now: float, out: list[Event], *, source: Literal["snapshot", "delta", "other"]
-    ) -> None:
+    def _evaluate_desired(self, now: float, out: list[Event], *, source: Source) -> None:
         """Judge the cloud's desired state with the rules; emit the delta; queue reports/acks."""
-        view = self._view
-        theirs = view.theirs_desired()
-        version = view.desired_version()
-        result = merge_desired(
-            accepted=view.accepted_desired,
-            metadata=view.accepted_metadata,
-            theirs=theirs,
-            version=version,
-            policy=self._policy,
-            rules=self._rules,
-            now=now,
-            thing_name=self.thing_name,
-            shadow_name=self.shadow_name,
+        judgement = self._desired.judge(now, self._pending)
+        if judgement.conflicts is not None:
+            out.append(judgement.conflicts)
+        if judgement.ack is not None:
+            self._put([("ack", (ACK_KEY,), judgement.ack.to_dict())], now, out)
+            out.append(AcknowledgementQueued(acknowledgement=judgement.ack))
+        delta, report = self._desired.announce(
+            judgement, self.device_reported(), now, source=source
         )
-        view.accept_desired(result.merged, theirs)
-        outcome = result.rule_outcome
-        rejected = () if outcome is None else outcome.acknowledgement.rejected
-        if outcome is not None:
-            wanted = [{"path": r.pointer, "rule": r.rule, "reason": r.reason} for r in rejected]
-            if result.report and wanted != self._announced:
-                out.append(
-                    ConflictResolved(report=result.report, section="desired", version=version)
-                )
-            self._announced = wanted
-            if self._config.acknowledge and wanted != self._current_rejections():
-                ack = Acknowledgement(
-                    desired_version=version,
-                    timestamp=int(now),
-                    applied=outcome.acknowledgement.applied,
-                    rejected=rejected,
-                )
-                self._put([("ack", (ACK_KEY,), ack.to_dict())], now, out)
-                out.append(AcknowledgementQueued(acknowledgement=ack))
-        delta = compute_delta(view.accepted_desired, self.device_reported())
-        if not delta:
-            self._delta_since = None
-            return
-        auto = self._config.auto_report
-        # Announce what the device has to apply when it changed; on every snapshot (a reconnect:
-        # the application may have lost it); and when a delta comes again at a version already
-        # announced (re-evaluated, never dropped as a duplicate).
-        last = self._last_delta
-        if (
-            last is None
-            or last[1] != delta
-            or source == "snapshot"
-            or (source == "delta" and version <= last[0])
-        ):
-            self._last_delta = (version, copy_object(delta))
-            out.append(
-                DeltaReceived(state=delta, version=version, rejected=rejected, auto_reported=auto)
-            )
-        if auto:
-            self._put([("report", path, value) for path, value in leaves(delta)], now, out)
-            self._delta_since = None
-        elif self._delta_since is None:
-            self._delta_since = now
-
-    def _current_rejections(self) -> list[Any]:
-        for intent in reversed(self._pending()):
-            if intent.kind == "ack" and isinstance(intent.value, dict):
-                return rejections(intent.value)
-        return rejections(self._view.theirs_reported.get(ACK_KEY))
+        if delta is not None:
+            out.append(delta)
+        if report:
+            self._put([("report", path, value) for path, value in leaves(report)], now, out)
 
     def _sync_step(self, now: float, out: list[Event], *, again: bool = True) -> None:
         """Decide what to do next when no request is in flight: refetch, publish or rest."""
@@ -692,9 +564,9 @@ class ShadowSession:
             SessionState.DELETING,
         ):
             return
-        if self._in_flight is not None:
+        if self._requests.in_flight is not None:
             return
-        pending = bool(self._plan) or bool(self._desired_patch) or bool(self._pending())
+        pending = bool(self._plan) or bool(self._desired.patch) or bool(self._pending())
         if self._refresh_wanted or (pending and not self._view.is_fresh()):
             # Never plan against a view that may be behind: what to send depends on it.
             self._refresh_wanted = False
@@ -733,7 +605,7 @@ class ShadowSession:
         return bool(self._pending())
 
     def _synced(self, now: float, out: list[Event]) -> None:
-        if self._pending() or self._desired_patch:
+        if self._pending() or self._desired.patch:
             return
         self._view.rebase()
         self._failures = 0
@@ -746,7 +618,7 @@ class ShadowSession:
         """Merge snapshot, base and queued intents; return the updates to send, in order."""
         batches = self._queue.replay(
             now=int(now),
-            token=self._new_token,
+            token=self._requests.new_token,
             thing_name=self.thing_name,
             shadow_name=self.shadow_name,
         )
@@ -763,25 +635,15 @@ class ShadowSession:
                 thing_name=self.thing_name,
                 shadow_name=self.shadow_name,
             )
-            if result.report:
-                out.append(
-                    ConflictResolved(report=result.report, section="reported", version=version)
-                )
+            out += merge_events(result, version)
             self._last_reviews = result.reviews
-            if result.reviews:
-                out.append(
-                    ReviewNeeded(
-                        items=result.reviews,
-                        reason="the resolution policy holds these conflicts for review",
-                    )
-                )
             target = result.merged
         plan = plan_updates(
             batches=batches,
             target=target,
-            desired_patch=self._desired_patch,
+            desired_patch=self._desired.patch,
             create_first=cloud is None and self._config.compare_and_set,
-            token=self._new_token,
+            token=self._requests.new_token,
         )
         self._plan_version = version
         return plan
@@ -790,33 +652,20 @@ class ShadowSession:
         """Publish ``planned``; or settle it without sending when the cloud already holds it,
         or refuse it when the pre-flight check against the known document fails."""
         cloud = self._view.document
-        state = planned.state
-        if planned.kind == "reported":
-            change = needed(planned.touched, self._view.theirs_reported, planned.target)
-            if not change:
-                seqs = self._queue.confirm(planned.token)
-                if seqs:
-                    out.append(
-                        IntentsConfirmed(seqs=seqs, client_token=None, version=self._view.version)
-                    )
-                return False
-            state = {"reported": change}
-        body: dict[str, Any] = {"state": state, "clientToken": planned.token}
-        if self._config.compare_and_set and cloud is not None:
-            body["version"] = cloud.version
+        body = update_body(planned, cloud, compare_and_set=self._config.compare_and_set)
+        if body is None:
+            seqs = self._queue.confirm(planned.token)
+            if seqs:
+                out.append(
+                    IntentsConfirmed(seqs=seqs, client_token=None, version=self._view.version)
+                )
+            return False
         try:
             apply_update(cloud, body, timestamp=int(now), limits=self._limits, previous_version=0)
         except ShadowRejectedError as exc:
             self._refuse(planned, exc.code, exc.message, now, out, local=True)
             return False
-        self._in_flight = _Request(
-            operation="update",
-            token=planned.token,
-            deadline=now + self._config.request_timeout,
-            planned=planned,
-            body=body,
-        )
-        out.append(self._publish("update", body))
+        out.append(self._requests.send_update(planned, body, now))
         return True
 
     def _refuse(
@@ -838,19 +687,13 @@ class ShadowSession:
             self._queue.fail(planned.token, reason=f"{code} {message}", now=int(now))
             self._collect_drops(out)
         elif planned.kind == "desired":
-            self._desired_sent(planned)
-
-    def _desired_sent(self, planned: Planned) -> None:
-        """The desired patch of ``planned`` is settled: forget it unless it changed since."""
-        if json_equal(self._desired_patch, planned.state["desired"]):
-            self._desired_patch = {}
-            self._desired_since = None
+            self._desired.sent(planned.state)
 
     # -- internals: message handlers -------------------------------------------------------
 
     def _on_get(self, message: Incoming, now: float, out: list[Event]) -> None:
         body = message.body
-        request = self._matches("get", body)
+        request = self._requests.answered("get", body)
         if request is None:
             out.append(MessageIgnored(topic=message.shown, reason="an answer to no GET in flight"))
             return
@@ -858,7 +701,7 @@ class ShadowSession:
             try:
                 document = ShadowDocument.from_dict(body, limits=self._limits)
             except ShadowSyncError as exc:
-                self._in_flight = None
+                self._requests.done()
                 out.append(
                     RequestFailed(
                         operation="get",
@@ -868,11 +711,11 @@ class ShadowSession:
                 )
                 self._fail(now, out)
                 return
-            self._in_flight = None
+            self._requests.done()
             self._take_snapshot(document, now, out)
             return
         code, reason = rejection(body)
-        self._in_flight = None
+        self._requests.done()
         if code == 404:
             self._take_snapshot(None, now, out)
             return
@@ -883,7 +726,7 @@ class ShadowSession:
 
     def _on_update(self, message: Incoming, now: float, out: list[Event]) -> None:
         body = message.body
-        request = self._matches("update", body)
+        request = self._requests.answered("update", body)
         version = body.get("version")
         if request is None:
             if message.accepted and type(version) is int and version >= 0:
@@ -902,11 +745,11 @@ class ShadowSession:
                 reason = "update/accepted without a version"
                 out.append(MessageIgnored(topic=message.shown, reason=reason))
                 return
-            self._in_flight = None
+            self._requests.done()
             self._accepted(planned, request.body, version, body.get("timestamp"), now, out)
             return
         code, reason = rejection(body)
-        self._in_flight = None
+        self._requests.done()
         if code == 409:
             self._view.doubt()
             self._conflicts += 1
@@ -947,34 +790,26 @@ class ShadowSession:
             if seqs:
                 out.append(IntentsConfirmed(seqs=seqs, client_token=planned.token, version=version))
         elif planned.kind == "desired":
-            self._desired_sent(planned)
+            self._desired.sent(planned.state)
         self._view.persist()
         self._sync_step(now, out)
 
     def _escalate(self, out: list[Event]) -> None:
-        items = escalation_reviews(
-            self._last_reviews,
-            self._pending(),
-            self._view.theirs_reported,
-            self._view.base_reported,
+        review = escalation(
+            previous=self._last_reviews,
+            pending=self._pending(),
+            theirs=self._view.theirs_reported,
+            base=self._view.base_reported,
+            conflicts=self._conflicts,
+            max_conflict_retries=self._config.max_conflict_retries,
         )
         self._plan = []
         self._fire(Trigger.ESCALATE, out)
-        out.append(
-            ReviewNeeded(
-                items=items,
-                reason=(
-                    f"{self._conflicts} version conflicts in a row (max_conflict_retries is "
-                    f"{self._config.max_conflict_retries}); syncing is suspended until resume() "
-                    "or a reconnect"
-                ),
-                escalated=True,
-            )
-        )
+        out.append(review)
 
     def _on_delete(self, message: Incoming, now: float, out: list[Event]) -> None:
         body = message.body
-        request = self._matches("delete", body)
+        request = self._requests.answered("delete", body)
         version = body.get("version")
         version = version if type(version) is int and version >= 0 else None
         if request is None:
@@ -991,7 +826,7 @@ class ShadowSession:
             if self._state is SessionState.IN_SYNC:
                 self._sync_step(now, out)
             return
-        self._in_flight = None
+        self._requests.done()
         if not message.accepted:
             code, reason = rejection(body)
             if code != 404:
@@ -1007,8 +842,7 @@ class ShadowSession:
 
     def _deleted(self, version: int | None, *, by_us: bool, out: list[Event]) -> None:
         self._view.forget()
-        self._last_delta = None
-        self._delta_since = None
+        self._desired.forget()
         self._view.persist()
         out.append(ShadowDeleted(version=version, by_us=by_us))
 
@@ -1033,33 +867,32 @@ class ShadowSession:
                 self._refresh_wanted = True
             self._early.append(message)
             return
-        shown, view = message.shown, self._view
-        try:
-            if message.response == "delta":
-                version, delta = parse_delta(message.body, self._limits)
-                document = None
-            else:
-                document = parse_documents(message.body, self._limits)
-                version, delta = document.version, None
-        except ShadowSyncError as exc:
-            out.append(MessageIgnored(topic=shown, reason=f"malformed {message.key}: {exc}"))
+        notification = read_notification(message, self._limits)
+        if isinstance(notification, MessageIgnored):
+            out.append(notification)
             return
-        if floor is not None and version <= floor:
-            out.append(MessageIgnored(topic=shown, reason=f"covered by snapshot {floor}"))
+        reason = self._view.ignores(notification.version, floor=floor)
+        if reason is not None:
+            out.append(MessageIgnored(topic=message.shown, reason=reason))
             return
-        kind = classify_message(version, view.last_seen)
-        if kind is MessageClass.STALE:
-            reason = f"stale: version {version} < {view.last_seen} seen"
-            out.append(MessageIgnored(topic=shown, reason=reason))
-            return
-        if document is not None:
-            view.take_document(document)
-        elif delta is not None:
-            view.apply_delta(version, delta)
-        if kind is MessageClass.GAP and document is None:
-            self._refresh_wanted = True
-        view.see(version)
-        self._evaluate_desired(now, out, source="delta" if document is None else "other")
-        view.persist()
+        if self._view.take_notification(notification):
+            self._refresh_wanted = True  # versions were missed: fetch the snapshot
+        source: Source = "delta" if notification.document is None else "other"
+        self._evaluate_desired(now, out, source=source)
+        self._view.persist()
         if early_ok and self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
+
+
+def _as_policy(policy: object) -> ResolutionPolicy:
+    """The resolution policy for ``policy``: a strategy applies everywhere; the default is
+    `OwnerWins` (the device owns its reported state)."""
+    if policy is None:
+        return ResolutionPolicy(default=OwnerWins())
+    if isinstance(policy, ResolutionPolicy):
+        return policy
+    if not isinstance(policy, Strategy):
+        raise InvalidArgumentError(
+            f"policy must be a ResolutionPolicy or a Strategy, got {describe(policy)}"
+        )
+    return ResolutionPolicy(default=policy)

@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from shadowsync._conflict.merge import same
+from shadowsync._conflict.versioning import MessageClass, classify_message
 from shadowsync._document import ShadowDocument
 from shadowsync._json import copy_json, copy_object, describe, normalize_section
 from shadowsync._tree import MISSING, nest
@@ -38,6 +39,7 @@ from shadowsync.events import CacheReset
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from shadowsync._device.messages import Notification
     from shadowsync._device.queue import Intent
     from shadowsync._json import JSONObject, JSONValue
     from shadowsync._limits import ShadowLimits
@@ -79,7 +81,7 @@ class CloudView:
     them), `is_fresh`, `theirs_desired`, `desired_version`, `device_reported`.
 
     Changing: `load` and `persist` (the cache), `see` (a version was mentioned), `expect_snapshot`,
-    `take_snapshot`, `take_document`, `apply_delta`, `take_update` (what the cloud said),
+    `take_snapshot`, `take_notification` (after `ignores`), `take_update` (what the cloud said),
     `accept_desired`, `rebase` (what the device agreed to), `doubt` (the view may be behind)
     and `forget` (the shadow was deleted).
     """
@@ -247,7 +249,28 @@ class CloudView:
         elif document is not None:
             self.see(document.version)  # newer messages arrived meanwhile: the view is behind
 
-    def take_document(self, document: ShadowDocument) -> None:
+    def ignores(self, version: int, *, floor: int | None) -> str | None:
+        """Why a notification at ``version`` adds nothing (``None`` if it may): it is covered by
+        the snapshot at ``floor``, or older than a version already seen."""
+        if floor is not None and version <= floor:
+            return f"covered by snapshot {floor}"
+        if classify_message(version, self._last_seen) is MessageClass.STALE:
+            return f"stale: version {version} < {self._last_seen} seen"
+        return None
+
+    def take_notification(self, notification: Notification) -> bool:
+        """Take a delta or documents notification that is not stale; whether versions were
+        missed before it (a delta after a gap: the view cannot be trusted until refetched)."""
+        version, document = notification.version, notification.document
+        kind = classify_message(version, self._last_seen)
+        if document is not None:
+            self._take_document(document)
+        elif notification.delta is not None:
+            self.apply_delta(version, notification.delta)
+        self.see(version)
+        return kind is MessageClass.GAP and document is None
+
+    def _take_document(self, document: ShadowDocument) -> None:
         """The current document of an ``update/documents`` message, unless the view is newer."""
         if self._cloud is None or document.version >= self._cloud.version:
             self._cloud = document
