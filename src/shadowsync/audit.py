@@ -54,6 +54,7 @@ from shadowsync._json import (
 )
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH
 from shadowsync._patch import apply_json_patch, make_json_patch
+from shadowsync._validators import count
 from shadowsync.errors import (
     InvalidArgumentError,
     InvalidDocumentError,
@@ -119,7 +120,6 @@ class AuditLogError(InvalidDocumentError):
 # Field validation
 # --------------------------------------------------------------------------------------------
 
-_MAX_COUNT = 2**63 - 1  # versions and timestamps are 64-bit on the service
 _MAX_NESTING = 64  # bounds the recursion over patches and details
 _INT_BITS_CHECK = 14_000  # ints this large may exceed the int -> str digit limit
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -151,13 +151,6 @@ def _thing_name(instance: object, attribute: attrs.Attribute[Any], value: object
 
 def _shadow_name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     _check_shadow_name(value)
-
-
-def _count(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if type(value) is not int or not 0 <= value <= _MAX_COUNT:
-        raise InvalidArgumentError(
-            f"{attribute.name} must be a non-negative int, got {describe(value)}"
-        )
 
 
 def _one_of(choices: tuple[str, ...]) -> Any:
@@ -416,8 +409,8 @@ class HistoryRecord:
 
     thing_name: str = attrs.field(validator=_thing_name)
     shadow_name: str | None = attrs.field(validator=_shadow_name)
-    version: int = attrs.field(validator=_count)
-    timestamp: int = attrs.field(validator=_count)
+    version: int = attrs.field(validator=count)
+    timestamp: int = attrs.field(validator=count)
     change_type: ChangeType = attrs.field(validator=_one_of(CHANGE_TYPES))
     patch: list[dict[str, Any]] = attrs.field(converter=_patch_operations)
     decision: Decision = attrs.field(validator=_one_of(DECISIONS))
