@@ -32,16 +32,9 @@ from shadowsync._device.messages import (
     read_notification,
     rejection,
 )
-from shadowsync._device.plan import (
-    Planned,
-    escalation,
-    merge_events,
-    merge_reported,
-    plan_updates,
-    update_body,
-)
+from shadowsync._device.outbox import Outbox
 from shadowsync._device.queue import Intent, OfflineQueue
-from shadowsync._device.requests import Requests
+from shadowsync._device.requests import Request, Requests
 from shadowsync._device.state import (
     CONNECTED_STATES,
     TRANSITIONS,
@@ -60,19 +53,15 @@ from shadowsync._json import (
     describe,
 )
 from shadowsync._tree import leaves
-from shadowsync._update import apply_update
 from shadowsync._validators import check_now
 from shadowsync.errors import (
     InvalidArgumentError,
-    ShadowRejectedError,
     ShadowSyncError,
     TopicError,
 )
 from shadowsync.events import (
     AcknowledgementQueued,
-    Dropped,
     Event,
-    IntentsConfirmed,
     IntentsQueued,
     MessageIgnored,
     RequestFailed,
@@ -89,7 +78,9 @@ from shadowsync.strategies import OwnerWins, Strategy
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-    from shadowsync._conflict.merge import ReviewItem
+    from shadowsync._device.plan import (
+        Planned,
+    )
     from shadowsync._tree import Path
     from shadowsync.stores import Store
 
@@ -179,19 +170,14 @@ class ShadowSession:
             timeout=config.request_timeout,
         )
         self._random = random
-        self._policy: ResolutionPolicy = policy
 
         self._state = SessionState.OFFLINE
-        self._plan: list[Planned] = []
-        self._plan_version: int | None = None
         self._early: list[Incoming] = []
         self._retry_at: float | None = None
         self._failures = 0
         self._conflicts = 0
         self._last_sync_at: int | None = None
         self._refresh_wanted = False
-        self._last_reviews: tuple[ReviewItem, ...] = ()
-        self._drops_seen = self._queue.drop_count
         self._startup: list[Event] = []
 
         # What the device knows of the cloud, and the last state both sides agreed on.
@@ -208,9 +194,20 @@ class ShadowSession:
             thing_name=thing_name,
             shadow_name=shadow_name,
         )
+        self._outbox = Outbox(
+            self._queue,
+            self._view,
+            self._desired,
+            policy=policy,
+            compare_and_set=config.compare_and_set,
+            limits=self._limits,
+            token=self._requests.new_token,
+            thing_name=thing_name,
+            shadow_name=shadow_name,
+        )
 
         node = config.node if config.node is not None else thing_name
-        own = [i.stamp for i in self._pending() if i.stamp.node == node]
+        own = [i.stamp for i in self._outbox.pending() if i.stamp.node == node]
         self._hlc = HybridLogicalClock(node, last=max(own) if own else None)
 
     # -- introspection ---------------------------------------------------------------------
@@ -247,7 +244,7 @@ class ShadowSession:
 
     def device_reported(self) -> JSONObject:
         """The reported state as the device sees it: the cloud's plus every queued intent."""
-        return self._view.device_reported(self._pending())
+        return self._view.device_reported(self._outbox.pending())
 
     def next_deadline(self) -> float | None:
         """When `tick` next has something to do (a timeout or a retry), or ``None``."""
@@ -259,7 +256,7 @@ class ShadowSession:
     def health(self, now: float) -> SessionHealth:
         """The session's health at ``now``: a stuck sync shows as failures and growing ages."""
         now = check_now(now)
-        pending = self._pending()
+        pending = self._outbox.pending()
         oldest = min((i.created_at for i in pending), default=None)
         since = [
             t
@@ -305,7 +302,7 @@ class ShadowSession:
         if self._state is SessionState.OFFLINE:
             return out
         self._requests.done()
-        self._plan = []
+        self._outbox.forget_plan()
         self._early = []
         self._retry_at = None
         self._view.doubt()
@@ -398,20 +395,13 @@ class ShadowSession:
     def tick(self, now: float) -> list[Event]:
         """Let time pass: time out requests, retry after backoff, expire old intents."""
         now, out = self._begin(now)
-        self._queue.expire(now=int(now))
-        self._collect_drops(out)
+        self._outbox.expire(now, out)
         request = self._requests.timed_out(now)
         if request is not None:
-            out.append(
-                RequestFailed(
-                    operation=request.operation,
-                    reason=f"no answer within {self._config.request_timeout:g} s",
-                    client_token=request.token,
-                )
-            )
             if request.operation == "update":
                 self._view.doubt()  # it may have been applied
-            self._fail(now, out)
+            reason = f"no answer within {self._config.request_timeout:g} s"
+            self._fail(now, out, request, reason)
         if (
             self._state is SessionState.BACKOFF
             and self._retry_at is not None
@@ -472,32 +462,33 @@ class ShadowSession:
         self._early = []
         self._view.expect_snapshot()
 
-    def _fail(self, now: float, out: list[Event]) -> None:
-        """A transient failure: back off, then refetch."""
+    def _fail(
+        self,
+        now: float,
+        out: list[Event],
+        request: Request | None = None,
+        reason: str = "",
+        *,
+        code: int | None = None,
+    ) -> None:
+        """A transient failure (of ``request``, when given, for ``reason``): back off, then
+        refetch."""
+        if request is not None:
+            out.append(
+                RequestFailed(
+                    operation=request.operation,
+                    reason=reason,
+                    code=code,
+                    client_token=request.token,
+                )
+            )
         self._failures += 1
-        self._plan = []
+        self._outbox.forget_plan()
         delay = self._config.backoff.delay(self._failures - 1, self._random)
         self._retry_at = now + delay
         self._fire(Trigger.FAILED, out)
 
     # -- internals: the queue --------------------------------------------------------------
-
-    def _pending(self) -> list[Intent]:
-        """This shadow's queued intents in the order the queue composes them."""
-        intents = self._queue.pending(self.thing_name, self.shadow_name)
-        return sorted(intents, key=lambda intent: (intent.stamp, intent.seq))
-
-    def _collect_drops(self, out: list[Event]) -> None:
-        fresh = self._queue.drops(since=self._drops_seen)
-        self._drops_seen = self._queue.drop_count
-        mine = tuple(
-            record
-            for record in fresh
-            if (record.intent.thing_name, record.intent.shadow_name)
-            == (self.thing_name, self.shadow_name)
-        )
-        if mine:
-            out.append(Dropped(records=mine))
 
     def _put(
         self,
@@ -521,7 +512,7 @@ class ShadowSession:
                 queued.append(intent._queued(result.seq))
         if queued:
             out.append(IntentsQueued(intents=queued))
-        self._collect_drops(out)  # refusals included: put records them as drops
+        self._outbox.collect_drops(out)  # refusals included: put records them as drops
         return queued
 
     # -- internals: snapshot, desired state, plan ------------------------------------------
@@ -530,7 +521,7 @@ class ShadowSession:
         out.append(SnapshotReceived(version=None if document is None else document.version))
         self._view.take_snapshot(document)
         self._refresh_wanted = False
-        self._plan = []
+        self._outbox.forget_plan()
         self._evaluate_desired(now, out, source="snapshot")
         early, self._early = self._early, []
         floor = None if document is None else document.version
@@ -541,7 +532,7 @@ class ShadowSession:
 
     def _evaluate_desired(self, now: float, out: list[Event], *, source: Source) -> None:
         """Judge the cloud's desired state with the rules; emit the delta; queue reports/acks."""
-        judgement = self._desired.judge(now, self._pending)
+        judgement = self._desired.judge(now, self._outbox.pending)
         if judgement.conflicts is not None:
             out.append(judgement.conflicts)
         if judgement.ack is not None:
@@ -566,26 +557,18 @@ class ShadowSession:
             return
         if self._requests.in_flight is not None:
             return
-        pending = bool(self._plan) or bool(self._desired.patch) or bool(self._pending())
+        pending = self._outbox.has_work()
         if self._refresh_wanted or (pending and not self._view.is_fresh()):
             # Never plan against a view that may be behind: what to send depends on it.
             self._refresh_wanted = False
             self._fire(Trigger.REFRESH, out)
             self._send_get(now, out)
             return
-        if pending:
-            if self._plan and self._plan_version != self._view.version:
-                self._plan = []  # the cloud moved since the merge: merge again
-            # Each round sends an update or settles one without sending, so this ends.
-            for _ in range(10_000):
-                if not self._plan:
-                    self._plan = self._make_plan(now, out)
-                if not self._plan:
-                    break
-                planned = self._plan.pop(0)
-                if self._send_update(planned, now, out):
-                    self._fire(Trigger.PUBLISH, out)
-                    return
+        update = self._outbox.next_update(now, out) if pending else None
+        if update is not None:
+            out.append(self._requests.send_update(*update, now))
+            self._fire(Trigger.PUBLISH, out)
+            return
         if self._state is SessionState.IN_SYNC and not pending:
             return
         if again and self._reevaluate(now, out):
@@ -599,13 +582,13 @@ class ShadowSession:
 
     def _reevaluate(self, now: float, out: list[Event]) -> bool:
         """Evaluate the desired state again; whether that queued anything."""
-        if not (self._config.auto_report or self._config.acknowledge) or self._pending():
+        if not (self._config.auto_report or self._config.acknowledge) or self._outbox.pending():
             return False
         self._evaluate_desired(now, out, source="other")
-        return bool(self._pending())
+        return bool(self._outbox.pending())
 
     def _synced(self, now: float, out: list[Event]) -> None:
-        if self._pending() or self._desired.patch:
+        if self._outbox.pending() or self._desired.patch:
             return
         self._view.rebase()
         self._failures = 0
@@ -613,81 +596,6 @@ class ShadowSession:
         self._last_sync_at = int(now)
         self._view.persist()
         out.append(SyncCompleted(version=self._view.version, at=int(now)))
-
-    def _make_plan(self, now: float, out: list[Event]) -> list[Planned]:
-        """Merge snapshot, base and queued intents; return the updates to send, in order."""
-        batches = self._queue.replay(
-            now=int(now),
-            token=self._requests.new_token,
-            thing_name=self.thing_name,
-            shadow_name=self.shadow_name,
-        )
-        self._collect_drops(out)
-        cloud = self._view.document
-        version = self._view.version
-        target: JSONObject = {}
-        if batches:
-            result = merge_reported(
-                base=self._view.base_reported,
-                pending=self._pending(),
-                cloud=cloud,
-                policy=self._policy,
-                thing_name=self.thing_name,
-                shadow_name=self.shadow_name,
-            )
-            out += merge_events(result, version)
-            self._last_reviews = result.reviews
-            target = result.merged
-        plan = plan_updates(
-            batches=batches,
-            target=target,
-            desired_patch=self._desired.patch,
-            create_first=cloud is None and self._config.compare_and_set,
-            token=self._requests.new_token,
-        )
-        self._plan_version = version
-        return plan
-
-    def _send_update(self, planned: Planned, now: float, out: list[Event]) -> bool:
-        """Publish ``planned``; or settle it without sending when the cloud already holds it,
-        or refuse it when the pre-flight check against the known document fails."""
-        cloud = self._view.document
-        body = update_body(planned, cloud, compare_and_set=self._config.compare_and_set)
-        if body is None:
-            seqs = self._queue.confirm(planned.token)
-            if seqs:
-                out.append(
-                    IntentsConfirmed(seqs=seqs, client_token=None, version=self._view.version)
-                )
-            return False
-        try:
-            apply_update(cloud, body, timestamp=int(now), limits=self._limits, previous_version=0)
-        except ShadowRejectedError as exc:
-            self._refuse(planned, exc.code, exc.message, now, out, local=True)
-            return False
-        out.append(self._requests.send_update(planned, body, now))
-        return True
-
-    def _refuse(
-        self,
-        planned: Planned,
-        code: int,
-        message: str,
-        now: float,
-        out: list[Event],
-        *,
-        local: bool,
-    ) -> None:
-        out.append(
-            UpdateRejected(
-                code=code, message=message, client_token=planned.token, permanent=True, local=local
-            )
-        )
-        if planned.kind == "reported":
-            self._queue.fail(planned.token, reason=f"{code} {message}", now=int(now))
-            self._collect_drops(out)
-        elif planned.kind == "desired":
-            self._desired.sent(planned.state)
 
     # -- internals: message handlers -------------------------------------------------------
 
@@ -702,14 +610,7 @@ class ShadowSession:
                 document = ShadowDocument.from_dict(body, limits=self._limits)
             except ShadowSyncError as exc:
                 self._requests.done()
-                out.append(
-                    RequestFailed(
-                        operation="get",
-                        reason=f"unreadable snapshot: {exc}",
-                        client_token=request.token,
-                    )
-                )
-                self._fail(now, out)
+                self._fail(now, out, request, f"unreadable snapshot: {exc}")
                 return
             self._requests.done()
             self._take_snapshot(document, now, out)
@@ -719,10 +620,7 @@ class ShadowSession:
         if code == 404:
             self._take_snapshot(None, now, out)
             return
-        out.append(
-            RequestFailed(operation="get", reason=reason, code=code, client_token=request.token)
-        )
-        self._fail(now, out)
+        self._fail(now, out, request, reason, code=code)
 
     def _on_update(self, message: Incoming, now: float, out: list[Event]) -> None:
         body = message.body
@@ -758,13 +656,13 @@ class ShadowSession:
                 self._escalate(out)
                 return
             self._failures += 1
-            self._plan = []
+            self._outbox.forget_plan()
             delay = self._config.backoff.delay(self._conflicts - 1, self._random)
             self._retry_at = now + delay
             self._fire(Trigger.CONFLICT, out)
             return
         if code in _PERMANENT_CODES:
-            self._refuse(planned, code, reason, now, out, local=False)
+            self._outbox.refuse(planned, code, reason, now, out, local=False)
             self._sync_step(now, out)
             return
         out.append(UpdateRejected(code=code, message=reason, client_token=planned.token))
@@ -783,27 +681,16 @@ class ShadowSession:
         self._view.take_update(
             request, version=version, timestamp=timestamp, create=planned.kind == "create"
         )
-        self._plan_version = version
         out.append(UpdateAccepted(client_token=planned.token, version=version))
-        if planned.kind == "reported":
-            seqs = self._queue.confirm(planned.token)
-            if seqs:
-                out.append(IntentsConfirmed(seqs=seqs, client_token=planned.token, version=version))
-        elif planned.kind == "desired":
-            self._desired.sent(planned.state)
+        self._outbox.accepted(planned, version, out)
         self._view.persist()
         self._sync_step(now, out)
 
     def _escalate(self, out: list[Event]) -> None:
-        review = escalation(
-            previous=self._last_reviews,
-            pending=self._pending(),
-            theirs=self._view.theirs_reported,
-            base=self._view.base_reported,
-            conflicts=self._conflicts,
-            max_conflict_retries=self._config.max_conflict_retries,
+        review = self._outbox.escalation(
+            conflicts=self._conflicts, max_conflict_retries=self._config.max_conflict_retries
         )
-        self._plan = []
+        self._outbox.forget_plan()
         self._fire(Trigger.ESCALATE, out)
         out.append(review)
 
@@ -830,12 +717,7 @@ class ShadowSession:
         if not message.accepted:
             code, reason = rejection(body)
             if code != 404:
-                out.append(
-                    RequestFailed(
-                        operation="delete", reason=reason, code=code, client_token=request.token
-                    )
-                )
-                self._fail(now, out)
+                self._fail(now, out, request, reason, code=code)
                 return
         self._deleted(version, by_us=True, out=out)
         self._sync_step(now, out)
