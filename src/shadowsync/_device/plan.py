@@ -1,8 +1,9 @@
 """Planning the updates a device session sends, as pure functions of what it knows.
 
-Once the snapshot is in, the session merges three ways what both sides last agreed on (the
+Once the snapshot is in, the outbox merges three ways what both sides last agreed on (the
 base), the base with the queued intents applied (ours) and the cloud's reported state
-(theirs): `merge_reported`. `plan_updates` turns the queue's replay batches, the merged target
+(theirs): `merge_reported`; the desired state is judged the same way (`merge_desired`, with
+the business rules). `plan_updates` turns the queue's replay batches, the merged target
 and the desired patch into the `Planned` updates to send, in order; `update_body` then cuts
 each reported update down to what the cloud does not hold yet (`needed`), just before it is
 sent; `escalation` is what to hold for review when updates keep meeting version conflicts.

@@ -5,15 +5,24 @@ in as ``(topic, payload)``, connection changes and commands as method calls, and
 ``now`` argument of every call; each call returns the `shadowsync.events` values to act on, in
 order: `Subscribe` and `Publish` for the transport, the rest for the application.
 
-The session is the event loop; its parts live beside it in this package:
+The session is the event loop: it takes the inputs, drives the state machine, and decides
+when a request goes out and what an answer means. Its parts live beside it in this package:
 
 - `shadowsync._device.state`: the states and the one table of transitions (as in h11), which
   the session moves through only by `transition`;
 - `shadowsync._device.config`: `SessionConfig`, `Backoff` and `SessionHealth`;
+- `shadowsync._device.messages`: reading incoming messages and the application's changes;
+- `shadowsync._device.requests`: the outgoing messages and the one request in flight;
 - `shadowsync._device.view`: `CloudView`, what the device knows of the cloud (cached in the
-  store);
-- `shadowsync._device.plan`: the merges and the updates to send, as pure functions;
-- `shadowsync._device.messages`: reading incoming topics and payloads.
+  store) and the last state both sides agreed on;
+- `shadowsync._device.desired`: judging the cloud's desired state with the rules, the
+  acknowledgements and deltas it gives, and the desired changes made on the device;
+- `shadowsync._device.outbox`: the queued intents of the shadow and the plan of updates that
+  carries them, made by the pure functions of `shadowsync._device.plan`.
+
+A payload received goes: `read_message` (messages), the session's handler for its operation,
+the view (what the cloud said), the desired tracker (what the device makes of it), then the
+session's ``_sync_step``, which asks the outbox for the next update when nothing is in flight.
 """
 
 from __future__ import annotations
