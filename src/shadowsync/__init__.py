@@ -170,6 +170,15 @@ if TYPE_CHECKING:
     from shadowsync._conflict.versioning import (
         classify_message as classify_message,
     )
+    from shadowsync._device.config import (
+        Backoff as Backoff,
+    )
+    from shadowsync._device.config import (
+        SessionConfig as SessionConfig,
+    )
+    from shadowsync._device.config import (
+        SessionHealth as SessionHealth,
+    )
     from shadowsync._device.queue import (
         DropRecord as DropRecord,
     )
@@ -192,24 +201,15 @@ if TYPE_CHECKING:
         ReplayBatch as ReplayBatch,
     )
     from shadowsync._device.session import (
-        Backoff as Backoff,
-    )
-    from shadowsync._device.session import (
-        SessionConfig as SessionConfig,
-    )
-    from shadowsync._device.session import (
-        SessionHealth as SessionHealth,
-    )
-    from shadowsync._device.session import (
-        SessionState as SessionState,
-    )
-    from shadowsync._device.session import (
-        SessionStateError as SessionStateError,
-    )
-    from shadowsync._device.session import (
         ShadowSession as ShadowSession,
     )
-    from shadowsync._device.session import (
+    from shadowsync._device.state import (
+        SessionState as SessionState,
+    )
+    from shadowsync._device.state import (
+        SessionStateError as SessionStateError,
+    )
+    from shadowsync._device.state import (
         Trigger as Trigger,
     )
 
@@ -254,15 +254,9 @@ _LAZY_FROM: dict[str, tuple[str, ...]] = {
         "QueueStats",
         "ReplayBatch",
     ),
-    "shadowsync._device.session": (
-        "Backoff",
-        "SessionConfig",
-        "SessionHealth",
-        "SessionState",
-        "SessionStateError",
-        "ShadowSession",
-        "Trigger",
-    ),
+    "shadowsync._device.state": ("SessionState", "SessionStateError", "Trigger"),
+    "shadowsync._device.config": ("Backoff", "SessionConfig", "SessionHealth"),
+    "shadowsync._device.session": ("ShadowSession",),
 }
 _LAZY_MODULES = ("events", "rules", "stores", "strategies")
 _LAZY = {name: module for module, names in _LAZY_FROM.items() for name in names}

@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import attrs
 
 from shadowsync._json import describe
+from shadowsync._validators import flag
 from shadowsync.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from shadowsync._conflict.merge import ConflictReport, ReviewItem
     from shadowsync._device.queue import DropRecord, Intent
-    from shadowsync._device.session import SessionState, Trigger
+    from shadowsync._device.state import SessionState, Trigger
     from shadowsync._json import JSONObject
     from shadowsync.rules import Acknowledgement, Rejection
 
@@ -83,11 +84,6 @@ def _version(instance: object, attribute: attrs.Attribute[Any], value: object) -
 def _mapping(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, dict):
         raise InvalidArgumentError(f"{attribute.name} must be a JSON object, got {describe(value)}")
-
-
-def _flag(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if type(value) is not bool:
-        raise InvalidArgumentError(f"{attribute.name} must be a bool, got {describe(value)}")
 
 
 def _tuple(value: Iterable[Any]) -> tuple[Any, ...]:
@@ -177,7 +173,7 @@ class DeltaReceived(Event):
     state: JSONObject = attrs.field(hash=False, validator=_mapping)
     version: int = attrs.field(validator=_version)
     rejected: tuple[Rejection, ...] = attrs.field(default=(), converter=_tuple)
-    auto_reported: bool = attrs.field(default=False, validator=_flag)
+    auto_reported: bool = attrs.field(default=False, validator=flag)
 
 
 @attrs.frozen(kw_only=True)
@@ -230,8 +226,8 @@ class UpdateRejected(Event):
     code: int = attrs.field(validator=_version)
     message: str = attrs.field(validator=_text)
     client_token: str | None = attrs.field(default=None, validator=_optional_text)
-    permanent: bool = attrs.field(default=False, validator=_flag)
-    local: bool = attrs.field(default=False, validator=_flag)
+    permanent: bool = attrs.field(default=False, validator=flag)
+    local: bool = attrs.field(default=False, validator=flag)
 
 
 @attrs.frozen(kw_only=True)
@@ -264,7 +260,7 @@ class ReviewNeeded(Event):
 
     items: tuple[ReviewItem, ...] = attrs.field(converter=_tuple)
     reason: str = attrs.field(validator=_text)
-    escalated: bool = attrs.field(default=False, validator=_flag)
+    escalated: bool = attrs.field(default=False, validator=flag)
 
 
 @attrs.frozen(kw_only=True)
@@ -287,7 +283,7 @@ class ShadowDeleted(Event):
     """The shadow was deleted (``by_us``: by this session's `ShadowSession.delete`)."""
 
     version: int | None = attrs.field(validator=_version)
-    by_us: bool = attrs.field(validator=_flag)
+    by_us: bool = attrs.field(validator=flag)
 
 
 @attrs.frozen(kw_only=True)

@@ -23,8 +23,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from shadowsync import ShadowDocument
+from shadowsync._device.config import SessionConfig
 from shadowsync._device.queue import DropRecord, Intent, QueueLimits
-from shadowsync._device.session import SessionConfig, SessionState
+from shadowsync._device.state import SessionState
 from shadowsync._fakes.loopback import LoopbackPair
 from shadowsync.events import Dropped, IntentsConfirmed, IntentsQueued
 from shadowsync.rules import ACK_KEY, Range, RuleSet

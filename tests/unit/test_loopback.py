@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from shadowsync._device.config import SessionConfig
 from shadowsync._device.queue import QueueLimits
-from shadowsync._device.session import SessionConfig, SessionState
+from shadowsync._device.state import SessionState
 from shadowsync._fakes.loopback import FaultInjector, Faults, LoopbackPair
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.events import Dropped, IntentsConfirmed, IntentsQueued, ShadowDeleted

@@ -14,17 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shadowsync import ShadowDocument, ShadowLimits, topics
+from shadowsync._device.config import Backoff, SessionConfig, SessionHealth
 from shadowsync._device.queue import QueueLimits
-from shadowsync._device.session import (
-    TRANSITIONS,
-    Backoff,
-    SessionConfig,
-    SessionHealth,
-    SessionState,
-    SessionStateError,
-    ShadowSession,
-    Trigger,
-)
+from shadowsync._device.session import ShadowSession
+from shadowsync._device.state import TRANSITIONS, SessionState, SessionStateError, Trigger
 from shadowsync.errors import (
     InvalidArgumentError,
     InvalidRequestError,

@@ -33,10 +33,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import attrs
 
 from shadowsync import topics
+from shadowsync._device.config import SessionConfig
 from shadowsync._device.queue import OfflineQueue
-from shadowsync._device.session import SessionConfig, SessionState, ShadowSession
+from shadowsync._device.session import ShadowSession
+from shadowsync._device.state import SessionState
 from shadowsync._fakes.service import InMemoryShadowService, ManualClock
 from shadowsync._json import describe, dumps_compact
+from shadowsync._validators import fraction, seconds
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.events import Event, Publish, Subscribe
 from shadowsync.stores import MemoryStore
@@ -52,27 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["FaultInjector", "Faults", "LoopbackPair"]
 
 
-def _probability(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not 0 <= value <= 1  # also refuses NaN
-    ):
-        raise InvalidArgumentError(f"{attribute.name} must be from 0 to 1, got {describe(value)}")
-
-
-def _seconds(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
-    ):
-        raise InvalidArgumentError(
-            f"{attribute.name} must be a finite number of seconds >= 0, got {describe(value)}"
-        )
-
-
 @attrs.frozen(kw_only=True)
 class Faults:
     """What the network does to each message, as probabilities and delays.
@@ -84,13 +66,13 @@ class Faults:
     seconds. The defaults are a perfect network.
     """
 
-    drop: float = attrs.field(default=0.0, validator=_probability)
-    duplicate: float = attrs.field(default=0.0, validator=_probability)
-    reorder: float = attrs.field(default=0.0, validator=_probability)
-    delay: float = attrs.field(default=0.0, validator=_probability)
-    latency: float = attrs.field(default=0.05, validator=_seconds)
-    jitter: float = attrs.field(default=0.0, validator=_seconds)
-    max_delay: float = attrs.field(default=60.0, validator=_seconds)
+    drop: float = attrs.field(default=0.0, validator=fraction)
+    duplicate: float = attrs.field(default=0.0, validator=fraction)
+    reorder: float = attrs.field(default=0.0, validator=fraction)
+    delay: float = attrs.field(default=0.0, validator=fraction)
+    latency: float = attrs.field(default=0.05, validator=seconds)
+    jitter: float = attrs.field(default=0.0, validator=seconds)
+    max_delay: float = attrs.field(default=60.0, validator=seconds)
 
 
 class FaultInjector:
@@ -333,15 +315,18 @@ class LoopbackPair:
             self._transit = live
 
     def _send_down(self, topic: str, payload: bytes) -> None:
-        if not self.online or topic not in self._subscribed:
-            return
+        if self.online and topic in self._subscribed:
+            self._send("down", topic, payload)
+
+    def _send(self, direction: Literal["up", "down"], topic: str, payload: bytes) -> None:
+        """Put a message on the network: it arrives when (and as often as) the faults say."""
         for at in self.faults.schedule(self.now):
             heapq.heappush(
                 self._transit,
                 _Transit(
                     at=at,
                     order=next(self._order),
-                    direction="down",
+                    direction=direction,
                     topic=topic,
                     payload=payload,
                     epoch=self._epoch,
@@ -354,20 +339,8 @@ class LoopbackPair:
                 if self.online:
                     self._subscribed.update(output.topics)
             elif isinstance(output, Publish):
-                if not self.online:
-                    continue
-                for at in self.faults.schedule(self.now):
-                    heapq.heappush(
-                        self._transit,
-                        _Transit(
-                            at=at,
-                            order=next(self._order),
-                            direction="up",
-                            topic=output.topic,
-                            payload=output.payload,
-                            epoch=self._epoch,
-                        ),
-                    )
+                if self.online:
+                    self._send("up", output.topic, output.payload)
             else:
                 self.events.append(output)
         return outputs

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from paho.mqtt.client import Client, MQTTMessage
     from paho.mqtt.reasoncodes import ReasonCode
 
-    from shadowsync._device.session import SessionHealth, SessionState
+    from shadowsync._device.config import SessionHealth
+    from shadowsync._device.state import SessionState
 
 # Waits are cut into slices so that a clock that jumps (or an injected one) is noticed.
 _MAX_WAIT = 1.0

@@ -1,0 +1,371 @@
+"""What a device session knows of the cloud's copy of its shadow, kept in one object.
+
+`CloudView` holds the last known cloud document, whether it is exactly the cloud's document at
+its version, the desired values of deltas newer than it, the highest version seen, and the
+last state both sides agreed on (the accepted desired state and the reported base of the
+three-way merge). Those move together, and they are cached together in the store, so that a
+device that reboots offline still knows what it last agreed with the cloud.
+
+```pycon
+>>> from shadowsync._limits import DEFAULT_LIMITS
+>>> from shadowsync.stores import MemoryStore
+>>> store = MemoryStore()
+>>> view = CloudView(store, "lamp", None, limits=DEFAULT_LIMITS)
+>>> view.apply_delta(4, {"on": True})
+>>> view.theirs_desired(), view.last_seen
+({'on': True}, None)
+>>> view.see(4); view.persist()
+>>> again = CloudView(store, "lamp", None, limits=DEFAULT_LIMITS)
+>>> again.load() is None, again.last_seen
+(True, 4)
+
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from shadowsync._conflict.merge import same
+from shadowsync._conflict.versioning import MessageClass, classify_message
+from shadowsync._document import ShadowDocument
+from shadowsync._json import copy_json, copy_object, describe, normalize_section
+from shadowsync._tree import MISSING, nest
+from shadowsync._update import apply_update
+from shadowsync.errors import InvalidArgumentError, ShadowRejectedError, ShadowSyncError
+from shadowsync.events import CacheReset
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from shadowsync._device.messages import Notification
+    from shadowsync._device.queue import Intent
+    from shadowsync._json import JSONObject, JSONValue
+    from shadowsync._limits import ShadowLimits
+    from shadowsync._tree import Path
+    from shadowsync.stores import Store
+
+__all__ = ["CloudView", "apply_at", "apply_patch"]
+
+_BASE_SECTIONS = ("acceptedDesired", "acceptedDesiredMetadata", "reported", "reportedMetadata")
+
+
+def apply_patch(target: JSONObject, patch: Mapping[str, Any]) -> None:
+    """AWS update semantics, in place: objects merge, ``None`` deletes, anything else replaces."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif type(value) is dict and type(target.get(key)) is dict:
+            child = target[key]
+            assert isinstance(child, dict)
+            apply_patch(child, value)
+        elif type(value) is dict:
+            fresh: JSONObject = {}
+            apply_patch(fresh, value)
+            target[key] = fresh
+        else:
+            target[key] = copy_json(value)
+
+
+def apply_at(tree: JSONObject, path: Path, value: JSONValue) -> None:
+    """Apply ``{path: value}`` to ``tree`` with AWS update semantics, in place."""
+    apply_patch(tree, nest(path, value))
+
+
+class CloudView:
+    """The device's knowledge of one shadow in the cloud; persisted in the store's cache.
+
+    Reading: `document`, `version`, `last_seen`, `accepted_desired`, `accepted_metadata`,
+    `base_reported`, `theirs_reported` (the live objects: callers copy before they change
+    them), `is_fresh`, `theirs_desired`, `desired_version`, `device_reported`.
+
+    Changing: `load` and `persist` (the cache), `see` (a version was mentioned), `expect_snapshot`,
+    `take_snapshot`, `take_notification` (after `ignores`), `take_update` (what the cloud said),
+    `accept_desired`, `rebase` (what the device agreed to), `doubt` (the view may be behind)
+    and `forget` (the shadow was deleted).
+    """
+
+    def __init__(
+        self, store: Store, thing_name: str, shadow_name: str | None, *, limits: ShadowLimits
+    ) -> None:
+        self._store = store
+        self._thing_name = thing_name
+        self._shadow_name = shadow_name
+        self._limits = limits
+        self._cloud: ShadowDocument | None = None
+        self._exact = False  # the view is the cloud's document at its version
+        self._overlay: JSONObject = {}  # desired values of deltas newer than the view
+        self._overlay_version: int | None = None
+        self._seen_at_get: int | None = None
+        self._last_seen: int | None = None
+        self._accepted_desired: JSONObject = {}
+        self._accepted_meta: JSONObject = {}
+        self._base_reported: JSONObject = {}
+        self._base_meta: JSONObject = {}
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def document(self) -> ShadowDocument | None:
+        """The last known cloud document, ``None`` if the shadow does not exist (or is unknown)."""
+        return self._cloud
+
+    @property
+    def version(self) -> int | None:
+        """The version of `document`."""
+        return None if self._cloud is None else self._cloud.version
+
+    @property
+    def last_seen(self) -> int | None:
+        """The highest shadow version seen (``None`` before any, and after a delete)."""
+        return self._last_seen
+
+    @property
+    def accepted_desired(self) -> JSONObject:
+        """The desired state the device accepted (after the business rules)."""
+        return self._accepted_desired
+
+    @property
+    def accepted_metadata(self) -> JSONObject:
+        """The metadata of `accepted_desired`."""
+        return self._accepted_meta
+
+    @property
+    def base_reported(self) -> JSONObject:
+        """The reported state both sides last agreed on: the base of the three-way merge."""
+        return self._base_reported
+
+    @property
+    def theirs_reported(self) -> JSONObject:
+        """The cloud's reported state as far as known (empty if there is no document)."""
+        return {} if self._cloud is None else self._cloud.reported
+
+    def is_fresh(self) -> bool:
+        """Whether the view is the cloud's document and nothing newer was seen since."""
+        if not self._exact:
+            return False
+        if self._cloud is None:
+            return self._last_seen is None
+        return self._last_seen is None or self._cloud.version >= self._last_seen
+
+    def theirs_desired(self) -> JSONObject:
+        """The cloud's desired state as far as known: the view plus newer deltas."""
+        cloud = self._cloud
+        if self._overlay_version is not None and (
+            cloud is not None and cloud.version >= self._overlay_version
+        ):
+            self._overlay, self._overlay_version = {}, None
+        desired = {} if cloud is None else cloud.desired
+        if self._overlay_version is None:
+            return desired
+        combined = copy_object(desired)
+        apply_patch(combined, self._overlay)
+        return combined
+
+    def desired_version(self) -> int:
+        """The version the desired state of `theirs_desired` is at (0 if none)."""
+        return max(0 if self._cloud is None else self._cloud.version, self._overlay_version or 0)
+
+    def device_reported(self, pending: Iterable[Intent]) -> JSONObject:
+        """A new object: the cloud's reported state with the ``pending`` intents applied."""
+        reported = copy_object(self._cloud.reported) if self._cloud is not None else {}
+        for intent in pending:
+            apply_at(reported, intent.path, intent.value)
+        return reported
+
+    # -- the cache -------------------------------------------------------------------------
+
+    def persist(self) -> None:
+        """Write the view to the store's cache entry for this shadow."""
+        self._store.put_cache(
+            self._thing_name,
+            self._shadow_name,
+            document=None if self._cloud is None else self._cloud.to_dict(),
+            base={
+                "lastSeenVersion": self._last_seen,
+                "acceptedDesired": copy_object(self._accepted_desired),
+                "acceptedDesiredMetadata": copy_object(self._accepted_meta),
+                "reported": copy_object(self._base_reported),
+                "reportedMetadata": copy_object(self._base_meta),
+            },
+        )
+
+    def load(self) -> CacheReset | None:
+        """Read the view from the store's cache; the event to report if the entry was unusable
+        (the view then stays empty)."""
+        entry = self._store.get_cache(self._thing_name, self._shadow_name)
+        if entry is None:
+            return None
+        try:
+            document = entry.document
+            cloud = (
+                None
+                if document is None
+                else ShadowDocument.from_dict(document, limits=self._limits)
+            )
+            base = entry.base if entry.base is not None else {}
+            if not isinstance(base, Mapping):
+                raise InvalidArgumentError("the cached base is not an object")
+            seen = base.get("lastSeenVersion")
+            if seen is not None and (type(seen) is not int or seen < 0):
+                raise InvalidArgumentError(f"lastSeenVersion is {describe(seen)}")
+            sections = {
+                name: normalize_section(base.get(name, {}), section=name, max_depth=64, nulls=False)
+                for name in _BASE_SECTIONS
+            }
+        except ShadowSyncError as exc:
+            return CacheReset(reason=str(exc))
+        self._cloud = cloud
+        self._last_seen = seen if seen is not None else (None if cloud is None else cloud.version)
+        self._accepted_desired = sections["acceptedDesired"]
+        self._accepted_meta = sections["acceptedDesiredMetadata"]
+        self._base_reported = sections["reported"]
+        self._base_meta = sections["reportedMetadata"]
+        return None
+
+    # -- what the cloud said ---------------------------------------------------------------
+
+    def see(self, version: int) -> None:
+        """A message mentioned ``version``: the view is behind until it holds that version."""
+        if self._last_seen is None or version > self._last_seen:
+            self._last_seen = version
+
+    def expect_snapshot(self) -> None:
+        """A GET goes out: remember what was seen, to tell later whether its answer is the
+        latest word."""
+        self._seen_at_get = self._last_seen
+
+    def take_snapshot(self, document: ShadowDocument | None) -> None:
+        """The answer to the GET: ``document``, or ``None`` when the shadow does not exist."""
+        self._cloud = document
+        self._exact = True
+        self._overlay, self._overlay_version = {}, None  # newer deltas are replayed after it
+        if self._last_seen == self._seen_at_get:
+            # Nothing newer arrived while the GET was out, so the snapshot is the latest word,
+            # even below what was seen before: the shadow was deleted (and maybe re-created,
+            # restarting its versions after 48 hours), or an earlier version was bogus.
+            self._last_seen = None if document is None else document.version
+        elif document is not None:
+            self.see(document.version)  # newer messages arrived meanwhile: the view is behind
+
+    def ignores(self, version: int, *, floor: int | None) -> str | None:
+        """Why a notification at ``version`` adds nothing (``None`` if it may): it is covered by
+        the snapshot at ``floor``, or older than a version already seen."""
+        if floor is not None and version <= floor:
+            return f"covered by snapshot {floor}"
+        if classify_message(version, self._last_seen) is MessageClass.STALE:
+            return f"stale: version {version} < {self._last_seen} seen"
+        return None
+
+    def take_notification(self, notification: Notification) -> bool:
+        """Take a delta or documents notification that is not stale; whether versions were
+        missed before it (a delta after a gap: the view cannot be trusted until refetched)."""
+        version, document = notification.version, notification.document
+        kind = classify_message(version, self._last_seen)
+        if document is not None:
+            self._take_document(document)
+        elif notification.delta is not None:
+            self.apply_delta(version, notification.delta)
+        self.see(version)
+        return kind is MessageClass.GAP and document is None
+
+    def _take_document(self, document: ShadowDocument) -> None:
+        """The current document of an ``update/documents`` message, unless the view is newer."""
+        if self._cloud is None or document.version >= self._cloud.version:
+            self._cloud = document
+            self._exact = True
+
+    def apply_delta(self, version: int, delta: JSONObject) -> None:
+        """Remember a delta newer than the view: its desired values count until the view
+        catches up (a delta says nothing of reported, so the view itself stays as it is)."""
+        if self._cloud is not None and version <= self._cloud.version:
+            return  # already in the view; it is evaluated again as it is
+        if self._overlay_version is None or version > self._overlay_version:
+            self._overlay_version = version
+        apply_patch(self._overlay, delta)
+
+    def take_update(
+        self, request: Mapping[str, Any], *, version: int, timestamp: int, create: bool
+    ) -> None:
+        """Our update ``request`` was accepted at ``version``: the view becomes the document
+        the service computed, when that can be known. ``create`` is the empty update that
+        creates the shadow: it may have met an existing one, so the view is fetched again."""
+        if self._cloud is not None and self._cloud.version >= version:
+            pass  # its documents message came first and brought the view up to date
+        elif create:
+            self._cloud = self._after(request, version, timestamp)
+            self._exact = False
+        else:
+            view = self._after(request, version, timestamp)
+            if view is not None and view.version == version:
+                self._cloud = view
+            else:
+                self._exact = False
+        self.see(version)
+
+    def _after(
+        self, request: Mapping[str, Any], version: int, timestamp: int
+    ) -> ShadowDocument | None:
+        """The cloud document after our accepted update, as the service computed it."""
+        try:
+            result = apply_update(
+                self._cloud,
+                request,
+                timestamp=timestamp,
+                limits=self._limits,
+                previous_version=max(0, version - 1),
+            )
+        except ShadowRejectedError:
+            return None
+        return result.document
+
+    def doubt(self) -> None:
+        """The cloud may have changed unseen (a disconnect, a timed-out update, a 409)."""
+        self._exact = False
+
+    def forget(self) -> None:
+        """The shadow was deleted: nothing is known of it and nothing was agreed."""
+        self._cloud = None
+        self._exact = True
+        self._overlay, self._overlay_version = {}, None
+        self._last_seen = None
+        self._accepted_desired = {}
+        self._accepted_meta = {}
+        self._base_reported = {}
+        self._base_meta = {}
+
+    # -- what the device agreed to ---------------------------------------------------------
+
+    def accept_desired(self, merged: JSONObject, theirs: JSONObject) -> None:
+        """The device accepted ``merged`` as its desired state, judged from ``theirs``."""
+        self._accepted_meta = _metadata_for(
+            merged,
+            theirs,
+            {} if self._cloud is None else self._cloud.desired_metadata,
+            self._accepted_meta,
+        )
+        self._accepted_desired = merged
+
+    def rebase(self) -> None:
+        """Device and cloud agree: the cloud's reported state becomes the merge base."""
+        if self._cloud is not None and self.is_fresh():
+            self._base_reported = copy_object(self._cloud.reported)
+            self._base_meta = copy_object(self._cloud.reported_metadata)
+
+
+def _metadata_for(section: Any, cloud: Any, fresh: Any, old: Any) -> JSONObject:
+    """Metadata of the accepted desired state: the cloud's where the cloud's value was taken,
+    the previous metadata where a rule kept the old value."""
+    out: JSONObject = {}
+    for key, value in section.items():
+        theirs = cloud.get(key, MISSING) if type(cloud) is dict else MISSING
+        new_meta = fresh.get(key) if type(fresh) is dict else None
+        old_meta = old.get(key) if type(old) is dict else None
+        if type(value) is dict:
+            out[key] = _metadata_for(value, theirs, new_meta, old_meta)
+        elif new_meta is not None and same(value, theirs):
+            out[key] = copy_json(new_meta)
+        elif old_meta is not None:
+            out[key] = copy_json(old_meta)
+    return out
