@@ -1,4 +1,9 @@
-"""The end of every cloud-side decision: rules, the update, the history record, the signals."""
+"""The end of every cloud-side decision: rules, the update, the history record, the signals.
+
+An operation settles a shadow's section with `settle`, builds one `DecisionContext`, and
+`conclude` takes it through five steps, each a function of the context and what the steps
+before it made: `apply_rules`, `plan_update`, `classify`, `make_records`, `make_signals`.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +27,13 @@ from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, nested
 from shadowsync._update import apply_update
 from shadowsync.audit import ChangeType, Decision, HistoryRecord, record_from_states
 from shadowsync.cloud._requests import shadow_label
-from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
+from shadowsync.cloud._signals import MetricName, event_entry, iso_time, metric_datum
 from shadowsync.strategies import MISSING, ConflictKind, Severity
 
 if TYPE_CHECKING:
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._document import ShadowDocument
+    from shadowsync.audit import AuditLog
     from shadowsync.rules import Acknowledgement, RuleSet, Violation
     from shadowsync.strategies import Strategy
 
@@ -167,21 +173,40 @@ def settle(
     return result, final
 
 
-def close_if_recreated(
+@attrs.frozen(kw_only=True)
+class HistoryPosition:
+    """Where a shadow's history stands when a decision on it is made (`history_position`)."""
+
+    previous: HistoryRecord | str | None
+    """What the decision's record chains to: the newest record given, or its checksum."""
+    base: dict[str, Any] | None
+    """The shadow's state as its last record left it (None: no record yet, or a closed one)."""
+    last: HistoryRecord | None
+    """The shadow's last record."""
+    closing: HistoryRecord | None = None
+    """The delete record that closes the shadow's old history, stored before the decision's."""
+
+
+def history_position(
+    log: AuditLog,
     thing_name: str,
     shadow_name: str | None,
     document: ShadowDocument | None,
     *,
     previous: HistoryRecord | str | None,
-    base: dict[str, Any] | None,
-    last: HistoryRecord | None,
     now: int,
-) -> tuple[HistoryRecord | None, HistoryRecord | str | None, dict[str, Any] | None, Any]:
-    """When the shadow is below its last record's version (deleted and created again), the
-    delete record that closes its old history; then the ``previous``, ``base`` and ``last``
-    the decision's own record starts from (as given when there is nothing to close)."""
+) -> HistoryPosition:
+    """Where the shadow's history in ``log`` stands for a decision on ``document``.
+
+    When the shadow is below its last record's version (deleted and created again), a delete
+    record closes its old history, and the decision's own record starts after it, from the
+    empty state.
+    """
+    records = log.records_for(thing_name, shadow_name)
+    last = records[-1] if records else None
+    base = log.last_state(thing_name, shadow_name)
     if last is None or document is None or document.version >= last.version:
-        return None, previous, base, last
+        return HistoryPosition(previous=previous, base=base, last=last)
     closing = deletion_record(
         thing_name,
         shadow_name,
@@ -191,7 +216,7 @@ def close_if_recreated(
         now=now,
         version=document.version,
     )
-    return closing, closing, None, closing
+    return HistoryPosition(previous=closing, base=None, last=closing, closing=closing)
 
 
 def _drop_emptied_parents(
@@ -237,41 +262,101 @@ def _violation_record(
     )
 
 
-def conclude(
-    *,
-    thing_name: str,
-    shadow_name: str | None,
-    document: ShadowDocument | None,
-    section: Literal["desired", "reported"],
-    final: dict[Path, Value],
-    result: MergeResult,
-    rules: RuleSet | None,
-    now: int,
-    base: dict[str, Any] | None,
-    previous: HistoryRecord | str | None,
-    last: HistoryRecord | None,
-    event_bus: str | None,
-    details: dict[str, Any],
-    fast_forward: str,
-    limits: ShadowLimits = DEFAULT_LIMITS,
-    stale_event: bool = False,
-    closing: HistoryRecord | None = None,
-) -> ShadowDecision:
-    """Judge ``final`` (path -> value settled for ``section``) and build the decision.
+@attrs.frozen(kw_only=True)
+class DecisionContext:
+    """Everything one shadow's decision is made from, built once by the operation deciding.
 
-    ``closing`` is the delete record that `close_if_recreated` made, stored before the
-    decision's own record.
+    ``settled`` maps each path of ``section`` to the value the three-way merge (``merge``)
+    settled for it (`settle`), and ``history`` where the shadow's history stands
+    (`history_position`). ``details`` start the history record's details and ``fast_forward``
+    is the reason given when an update settles the shadow without a conflict.
+    """
+
+    thing_name: str
+    shadow_name: str | None
+    document: ShadowDocument | None
+    section: Literal["desired", "reported"]
+    merge: MergeResult
+    settled: dict[Path, Value]
+    rules: RuleSet | None
+    now: int
+    history: HistoryPosition
+    event_bus: str | None = None
+    limits: ShadowLimits = DEFAULT_LIMITS
+    details: dict[str, Any]
+    fast_forward: str
+    stale_event: bool = False
+
+    @property
+    def reported(self) -> JSONObject:
+        """The shadow's reported section (empty when there is no shadow)."""
+        return self.document.reported if self.document is not None else {}
+
+    @property
+    def current(self) -> JSONObject:
+        """The decided section as the shadow holds it now."""
+        if self.section == "reported":
+            return self.reported
+        return self.document.desired if self.document is not None else {}
+
+    @property
+    def version(self) -> int:
+        """The shadow's version now (0 when there is no shadow)."""
+        return self.document.version if self.document is not None else 0
+
+    @property
+    def resolved(self) -> list[ConflictRecord]:
+        """The merge's conflicts that its strategies settled (not held for review)."""
+        return [r for r in self.merge.report if r.review_id is None]
+
+
+@attrs.frozen(kw_only=True)
+class Judgement:
+    """What the rules made of the settled values (the first step, `apply_rules`)."""
+
+    final: dict[Path, Value]
+    """The settled values with each refused one replaced by the value in force."""
+    violations: tuple[Violation, ...]
+    accepted: JSONObject | None
+    """The rules' accepted section (None without rules): refused changes reverted."""
+    reviews: tuple[ReviewItem, ...]
+    """The merge's review items that no rule settled."""
+    report: ConflictReport
+    """The merge's conflicts, then one business-rule conflict per violation."""
+    acknowledgement: Acknowledgement | None
+
+
+@attrs.frozen(kw_only=True)
+class PlannedUpdate:
+    """The update that settles the shadow (the second step, `plan_update`)."""
+
+    update: JSONObject | None
+    """The UpdateThingShadow request, or None when the shadow is left as it is."""
+    document: ShadowDocument | None
+    """The shadow once the update is applied."""
+    pending: tuple[Path, ...]
+    """The delta paths still pending then."""
+
+
+@attrs.frozen(kw_only=True)
+class Verdict:
+    """The decision, the history record's change type and the reason (`classify`)."""
+
+    decision: Decision
+    change_type: ChangeType
+    reason: str
+
+
+def apply_rules(context: DecisionContext) -> Judgement:
+    """Step 1: judge the settled values with the rules.
 
     Rules judge every value still to be applied against the reported state in force: for
     ``desired``, a pending desired value against the reported one; for ``reported``, a new
-    reported value against the current one. A refused value is replaced by the value in force.
+    reported value against the current one. A refused value is replaced by the value in force,
+    and a rule's refusal settles a held conflict on its path too.
     """
-    label = shadow_label(shadow_name)
-    desired = document.desired if document is not None else {}
-    reported = document.reported if document is not None else {}
-    current = desired if section == "desired" else reported
-    version = document.version if document is not None else 0
-
+    document, section, reported = context.document, context.section, context.reported
+    final = dict(context.settled)
     outcome = None
     violations: tuple[Violation, ...] = ()
     proposed = copy_object(reported)
@@ -280,89 +365,32 @@ def conclude(
             place(proposed, path, value)
         elif section == "reported":
             _remove(proposed, path)
-    if rules is not None:
-        outcome = rules.evaluate(
+    if context.rules is not None:
+        outcome = context.rules.evaluate(
             "desired" if section == "desired" else "reported",
             reported,
             proposed,
-            timestamp=now,
+            timestamp=context.now,
             metadata=document.section_metadata("reported") if document is not None else None,
-            desired_version=version,
-            thing_name=thing_name,
-            shadow_name=shadow_name,
+            desired_version=context.version,
+            thing_name=context.thing_name,
+            shadow_name=context.shadow_name,
         )
         violations = outcome.violations
         for violation in violations:
             for path in final:
                 if overlaps(path, violation.path):
                     final[path] = copy_value(lookup(outcome.accepted, path))
-
-    # A refused value is replaced whole: paths under a refused path are written as the value
-    # in force at the refused path (an object refused where a number is in force is replaced
-    # by that number, not emptied key by key).
-    writes: dict[Path, Value] = {}
-    refused = [v.path for v in violations]
-    for path, value in final.items():
-        above = [r for r in refused if len(r) < len(path) and path[: len(r)] == r]
-        if above and outcome is not None:
-            top = min(above, key=len)
-            writes[top] = copy_value(lookup(outcome.accepted, top))
-        else:
-            writes[path] = value
-    # A rule's refusal settles a held conflict too: the value in force stays, so nothing is
-    # left for a person to decide there.
+    # The value in force stays where a rule refused, so nothing is left for a person there.
     reviews = tuple(
-        item for item in result.reviews if not any(overlaps(item.path, v.path) for v in violations)
+        item
+        for item in context.merge.reviews
+        if not any(overlaps(item.path, v.path) for v in violations)
     )
-    update_state: JSONObject = {}
-    for path, value in writes.items():
-        if not same(value, lookup(current, path)):
-            place(update_state, path, None if value is MISSING else value)
-    _drop_emptied_parents(update_state, current, writes)
-    update: JSONObject | None = None
-    new_document = document
-    if update_state:
-        body: JSONObject = {"state": {section: update_state}}
-        if document is not None:
-            body["version"] = document.version
-        body["clientToken"] = client_token(
-            thing_name, shadow_name, version, {section: update_state}
-        )
-        update = body
-        new_document = apply_update(
-            document,
-            body,
-            timestamp=now,
-            limits=limits,
-            previous_version=last.version if last else 0,
-        ).document
-    pending = tuple(leaf_paths(new_document.delta or {})) if new_document is not None else ()
-
-    resolved = [r for r in result.report if r.review_id is None]
-    decision: Decision
-    change_type: ChangeType
-    if reviews:
-        decision, change_type = "review", "manual_review"
-        reason = f"{len(reviews)} conflict(s) held for manual review"
-    elif violations:
-        decision, change_type = "reject", "rule_rejected"
-        reason = "; ".join(f"{v.rule}: {v.reason}" for v in violations)
-    elif update is not None:
-        decision = "merge"
-        change_type = "conflict_resolved" if resolved else "update"
-        if resolved:
-            strategies = ", ".join(sorted({r.strategy for r in resolved}))
-            reason = f"{len(resolved)} conflict(s) resolved by {strategies}"
-        else:
-            reason = fast_forward
-    else:
-        decision, change_type = "accept", "update"
-        reason = "pending: the device has yet to apply the desired state" if pending else "in sync"
-
     report = ConflictReport(
-        tuple(result.report.records)
+        tuple(context.merge.report.records)
         + tuple(
-            _violation_record(v, section, outcome.accepted, proposed, base)
+            _violation_record(v, section, outcome.accepted, proposed, context.history.base)
             for v in violations
             if outcome is not None
         )
@@ -375,12 +403,97 @@ def conclude(
             applied=(),
             pending=acknowledgement.applied + acknowledgement.pending,
         )
+    return Judgement(
+        final=final,
+        violations=violations,
+        accepted=outcome.accepted if outcome is not None else None,
+        reviews=reviews,
+        report=report,
+        acknowledgement=acknowledgement,
+    )
+
+
+def plan_update(context: DecisionContext, judgement: Judgement) -> PlannedUpdate:
+    """Step 2: the update that writes the judged values, and the shadow once it is applied.
+
+    The update carries the shadow's version (optimistic locking) and a client token derived
+    from it. Raises `ShadowRejectedError` when the service would refuse it (size, depth).
+    """
+    document, section, current = context.document, context.section, context.current
+    # A refused value is replaced whole: paths under a refused path are written as the value
+    # in force at the refused path (an object refused where a number is in force is replaced
+    # by that number, not emptied key by key).
+    writes: dict[Path, Value] = {}
+    refused = [v.path for v in judgement.violations]
+    for path, value in judgement.final.items():
+        above = [r for r in refused if len(r) < len(path) and path[: len(r)] == r]
+        if above and judgement.accepted is not None:
+            top = min(above, key=len)
+            writes[top] = copy_value(lookup(judgement.accepted, top))
+        else:
+            writes[path] = value
+    update_state: JSONObject = {}
+    for path, value in writes.items():
+        if not same(value, lookup(current, path)):
+            place(update_state, path, None if value is MISSING else value)
+    _drop_emptied_parents(update_state, current, writes)
+    if not update_state:
+        pending = tuple(leaf_paths(document.delta or {})) if document is not None else ()
+        return PlannedUpdate(update=None, document=document, pending=pending)
+    body: JSONObject = {"state": {section: update_state}}
+    if document is not None:
+        body["version"] = document.version
+    body["clientToken"] = client_token(
+        context.thing_name, context.shadow_name, context.version, {section: update_state}
+    )
+    after = apply_update(
+        document,
+        body,
+        timestamp=context.now,
+        limits=context.limits,
+        previous_version=context.history.last.version if context.history.last else 0,
+    ).document
+    return PlannedUpdate(update=body, document=after, pending=tuple(leaf_paths(after.delta or {})))
+
+
+def classify(context: DecisionContext, judgement: Judgement, planned: PlannedUpdate) -> Verdict:
+    """Step 3: the decision and why: review before reject before merge before accept."""
+    resolved = context.resolved
+    if judgement.reviews:
+        reason = f"{len(judgement.reviews)} conflict(s) held for manual review"
+        return Verdict(decision="review", change_type="manual_review", reason=reason)
+    if judgement.violations:
+        reason = "; ".join(f"{v.rule}: {v.reason}" for v in judgement.violations)
+        return Verdict(decision="reject", change_type="rule_rejected", reason=reason)
+    if planned.update is not None and resolved:
+        strategies = ", ".join(sorted({r.strategy for r in resolved}))
+        reason = f"{len(resolved)} conflict(s) resolved by {strategies}"
+        return Verdict(decision="merge", change_type="conflict_resolved", reason=reason)
+    if planned.update is not None:
+        return Verdict(decision="merge", change_type="update", reason=context.fast_forward)
+    if planned.pending:
+        reason = "pending: the device has yet to apply the desired state"
+    else:
+        reason = "in sync"
+    return Verdict(decision="accept", change_type="update", reason=reason)
+
+
+def make_records(
+    context: DecisionContext, judgement: Judgement, planned: PlannedUpdate, verdict: Verdict
+) -> tuple[HistoryRecord, ...]:
+    """Step 4: the history records to store: the context's ``closing`` record, if any, then the
+    decision's own, which describes the shadow as it will be once the update is applied."""
+    thing_name, shadow_name, now = context.thing_name, context.shadow_name, context.now
+    previous, base, last = context.history.previous, context.history.base, context.history.last
+    version = context.version
+    decision, change_type, reason = verdict.decision, verdict.change_type, verdict.reason
+    new_document, acknowledgement = planned.document, judgement.acknowledgement
     record_details: dict[str, Any] = {
-        **details,
-        "conflicts": report.to_json(),
-        "reviews": [item.to_json() for item in reviews],
-        "update": update,
-        "pending": [json_pointer(p) for p in pending],
+        **context.details,
+        "conflicts": judgement.report.to_json(),
+        "reviews": [item.to_json() for item in judgement.reviews],
+        "update": planned.update,
+        "pending": [json_pointer(p) for p in planned.pending],
     }
     if acknowledgement is not None:
         record_details["acknowledgement"] = acknowledgement.to_dict()
@@ -407,16 +520,25 @@ def conclude(
         reason=reason,
         details=record_details,
     )
+    closing = context.history.closing
+    return (record,) if closing is None else (closing, record)
 
+
+def make_signals(
+    context: DecisionContext, judgement: Judgement, planned: PlannedUpdate, record: HistoryRecord
+) -> tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]:
+    """Step 5: the EventBridge entries and CloudWatch metric data announcing ``record``."""
+    now, event_bus, label = context.now, context.event_bus, shadow_label(context.shadow_name)
+    resolved, reviews, violations = context.resolved, judgement.reviews, judgement.violations
     events: list[dict[str, Any]] = []
     common: dict[str, Any] = {
-        "thingName": thing_name,
+        "thingName": context.thing_name,
         "shadowName": label,
-        "version": new_version,
+        "version": record.version,
         "timestamp": iso_time(now),
     }
     if resolved:
-        detail = {**common, "decision": decision, "update": update}
+        detail = {**common, "decision": record.decision, "update": planned.update}
         detail["conflicts"] = [r.to_json() for r in resolved]
         events.append(event_entry("Conflict Resolved", detail, timestamp=now, event_bus=event_bus))
     if reviews:
@@ -425,6 +547,7 @@ def conclude(
             event_entry("Manual Review Required", detail, timestamp=now, event_bus=event_bus)
         )
     if violations:
+        acknowledgement = judgement.acknowledgement
         detail = {
             **common,
             "violations": [
@@ -435,39 +558,52 @@ def conclude(
         }
         events.append(event_entry("Change Rejected", detail, timestamp=now, event_bus=event_bus))
 
-    metrics: list[dict[str, Any]] = []
-
-    def metric(name: Any, value: float) -> None:
-        metrics.append(
-            metric_datum(name, value, timestamp=now, thing_name=thing_name, shadow_label=label)
-        )
-
-    metric("ConflictDetected", len(result.report))
+    counts: list[tuple[MetricName, int]] = [("ConflictDetected", len(context.merge.report))]
     if resolved:
-        metric("ConflictResolved", len(resolved))
+        counts.append(("ConflictResolved", len(resolved)))
     if reviews:
-        metric("ManualReviewRequired", len(reviews))
+        counts.append(("ManualReviewRequired", len(reviews)))
     if violations:
-        metric("ChangeRejected", len(violations))
+        counts.append(("ChangeRejected", len(violations)))
     if not reviews:
-        metric("SyncCompleted", 1)
-    metric("PendingDeltaKeys", len(pending))
+        counts.append(("SyncCompleted", 1))
+    counts.append(("PendingDeltaKeys", len(planned.pending)))
+    metrics = tuple(
+        metric_datum(name, value, timestamp=now, thing_name=context.thing_name, shadow_label=label)
+        for name, value in counts
+    )
+    return tuple(events), metrics
 
+
+def conclude(context: DecisionContext, judgement: Judgement | None = None) -> ShadowDecision:
+    """The decision on ``context``: its steps `apply_rules`, `plan_update`, `classify`,
+    `make_records` and `make_signals`, in that order.
+
+    ``judgement`` is the first step's result when the caller takes it itself (`offline_sync`
+    reports per cached change what the rules left of it).
+    """
+    if judgement is None:
+        judgement = apply_rules(context)
+    planned = plan_update(context, judgement)
+    verdict = classify(context, judgement, planned)
+    records = make_records(context, judgement, planned, verdict)
+    record = records[-1]
+    events, metrics = make_signals(context, judgement, planned, record)
     return ShadowDecision(
-        thing_name=thing_name,
-        shadow_name=shadow_name,
-        decision=decision,
-        reason=reason,
-        update=update,
+        thing_name=context.thing_name,
+        shadow_name=context.shadow_name,
+        decision=verdict.decision,
+        reason=verdict.reason,
+        update=planned.update,
         record=record,
-        report=report,
-        reviews=reviews,
-        acknowledgement=acknowledgement,
-        pending=pending,
-        events=tuple(events),
-        metrics=tuple(metrics),
-        stale_event=stale_event,
-        records=(record,) if closing is None else (closing, record),
+        report=judgement.report,
+        reviews=judgement.reviews,
+        acknowledgement=judgement.acknowledgement,
+        pending=planned.pending,
+        events=events,
+        metrics=metrics,
+        stale_event=context.stale_event,
+        records=records,
     )
 
 

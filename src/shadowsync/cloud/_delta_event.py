@@ -13,7 +13,13 @@ from shadowsync._json import JSONObject, describe, kind_phrase, normalize_sectio
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLimits
 from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup
 from shadowsync.audit import HistoryRecord
-from shadowsync.cloud._decision import ShadowDecision, close_if_recreated, conclude, settle
+from shadowsync.cloud._decision import (
+    DecisionContext,
+    ShadowDecision,
+    conclude,
+    history_position,
+    settle,
+)
 from shadowsync.cloud._history import History, as_log, check_now
 from shadowsync.cloud._requests import (
     OperationError,
@@ -150,18 +156,17 @@ def handle_delta_event(
     thing, shadow_name = parsed.thing_name, parsed.shadow_name
     label = shadow_label(shadow_name)
     log = as_log(history)
-    records = log.records_for(thing, shadow_name)
-    last = records[-1] if records else None
-    base: dict[str, Any] | None = log.last_state(thing, shadow_name)
     # The chain continues from the newest record given, whichever shadow it belongs to.
     previous: HistoryRecord | str | None = log.records[-1] if len(log) else None
+    position = history_position(log, thing, shadow_name, document, previous=previous, now=now)
     if document is None:
+        last = position.last
         version = max(parsed.version, last.version if last else 0)
         record = HistoryRecord.create(
             thing,
             shadow_name,
             previous=previous,
-            previous_state=base,
+            previous_state=position.base,
             new_state=None,
             version=version,
             timestamp=max(now, last.timestamp if last else 0),
@@ -190,14 +195,12 @@ def handle_delta_event(
             ),
         )
 
-    closing, previous, base, last = close_if_recreated(
-        thing, shadow_name, document, previous=previous, base=base, last=last, now=now
-    )
     stale_event = parsed.version < document.version
     desired, reported = document.desired, document.reported
     delta = document.delta or {}
     paths = leaf_paths(delta)
 
+    base = position.base
     entries: list[tuple[Path, Value, Value, Value]] = []
     for path in paths:
         reported_now = copy_value(lookup(reported, path))
@@ -215,26 +218,24 @@ def handle_delta_event(
         cloud_stamps=stamps_at(document.section_metadata("desired"), paths),
         device_stamps=stamps_at(document.section_metadata("reported"), paths),
     )
-    return conclude(
+    context = DecisionContext(
         thing_name=thing,
         shadow_name=shadow_name,
         document=document,
         section="desired",
-        final=final,
-        result=result,
+        merge=result,
+        settled=final,
         rules=rules,
         now=now,
-        base=base,
-        previous=previous,
-        last=last,
+        history=position,
         event_bus=event_bus,
+        limits=limits,
         details={
             "eventVersion": parsed.version,
             "shadowVersion": document.version,
             "staleEvent": stale_event,
         },
-        limits=limits,
         fast_forward="desired follows the device's own change",
         stale_event=stale_event,
-        closing=closing,
     )
+    return conclude(context)

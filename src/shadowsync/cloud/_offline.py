@@ -11,9 +11,11 @@ from shadowsync._json import json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, overlaps
 from shadowsync.cloud._decision import (
+    DecisionContext,
     ShadowDecision,
-    close_if_recreated,
+    apply_rules,
     conclude,
+    history_position,
     settle,
 )
 from shadowsync.cloud._delta_event import shadow_document
@@ -191,12 +193,7 @@ def offline_sync(
             if written is not None:
                 cloud_stamps[path] = written
 
-        records = log.records_for(thing, shadow_name)
-        last = records[-1] if records else None
-        base: dict[str, Any] | None = log.last_state(thing, shadow_name)
-        closing, previous, base, last = close_if_recreated(
-            thing, shadow_name, document, previous=previous, base=base, last=last, now=now
-        )
+        position = history_position(log, thing, shadow_name, document, previous=previous, now=now)
         result, final = settle(
             entries,
             section="reported",
@@ -207,29 +204,29 @@ def offline_sync(
             cloud_stamps=cloud_stamps,
             device_stamps=device_stamps,
         )
+        context = DecisionContext(
+            thing_name=thing,
+            shadow_name=shadow_name,
+            document=document,
+            section="reported",
+            merge=result,
+            settled=final,
+            rules=rules,
+            now=now,
+            history=position,
+            event_bus=event_bus,
+            limits=limits,
+            details={
+                "offlineDurationSeconds": parsed.offline_duration_seconds,
+                "cachedChanges": len(indexed),
+                "shadowVersion": document.version if document is not None else None,
+            },
+            fast_forward="applied the device's offline changes",
+        )
         try:
-            decision = conclude(
-                thing_name=thing,
-                shadow_name=shadow_name,
-                document=document,
-                section="reported",
-                final=final,
-                result=result,
-                rules=rules,
-                now=now,
-                base=base,
-                previous=previous,
-                last=last,
-                event_bus=event_bus,
-                details={
-                    "offlineDurationSeconds": parsed.offline_duration_seconds,
-                    "cachedChanges": len(indexed),
-                    "shadowVersion": document.version if document is not None else None,
-                },
-                limits=limits,
-                fast_forward="applied the device's offline changes",
-                closing=closing,
-            )
+            # The judgement is kept: it says what the rules left of each cached value.
+            judgement = apply_rules(context)
+            decision = conclude(context, judgement)
         except ShadowRejectedError as exc:
             # The service would refuse the update (too deep, too large): the cached
             # changes cannot be applied as sent, which is the request's fault.
@@ -250,7 +247,8 @@ def offline_sync(
             applied = tuple(
                 p
                 for p in own
-                if same(final[p], device[p][0]) and not same(lookup(reported, p), device[p][0])
+                if same(judgement.final[p], device[p][0])
+                and not same(lookup(reported, p), device[p][0])
             )
 
             def touches(path: Path, own: list[Path] = own) -> bool:
