@@ -11,13 +11,7 @@ from shadowsync._conflict.merge import stamps_from_metadata
 from shadowsync._json import describe
 from shadowsync._tree import leaf_paths
 from shadowsync.cloud._delta_event import shadow_document
-from shadowsync.cloud._history import (
-    CONFLICT_CHANGE_TYPES,
-    History,
-    as_log,
-    check_now,
-    recent,
-)
+from shadowsync.cloud._history import History, as_log, check_now, recent_conflicts
 from shadowsync.cloud._requests import HealthReportRequest, shadow_label, sync_request
 from shadowsync.cloud._signals import iso_time
 from shadowsync.cloud._sync_check import newest_report
@@ -185,8 +179,8 @@ def _device_health(
         reasons.append((_RANK["offline"], "never reported"))
     elif now - last_seen > thresholds.offline_after_seconds:
         reasons.append((_RANK["offline"], f"no report for {now - last_seen} s"))
-    window = recent(records, since=now - thresholds.conflict_window_seconds, until=now)
-    conflicts = [r for r in window if r.change_type in CONFLICT_CHANGE_TYPES]
+    since = now - thresholds.conflict_window_seconds
+    conflicts = recent_conflicts(records, since=since, until=now)
     reviews = sum(1 for r in conflicts if r.change_type == "manual_review")
     if conflicts:
         rank = (

@@ -13,7 +13,7 @@ History = AuditLog | Iterable[HistoryRecord]
 be mixed in; each operation picks the shadow's own)."""
 
 CONFLICT_CHANGE_TYPES = frozenset({"conflict_resolved", "manual_review", "rule_rejected"})
-"""The change types that count as conflicts in summaries and health."""
+"""The change types that count as conflicts in summaries, sync checks and health."""
 
 
 def as_log(history: History) -> AuditLog:
@@ -26,11 +26,18 @@ def as_log(history: History) -> AuditLog:
         raise InvalidArgumentError(f"history: {exc}") from None
 
 
-def recent(
+def recent_conflicts(
     records: Iterable[HistoryRecord], *, since: float, until: float | None = None
 ) -> list[HistoryRecord]:
-    """The records with ``since <= timestamp`` (and ``<= until`` when given)."""
-    return [r for r in records if r.timestamp >= since and (until is None or r.timestamp <= until)]
+    """The conflict records (`CONFLICT_CHANGE_TYPES`) with ``since <= timestamp`` (and
+    ``<= until`` when given)."""
+    return [
+        r
+        for r in records
+        if r.timestamp >= since
+        and (until is None or r.timestamp <= until)
+        and r.change_type in CONFLICT_CHANGE_TYPES
+    ]
 
 
 def check_now(now: object) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
@@ -40,6 +40,16 @@ ShadowReader = Callable[[str, "str | None"], "ShadowDocument | Mapping[str, Any]
 
 HistoryReader = Callable[["str | None"], "History"]
 """Reads history records: of one thing, or of the whole fleet when called with None."""
+
+
+class _Deciding(TypedDict):
+    """What `handle_delta_event` and `offline_sync` decide a thing's shadows with."""
+
+    history: History
+    policy: ResolutionPolicy | Strategy | None
+    rules: RuleSet | None
+    event_bus: str | None
+    limits: ShadowLimits
 
 
 def _no_history(thing_name: str | None) -> History:
@@ -113,6 +123,15 @@ class SyncManager:
     ) -> dict[str | None, ShadowDocument | Mapping[str, Any] | None]:
         return {name: self.read_shadow(thing, name) for name in names}
 
+    def _deciding(self, thing: str) -> _Deciding:
+        return {
+            "history": self.read_history(thing),
+            "policy": self.policy_for(thing),
+            "rules": self.rules_for(thing),
+            "event_bus": self.event_bus,
+            "limits": self.limits,
+        }
+
     def handle(self, request: object, *, now: int) -> SyncResponse:
         """Serve one request; a malformed one is answered with status 400, not raised."""
         try:
@@ -143,11 +162,7 @@ class SyncManager:
                 parsed,
                 self._shadows(parsed.thing_name, parsed.shadow_names),
                 now=now,
-                history=self.read_history(parsed.thing_name),
-                policy=self.policy_for(parsed.thing_name),
-                rules=self.rules_for(parsed.thing_name),
-                event_bus=self.event_bus,
-                limits=self.limits,
+                **self._deciding(parsed.thing_name),
             )
             return SyncResponse(
                 status_code=200,
@@ -189,11 +204,7 @@ class SyncManager:
             parsed,
             self.read_shadow(parsed.thing_name, parsed.shadow_name),
             now=now,
-            history=self.read_history(parsed.thing_name),
-            policy=self.policy_for(parsed.thing_name),
-            rules=self.rules_for(parsed.thing_name),
-            event_bus=self.event_bus,
-            limits=self.limits,
+            **self._deciding(parsed.thing_name),
         )
 
 

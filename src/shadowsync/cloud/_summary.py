@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from shadowsync.cloud._history import CONFLICT_CHANGE_TYPES, History, as_log, check_now, recent
+from shadowsync.cloud._history import History, as_log, check_now, recent_conflicts
 from shadowsync.cloud._requests import ConflictSummaryRequest, shadow_label, sync_request
 from shadowsync.cloud._signals import iso_time
 
@@ -99,9 +99,7 @@ def conflict_summary(
     by_strategy: Counter[str] = Counter()
     by_decision: Counter[str] = Counter()
     records = 0
-    for record in recent(log.records, since=since, until=now):
-        if record.change_type not in CONFLICT_CHANGE_TYPES:
-            continue
+    for record in recent_conflicts(log.records, since=since, until=now):
         if parsed.thing_name is not None and record.thing_name != parsed.thing_name:
             continue
         entries = (record.details or {}).get("conflicts")

@@ -10,13 +10,7 @@ from shadowsync._conflict.merge import stamps_from_metadata
 from shadowsync._json import json_pointer
 from shadowsync._tree import Path, leaf_paths
 from shadowsync.cloud._delta_event import shadow_document
-from shadowsync.cloud._history import (
-    CONFLICT_CHANGE_TYPES,
-    History,
-    as_log,
-    check_now,
-    recent,
-)
+from shadowsync.cloud._history import History, as_log, check_now, recent_conflicts
 from shadowsync.cloud._requests import SyncCheckRequest, shadow_label, shadows_for, sync_request
 from shadowsync.cloud._signals import iso_time
 
@@ -153,9 +147,7 @@ def sync_check(
     for name in parsed.shadow_names:
         document = shadow_document(shadows[name])
         records = log.records_for(parsed.thing_name, name)
-        conflicts = tuple(
-            r for r in recent(records, since=since) if r.change_type in CONFLICT_CHANGE_TYPES
-        )
+        conflicts = tuple(recent_conflicts(records, since=since))
         statuses.append(
             ShadowSyncStatus(
                 shadow_name=name,
