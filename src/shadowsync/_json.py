@@ -60,6 +60,63 @@ def decode_payload(payload: bytes | bytearray | memoryview | str, *, max_depth: 
         raise InvalidRequestError(INVALID_JSON, detail=str(exc)) from None
 
 
+def decode_json(payload: bytes | str, *, max_depth: int) -> JSONValue:
+    """Decode a JSON text of any shape (a file, a configuration): `decode_payload`, then the
+    checks `normalize_section` makes of a section's values, ``null`` allowed anywhere.
+
+    Refused, with `InvalidRequestError`: numbers beyond a float's range (``1e400`` decodes to
+    infinity), strings holding a lone UTF-16 surrogate (``"\\ud800"``, which no UTF-8 text can
+    hold), and nesting deeper than ``max_depth`` levels (objects and arrays count, the outermost
+    is level 1); `decode_payload` refuses the rest.
+
+    ```pycon
+    >>> decode_json(b'{"on": [true, null]}', max_depth=2)
+    {'on': [True, None]}
+    >>> try:
+    ...     decode_json('{"limits": {"max": 1e400}}', max_depth=8)
+    ... except InvalidRequestError as err:
+    ...     print(err.detail)
+    a number beyond a float's range (inf) at limits.max
+
+    ```
+    """
+    value = decode_payload(payload, max_depth=max_depth)
+    try:
+        _check_value(value, 1, max_depth)
+    except BadValue as bad:
+        # A path to a level too deep is as long as the limit: its start says where.
+        where = f" at {_shorten(format_path(bad.path[::-1]))}" if bad.path else ""
+        raise InvalidRequestError(bad.message, detail=bad.reason + where) from None
+    return cast("JSONValue", value)
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _check_value(value: Any, depth: int, max_depth: int) -> None:
+    """`normalize`'s checks of decoded JSON, without the copy and with ``null`` allowed."""
+    kind = type(value)
+    if kind is str:
+        if not value.isascii():
+            _check_utf8(value)
+    elif kind is float:
+        if not _isfinite(value):  # a literal such as 1e400: NaN and Infinity do not decode
+            raise BadValue(INVALID_JSON, f"a number beyond a float's range ({value!r})")
+    elif kind is dict or kind is list:
+        if depth > max_depth:
+            message = NESTING_MESSAGE.format(depth=max_depth)
+            raise BadValue(message, f"more than {max_depth} levels of nesting")
+        for key, item in value.items() if kind is dict else enumerate(value):
+            if type(key) is str and not key.isascii():
+                _check_utf8(key)
+            try:
+                _check_value(item, depth + 1, max_depth)
+            except BadValue as bad:
+                bad.path.append(key)
+                raise
+
+
 def describe(value: object, limit: int = 80) -> str:
     """``repr(value)`` for an error message: shortened, and never failing.
 

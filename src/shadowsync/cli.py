@@ -5,7 +5,8 @@ Run ``shadowsync --help`` (or ``python -m shadowsync --help``). Every command re
 line) on standard output. Exit codes: 0 when all is well; 1 when the check itself failed (an
 invalid document, a broken audit chain, a merge that needs review under ``--fail-on-review``);
 2 for usage errors and input files that cannot be used (missing, not JSON, not the expected
-shape), reported on standard error as ``shadowsync: error: <message>``.
+shape), reported on standard error as ``shadowsync: error: <message>``. Every file is read
+through one function, `_Inputs.load`, which holds it to the JSON the library accepts.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
 
 from shadowsync import (
     ShadowDocument,
@@ -27,9 +28,12 @@ from shadowsync import (
     make_json_patch,
     make_merge_patch,
 )
-from shadowsync._json import JSONValue, decode_payload, kind_phrase
+from shadowsync._json import JSONObject, JSONValue, decode_json, kind_phrase, normalize_section
 from shadowsync._limits import LOCAL_MAX_DOCUMENT_BYTES, MAX_CONFIGURABLE_DEPTH
 from shadowsync.errors import ShadowRejectedError, ShadowSyncError
+
+if TYPE_CHECKING:
+    from shadowsync.audit import AuditLog
 
 __all__ = ["main"]
 
@@ -46,6 +50,14 @@ _READ_LIMITS = ShadowLimits(
 )
 
 
+# Any file argument may nest this deep (its outermost value is level 1): as deep as `merge`
+# takes a section, and deeper than a stored document's sections (32 levels) wrapped in a fleet
+# file's thing and shadow levels.
+_MAX_FILE_DEPTH = 64
+
+_T = TypeVar("_T")
+
+
 class _InputError(Exception):
     """A file argument that cannot be used, or a bad combination of arguments (exit 2)."""
 
@@ -56,6 +68,15 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)
         self.exit(_USAGE, f"{_PROG}: error: {message}\n")
+
+
+@contextlib.contextmanager
+def _about(name: str) -> Iterator[None]:
+    """Name the input at fault (a file, the limits) in a library error raised while using it."""
+    try:
+        yield
+    except ShadowSyncError as exc:
+        raise _InputError(f"{name}: {exc}") from None
 
 
 class _Inputs:
@@ -69,8 +90,78 @@ class _Inputs:
         """How a file argument is named in messages."""
         return "<stdin>" if path == "-" else path
 
-    def read(self, path: str) -> bytes:
-        """The bytes of a file argument."""
+    def load(self, path: str, *, lines: bool = False) -> tuple[Any, bytes]:
+        """The JSON value in a file argument, and the file's bytes: every file is read here.
+
+        The JSON passes the boundary the library's own inputs pass (`decode_json`): UTF-8, no
+        NaN or Infinity, no number beyond a float's range, no lone surrogate, at most
+        `_MAX_FILE_DEPTH` levels. With ``lines`` the file is an audit log in JSON Lines and
+        the value is the list of its lines' values (blank lines skipped). A file that fails
+        is an `_InputError` naming it.
+        """
+        name = self.name(path)
+        data = self._read(path)
+        if not lines:
+            return self._decode(name, data), data
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _InputError(
+                f"{name}: the audit log is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
+        values = [
+            self._decode(f"{name}: line {number}", line)
+            for number, line in enumerate(text.split("\n"), start=1)
+            if line.strip()
+        ]
+        return values, data
+
+    def json(self, path: str) -> Any:
+        """The JSON value in a file argument."""
+        return self.load(path)[0]
+
+    def built(self, path: str, build: Callable[[Any], _T]) -> _T:
+        """What ``build`` (a library parser such as ``RuleSet.from_dict``) makes of the JSON
+        value in a file argument; its refusal names the file."""
+        value = self.json(path)
+        with _about(self.name(path)):
+            return build(value)
+
+    def object(self, path: str, what: str) -> dict[str, Any]:
+        """The JSON object in a file argument; anything else is refused naming ``what``."""
+        value = self.json(path)
+        if not isinstance(value, dict):
+            raise _InputError(
+                f"{self.name(path)}: {what} must be a JSON object, got {kind_phrase(value)}"
+            )
+        return value
+
+    def section(
+        self,
+        path: str,
+        section: Literal["desired", "reported"],
+        max_depth: int,
+        *,
+        what: str | None = None,
+    ) -> JSONObject:
+        """The shadow section in a file argument, checked as the library checks a stored
+        ``section``: an object (else refused naming ``what``, by default ``section``), no
+        ``null``, at most ``max_depth`` levels."""
+        value = self.object(path, what or section)
+        try:
+            return normalize_section(value, section=section, max_depth=max_depth, nulls=False)
+        except ShadowRejectedError as exc:
+            raise _InputError(f"{self.name(path)}: {exc.message} ({exc.detail})") from None
+
+    def log(self, path: str) -> AuditLog:
+        """The audit log (JSON Lines) in a file argument."""
+        from shadowsync.audit import AuditLog
+
+        _, data = self.load(path, lines=True)
+        with _about(self.name(path)):
+            return AuditLog.from_jsonl(data)
+
+    def _read(self, path: str) -> bytes:
         if path == "-":
             if self._stdin_read:
                 raise _InputError("only one file argument can be '-' (standard input)")
@@ -85,41 +176,28 @@ class _Inputs:
         except OSError as exc:
             raise _InputError(f"cannot read {path}: {exc.strerror or exc}") from None
 
-    def json(self, path: str) -> Any:
-        """The JSON value in a file argument."""
-        return self.json_and_bytes(path)[0]
-
-    def json_and_bytes(self, path: str) -> tuple[Any, bytes]:
-        """The JSON value in a file argument, and the file's bytes."""
-        data = self.read(path)
+    @staticmethod
+    def _decode(where: str, text: bytes | str) -> Any:
         try:
-            return decode_payload(data, max_depth=MAX_CONFIGURABLE_DEPTH), data
+            return decode_json(text, max_depth=_MAX_FILE_DEPTH)
         except ShadowRejectedError as exc:
-            raise _InputError(
-                f"{self.name(path)}: not valid JSON: {exc.detail or exc.message}"
-            ) from None
-
-    def object(self, path: str, what: str) -> dict[str, Any]:
-        """The JSON object in a file argument; anything else is refused naming ``what``."""
-        value = self.json(path)
-        if not isinstance(value, dict):
-            raise _InputError(
-                f"{self.name(path)}: {what} must be a JSON object, got {kind_phrase(value)}"
-            )
-        return value
+            raise _InputError(f"{where}: not valid JSON: {exc.detail or exc.message}") from None
 
 
-@contextlib.contextmanager
-def _about(name: str) -> Iterator[None]:
-    """Name the file at fault in a library error raised while interpreting it."""
-    try:
-        yield
-    except ShadowSyncError as exc:
-        raise _InputError(f"{name}: {exc}") from None
+_Handler = Callable[[argparse.Namespace, _Inputs], int]
 
 
 def _print_json(value: object) -> None:
     print(json.dumps(value, indent=2, sort_keys=False))
+
+
+def _command(
+    commands: Any, name: str, handler: _Handler, *, help: str, description: str
+) -> argparse.ArgumentParser:
+    """Add the subcommand ``name``, run by ``handler``."""
+    parser: argparse.ArgumentParser = commands.add_parser(name, help=help, description=description)
+    parser.set_defaults(handler=handler)
+    return parser
 
 
 # --------------------------------------------------------------------------------------------
@@ -128,8 +206,10 @@ def _print_json(value: object) -> None:
 
 
 def _add_delta(commands: Any) -> None:
-    parser = commands.add_parser(
+    parser = _command(
+        commands,
         "delta",
+        _run_delta,
         help="the delta of a shadow document, or of a desired and a reported section",
         description=(
             "Print the AWS delta: the desired values the device has not reported yet, or null "
@@ -149,7 +229,6 @@ def _add_delta(commands: Any) -> None:
             "reported into reported with the delta applied"
         ),
     )
-    parser.set_defaults(handler=_run_delta)
 
 
 def _run_delta(args: argparse.Namespace, inputs: _Inputs) -> int:
@@ -159,22 +238,22 @@ def _run_delta(args: argparse.Namespace, inputs: _Inputs) -> int:
     if args.file is None and not sections:
         raise _InputError("give a shadow document FILE, or --desired and --reported")
     if args.file is not None:
-        body = inputs.json(args.file)
-        with _about(inputs.name(args.file)):
-            document = ShadowDocument.from_dict(body, limits=_READ_LIMITS)
+        document = inputs.built(
+            args.file, lambda body: ShadowDocument.from_dict(body, limits=_READ_LIMITS)
+        )
         desired, reported = document.desired, document.reported
     else:
-        desired = {} if args.desired is None else inputs.object(args.desired, "desired")
-        reported = {} if args.reported is None else inputs.object(args.reported, "reported")
+        # Each section as a document holds it: the limits FILE is read under.
+        depth = _READ_LIMITS.max_depth
+        desired = {} if args.desired is None else inputs.section(args.desired, "desired", depth)
+        reported = {} if args.reported is None else inputs.section(args.reported, "reported", depth)
     delta = compute_delta(desired, reported)
     if args.format == "delta":
         _print_json(delta)
-        return _OK
-    applied = apply_merge_patch(reported, delta or {})
-    if args.format == "merge-patch":
-        _print_json(make_merge_patch(reported, applied))
     else:
-        _print_json(make_json_patch(reported, applied))
+        applied = apply_merge_patch(reported, delta or {})
+        patch = make_merge_patch if args.format == "merge-patch" else make_json_patch
+        _print_json(patch(reported, applied))
     return _OK
 
 
@@ -184,8 +263,10 @@ def _run_delta(args: argparse.Namespace, inputs: _Inputs) -> int:
 
 
 def _add_merge(commands: Any) -> None:
-    parser = commands.add_parser(
+    parser = _command(
+        commands,
         "merge",
+        _run_merge,
         help="three-way merge of a shadow section, with a conflict report",
         description=(
             "Merge two edited versions (OURS, THEIRS) of a shadow section against their common "
@@ -215,26 +296,18 @@ def _add_merge(commands: Any) -> None:
         action="store_true",
         help="exit with 1 when a conflict is held for review",
     )
-    parser.set_defaults(handler=_run_merge)
 
 
 def _run_merge(args: argparse.Namespace, inputs: _Inputs) -> int:
     from shadowsync import ResolutionPolicy, merge
     from shadowsync.rules import RuleSet
 
-    base = inputs.object(args.base, "BASE")
-    ours = inputs.object(args.ours, "OURS")
-    theirs = inputs.object(args.theirs, "THEIRS")
-    policy = None
-    if args.policy is not None:
-        config = inputs.json(args.policy)
-        with _about(inputs.name(args.policy)):
-            policy = ResolutionPolicy.from_dict(config)
-    rules = None
-    if args.rules is not None:
-        config = inputs.json(args.rules)
-        with _about(inputs.name(args.rules)):
-            rules = RuleSet.from_dict(config)
+    # The sections are checked here as merge checks them, so that a refusal names the file.
+    base = inputs.section(args.base, args.section, _MAX_FILE_DEPTH, what="BASE")
+    ours = inputs.section(args.ours, args.section, _MAX_FILE_DEPTH, what="OURS")
+    theirs = inputs.section(args.theirs, args.section, _MAX_FILE_DEPTH, what="THEIRS")
+    policy = None if args.policy is None else inputs.built(args.policy, ResolutionPolicy.from_dict)
+    rules = None if args.rules is None else inputs.built(args.rules, RuleSet.from_dict)
     result = merge(
         base,
         ours,
@@ -263,8 +336,10 @@ def _run_merge(args: argparse.Namespace, inputs: _Inputs) -> int:
 
 def _add_validate(commands: Any) -> None:
     defaults = ShadowLimits()
-    parser = commands.add_parser(
+    parser = _command(
+        commands,
         "validate",
+        _run_validate,
         help="check a shadow document or an update request against the shadow limits",
         description=(
             "Check a GetThingShadow body (--kind document) or an update request applied to "
@@ -303,7 +378,6 @@ def _add_validate(commands: Any) -> None:
             f"at most {MAX_CONFIGURABLE_DEPTH})"
         ),
     )
-    parser.set_defaults(handler=_run_validate)
 
 
 def _depth(value: JSONValue) -> int:
@@ -343,10 +417,8 @@ def _state_rejection(body: Mapping[str, Any], limits: ShadowLimits) -> ShadowRej
 def _run_validate(args: argparse.Namespace, inputs: _Inputs) -> int:
     if args.base is not None and args.kind != "update":
         raise _InputError("--base goes with --kind update")
-    try:
+    with _about("invalid limits"):
         limits = ShadowLimits(max_document_bytes=args.max_bytes, max_depth=args.max_depth)
-    except ShadowSyncError as exc:
-        raise _InputError(f"invalid limits: {exc}") from None
     if args.kind == "document":
         body = inputs.json(args.file)
         if isinstance(body, Mapping):
@@ -363,11 +435,11 @@ def _run_validate(args: argparse.Namespace, inputs: _Inputs) -> int:
     else:
         base = None
         if args.base is not None:
-            base_body = inputs.json(args.base)
-            with _about(inputs.name(args.base)):
-                base = ShadowDocument.from_dict(base_body, limits=limits)
+            base = inputs.built(
+                args.base, lambda body: ShadowDocument.from_dict(body, limits=limits)
+            )
         # Text that is not JSON is an unusable file (exit 2), not a request to judge.
-        _, data = inputs.json_and_bytes(args.file)
+        _, data = inputs.load(args.file)
         try:
             result = apply_update(
                 base, data, timestamp=0 if base is None else base.timestamp, limits=limits
@@ -395,8 +467,10 @@ def _run_validate(args: argparse.Namespace, inputs: _Inputs) -> int:
 
 
 def _add_verify_log(commands: Any) -> None:
-    parser = commands.add_parser(
+    parser = _command(
+        commands,
         "verify-log",
+        _run_verify_log,
         help="verify the hash chain of an audit log (JSON Lines)",
         description=(
             "Load an audit log written as JSON Lines and verify its hash chain. Prints one "
@@ -411,15 +485,10 @@ def _add_verify_log(commands: Any) -> None:
         help="the head checksum kept when the log was last written (detects truncation)",
     )
     parser.add_argument("--json", action="store_true", help="print the verification result as JSON")
-    parser.set_defaults(handler=_run_verify_log)
 
 
 def _run_verify_log(args: argparse.Namespace, inputs: _Inputs) -> int:
-    from shadowsync.audit import AuditLog
-
-    data = inputs.read(args.log)
-    with _about(inputs.name(args.log)):
-        log = AuditLog.from_jsonl(data)
+    log = inputs.log(args.log)
     result = log.verify(expected_head=args.expected_head)
     if args.json:
         _print_json(
@@ -446,8 +515,10 @@ def _run_verify_log(args: argparse.Namespace, inputs: _Inputs) -> int:
 
 
 def _add_health(commands: Any) -> None:
-    parser = commands.add_parser(
+    parser = _command(
+        commands,
         "health",
+        _run_health,
         help="a health report of a fleet's shadows (healthy, warning, conflict, offline)",
         description=(
             "Assess each device of a fleet file: an object mapping thing names to their "
@@ -476,7 +547,6 @@ def _add_health(commands: Any) -> None:
     parser.add_argument(
         "--fail-unhealthy", action="store_true", help="exit 1 when a device is not healthy"
     )
-    parser.set_defaults(handler=_run_health)
 
 
 def _run_health(args: argparse.Namespace, inputs: _Inputs) -> int:
@@ -500,22 +570,15 @@ def _run_health(args: argparse.Namespace, inputs: _Inputs) -> int:
     if args.shadows is not None:
         wanted = [n.strip() for n in args.shadows.split(",") if n.strip()]
         names = dict.fromkeys(None if n == CLASSIC_SHADOW_NAME else n for n in wanted)
-    history = AuditLog()
-    if args.history is not None:
-        data = inputs.read(args.history)
-        with _about(inputs.name(args.history)):
-            history = AuditLog.from_jsonl(data)
+    history = AuditLog() if args.history is None else inputs.log(args.history)
     now = args.now if args.now is not None else int(time.time())
-    try:
-        thresholds = HealthThresholds(
-            expected_shadows=tuple(names) or (None,),
-            offline_after_seconds=args.offline_after,
-            pending_after_seconds=args.pending_after,
-            conflict_window_seconds=args.conflict_window,
-            conflicts_for_conflict=args.conflicts,
-        )
-    except ShadowSyncError as exc:
-        raise _InputError(str(exc)) from None
+    thresholds = HealthThresholds(
+        expected_shadows=tuple(names) or (None,),
+        offline_after_seconds=args.offline_after,
+        pending_after_seconds=args.pending_after,
+        conflict_window_seconds=args.conflict_window,
+        conflicts_for_conflict=args.conflicts,
+    )
     with _about(inputs.name(args.fleet)):
         report = health_report(
             {"thingNames": list(shadows)},
@@ -535,8 +598,6 @@ def _run_health(args: argparse.Namespace, inputs: _Inputs) -> int:
 # --------------------------------------------------------------------------------------------
 # The parser and the entry point
 # --------------------------------------------------------------------------------------------
-
-_Handler = Callable[[argparse.Namespace, _Inputs], int]
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -389,10 +389,10 @@ def test_merge_errors(
     assert (code, only_error(err)) == (2, f"{array}: BASE must be a JSON object, got an array")
     nulls = write(tmp_path, "nulls.json", {"mode": None})
     code, _, err = run(capsys, "merge", base, nulls, theirs)
+    # Checked before merging, so that the message names the file, not the role.
     assert (code, only_error(err)) == (
         2,
-        "ours must hold only JSON values without null: Invalid JSON "
-        "(null is not allowed here at ours.mode)",
+        f"{nulls}: Invalid JSON (null is not allowed here at desired.mode)",
     )
     code, _, err = run(capsys, "merge", base, ours, str(tmp_path / "gone.json"))
     assert code == 2
@@ -736,6 +736,152 @@ def test_verify_log_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     code, _, err = run(capsys, "verify-log", str(tmp_path))
     assert code == 2
     assert only_error(err).startswith(f"cannot read {tmp_path}: ")
+
+
+# --------------------------------------------------------------------------------------------
+# Every file argument passes the JSON boundary
+# --------------------------------------------------------------------------------------------
+
+# Content no file argument may hold, and what the error says about it.
+UNUSABLE: dict[str, tuple[bytes, str]] = {
+    "1e400": (b'{"a": 1e400}', "not valid JSON: a number beyond a float's range (inf) at a"),
+    "-1e400 in an array": (b'{"a": [1, -1e400]}', "a number beyond a float's range (-inf) at a[1]"),
+    "NaN": (b'{"a": NaN}', "not valid JSON: NaN is not valid JSON"),
+    "Infinity": (b'{"a": Infinity}', "not valid JSON: Infinity is not valid JSON"),
+    "-Infinity": (b'{"a": [-Infinity]}', "not valid JSON: -Infinity is not valid JSON"),
+    "lone surrogate": (b'{"a": "x\\ud800"}', "a string holds a lone UTF-16 surrogate"),
+    "lone surrogate key": (b'{"a": {"\\udc00": 1}}', "a string holds a lone UTF-16 surrogate"),
+    "invalid UTF-8": (b'{"a": "caf\xe9"}', "not UTF-8"),
+    "65 levels": (
+        b'{"a": ' + b"[" * 64 + b"]" * 64 + b"}",
+        "not valid JSON: more than 64 levels of nesting at a[0][0]",
+    ),
+    "100000 levels": (b"[" * 100_000 + b"]" * 100_000, "nests too deeply to parse"),
+    "malformed": (b'{"a": ', "not valid JSON: Expecting value"),
+}
+
+# Every way a command reads a file, with BAD standing for the file under test.
+READERS: dict[str, list[str]] = {
+    "delta FILE": ["delta", "BAD"],
+    "delta --desired": ["delta", "--desired", "BAD"],
+    "delta --reported": ["delta", "--desired", "SECTION", "--reported", "BAD"],
+    "merge BASE": ["merge", "BAD", "SECTION", "SECTION"],
+    "merge OURS": ["merge", "SECTION", "BAD", "SECTION"],
+    "merge THEIRS": ["merge", "SECTION", "SECTION", "BAD"],
+    "merge --policy": ["merge", "SECTION", "SECTION", "SECTION", "--policy", "BAD"],
+    "merge --rules": ["merge", "SECTION", "SECTION", "SECTION", "--rules", "BAD"],
+    "validate document": ["validate", "BAD"],
+    "validate update": ["validate", "--kind", "update", "BAD"],
+    "validate --base": ["validate", "--kind", "update", "--base", "BAD", "DOC"],
+    "verify-log": ["verify-log", "BAD"],
+    "health FLEET": ["health", "BAD", "--now", "1700000100"],
+    "health --history": ["health", "FLEET", "--history", "BAD", "--now", "1700000100"],
+}
+
+
+def argv(tmp_path: Path, reader: str, bad: str) -> list[str]:
+    good = {
+        "SECTION": write(tmp_path, "section.json", {"mode": "eco"}),
+        "DOC": write(tmp_path, "doc.json", DOCUMENT),
+        "FLEET": write(tmp_path, "fleet.json", _fleet()),
+        "BAD": bad,
+    }
+    return [good.get(arg, arg) for arg in READERS[reader]]
+
+
+@pytest.mark.parametrize("content", list(UNUSABLE))
+@pytest.mark.parametrize("reader", list(READERS))
+def test_every_file_argument_refuses_what_the_library_refuses(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, reader: str, content: str
+) -> None:
+    data, problem = UNUSABLE[content]
+    bad = write(tmp_path, "bad.jsonl" if "log" in reader or "history" in reader else "bad", data)
+    code, out, err = run(capsys, *argv(tmp_path, reader, bad))
+    assert (code, out) == (2, "")
+    message = only_error(err)
+    assert message.startswith(f"{bad}: "), message
+    assert problem in message
+
+
+@pytest.mark.parametrize("reader", list(READERS))
+def test_every_file_argument_names_a_missing_file(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, reader: str
+) -> None:
+    missing = str(tmp_path / "missing.json")
+    code, out, err = run(capsys, *argv(tmp_path, reader, missing))
+    assert (code, out) == (2, "")
+    assert only_error(err) == f"cannot read {missing}: No such file or directory"
+
+
+@pytest.mark.parametrize("reader", ["delta --desired", "merge OURS", "health --history"])
+def test_standard_input_passes_the_same_boundary(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    reader: str,
+) -> None:
+    feed_stdin(monkeypatch, b'{"a": 1e400}')
+    code, out, err = run(capsys, *argv(tmp_path, reader, "-"))
+    assert (code, out) == (2, "")
+    message = only_error(err)
+    assert message.startswith("<stdin>: ")
+    assert message.endswith("not valid JSON: a number beyond a float's range (inf) at a")
+
+
+def test_an_audit_log_line_names_its_number(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write(tmp_path, "log.jsonl", audit_log(2).to_jsonl() + '\n{"reason": "\\ud800"}\n')
+    code, out, err = run(capsys, "verify-log", path)
+    assert (code, out) == (2, "")
+    assert only_error(err) == (
+        f"{path}: line 4: not valid JSON: a string holds a lone UTF-16 surrogate, which is not "
+        "UTF-8 at reason"
+    )
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """An object nesting ``levels`` levels: {"k": {"k": ... 1}}."""
+    value: Any = 1
+    for _ in range(levels):
+        value = {"k": value}
+    return cast("dict[str, Any]", value)
+
+
+def test_files_as_deep_as_the_limits_allow_are_used(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A section may nest 64 levels in a merge (the file's outermost object is level 1).
+    deep = nested(64)
+    section = write(tmp_path, "deep.json", deep)
+    code, out, _ = run(capsys, "merge", section, section, section)
+    assert (code, json.loads(out)["merged"]) == (0, deep)
+    too_deep = write(tmp_path, "deeper.json", {"k": deep})
+    code, out, err = run(capsys, "merge", section, section, too_deep)
+    assert (code, out) == (2, "")
+    assert only_error(err).startswith(
+        f"{too_deep}: not valid JSON: more than 64 levels of nesting at k.k."
+    )
+    # A document beyond the depth limit it is checked against is judged, not refused as input.
+    document = write(tmp_path, "doc.json", {"state": {"reported": nested(40)}})
+    code, out, _ = run(capsys, "validate", document, "--max-depth", "32")
+    assert (code, json.loads(out)["code"]) == (1, 400)
+
+
+def test_delta_sections_are_held_to_what_a_document_holds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # The same rules as for the sections of a FILE: no null, at most 32 levels.
+    nulls = write(tmp_path, "d.json", {"mode": None})
+    code, out, err = run(capsys, "delta", "--desired", nulls)
+    assert (code, out) == (2, "")
+    assert only_error(err) == f"{nulls}: Invalid JSON (null is not allowed here at desired.mode)"
+    deep_path = write(tmp_path, "r.json", nested(33))
+    code, out, err = run(capsys, "delta", "--reported", deep_path)
+    assert (code, out) == (2, "")
+    assert only_error(err).startswith(
+        f"{deep_path}: JSON contains too many levels of nesting; maximum is 32 (level 33"
+    )
 
 
 # --------------------------------------------------------------------------------------------
