@@ -22,6 +22,7 @@ import shadowsync.cloud
 import shadowsync.errors
 import shadowsync.events
 import shadowsync.mqtt
+import shadowsync.reconcile
 import shadowsync.stores
 import shadowsync.testing
 import shadowsync.topics
@@ -217,6 +218,26 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "sync_manager_handler",
     },
     "shadowsync.mqtt": {"DeviceBridge", "ServiceBridge", "TransportError"},
+    "shadowsync.reconcile": {
+        "Action",
+        "Component",
+        "ComponentError",
+        "JSON_TYPES",
+        "Phase",
+        "RECONCILE_KEY",
+        "ReconcileConfig",
+        "ReconcileError",
+        "ReconcileStateError",
+        "ReconcileStatus",
+        "Reconciler",
+        "ReconcilerState",
+        "STATE_FORMAT",
+        "Step",
+        "StepError",
+        "TargetError",
+        "UpdateStrategy",
+        "change_actions",
+    },
     "shadowsync.stores": {
         "CacheEntry",
         "MemoryStore",
