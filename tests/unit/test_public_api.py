@@ -232,6 +232,7 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "Reconciler",
         "ReconcilerState",
         "STATE_FORMAT",
+        "StateStore",
         "Step",
         "StepError",
         "TargetError",

@@ -37,7 +37,7 @@ from shadowsync.reconcile._components import UpdateStrategy, Action, Component, 
 from shadowsync.reconcile._components import JSON_TYPES, change_actions
 from shadowsync.reconcile._reconciler import ReconcileConfig, Reconciler
 from shadowsync.reconcile._status import RECONCILE_KEY, Phase, ReconcileStatus
-from shadowsync.reconcile._state import STATE_FORMAT, ReconcilerState
+from shadowsync.reconcile._state import STATE_FORMAT, ReconcilerState, StateStore
 from shadowsync.reconcile._errors import (
     ReconcileError,
     ComponentError,
@@ -62,6 +62,7 @@ __all__ = [
     "Reconciler",
     "ReconcilerState",
     "STATE_FORMAT",
+    "StateStore",
     "Step",
     "StepError",
     "TargetError",

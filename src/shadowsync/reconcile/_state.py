@@ -6,8 +6,13 @@ target, the rollback, and the attempt counts and retry times, so that a device t
 reboots and fails again still rolls back after N attempts instead of counting from zero.
 
 ```pycon
+>>> from shadowsync.stores import MemoryStore
 >>> state = ReconcilerState(target={"web": "v2"}, version=7, attempts={"web": 1})
 >>> ReconcilerState.from_json(state.to_json()) == state
+True
+>>> store = MemoryStore()
+>>> state.save(store)
+>>> ReconcilerState.load(store) == state
 True
 
 ```
@@ -16,23 +21,37 @@ True
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
 from shadowsync._json import JSONObject, describe, dumps_compact
 from shadowsync._validators import is_count, is_finite_number
-from shadowsync.errors import ShadowSyncError
+from shadowsync.errors import InvalidArgumentError, ShadowSyncError
 from shadowsync.reconcile._errors import ReconcileStateError
 from shadowsync.rules import Acknowledgement
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-__all__ = ["STATE_FORMAT", "ReconcilerState"]
+__all__ = ["STATE_FORMAT", "ReconcilerState", "StateStore"]
 
 STATE_FORMAT = 1
 """The layout version `ReconcilerState.to_json` writes (and the only one it reads)."""
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """Where a `ReconcilerState` is saved: the named JSON documents of a device store
+    (`shadowsync.stores.MemoryStore` and `shadowsync.stores.SQLiteStore` have them)."""
+
+    def put_state(self, name: str, value: Mapping[str, Any]) -> None:
+        """Keep the JSON object ``value`` under ``name``, atomically."""
+        ...
+
+    def get_state(self, name: str) -> JSONObject | None:
+        """The JSON object kept under ``name``, or ``None``."""
+        ...
 
 
 def _to_acks(value: Iterable[Acknowledgement]) -> tuple[Acknowledgement, ...]:
@@ -93,6 +112,24 @@ class ReconcilerState:
     def to_json(self) -> str:
         """The JSON form as compact text."""
         return dumps_compact(self.to_dict())
+
+    def save(self, store: StateStore, name: str = "reconciler") -> None:
+        """Keep this state in ``store`` under ``name`` (one atomic write)."""
+        if not isinstance(store, StateStore):
+            raise InvalidArgumentError(
+                f"store must have put_state/get_state, got {describe(store)}"
+            )
+        store.put_state(name, self.to_dict())
+
+    @classmethod
+    def load(cls, store: StateStore, name: str = "reconciler") -> ReconcilerState | None:
+        """The state kept in ``store`` under ``name``, or ``None`` if none was saved."""
+        if not isinstance(store, StateStore):
+            raise InvalidArgumentError(
+                f"store must have put_state/get_state, got {describe(store)}"
+            )
+        data = store.get_state(name)
+        return None if data is None else cls.from_dict(data)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> ReconcilerState:
