@@ -38,6 +38,9 @@ from shadowsync.reconcile._components import JSON_TYPES, change_actions
 from shadowsync.reconcile._reconciler import ReconcileConfig, Reconciler
 from shadowsync.reconcile._status import RECONCILE_KEY, Phase, ReconcileStatus
 from shadowsync.reconcile._state import STATE_FORMAT, ReconcilerState, StateStore
+from shadowsync.reconcile._poller import PollConfig, PollRequest, PolledTarget, PollerState
+from shadowsync.reconcile._poller import TargetPoller
+from shadowsync.reconcile._urllib_fetch import MAX_TARGET_BYTES, fetch_target
 from shadowsync.reconcile._errors import (
     ReconcileError,
     ComponentError,
@@ -53,7 +56,12 @@ __all__ = [
     "Component",
     "ComponentError",
     "JSON_TYPES",
+    "MAX_TARGET_BYTES",
     "Phase",
+    "PollConfig",
+    "PollRequest",
+    "PolledTarget",
+    "PollerState",
     "RECONCILE_KEY",
     "ReconcileConfig",
     "ReconcileError",
@@ -66,6 +74,8 @@ __all__ = [
     "Step",
     "StepError",
     "TargetError",
+    "TargetPoller",
     "UpdateStrategy",
     "change_actions",
+    "fetch_target",
 ]
