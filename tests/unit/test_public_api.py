@@ -237,6 +237,7 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "Reconciler",
         "ReconcilerState",
         "STATE_FORMAT",
+        "ShadowReconciler",
         "StateStore",
         "Step",
         "StepError",

@@ -859,6 +859,24 @@ class ShadowSession:
             self._sync_step(now, out)
         return out
 
+    def acknowledge(self, acknowledgement: Acknowledgement, now: float) -> list[Event]:
+        """Report ``acknowledgement`` as ``reported["$ack"]``, queued like the session's own.
+
+        For answers the application makes about the desired state, such as a reconciler
+        rolling a target back (`shadowsync.reconcile`).
+        """
+        now = _check_now(now)
+        out = self._take_startup()
+        if not isinstance(acknowledgement, Acknowledgement):
+            raise InvalidArgumentError(
+                f"acknowledgement must be an Acknowledgement, got {describe(acknowledgement)}"
+            )
+        self._put([("ack", (ACK_KEY,), acknowledgement.to_dict())], now, out)
+        out.append(AcknowledgementQueued(acknowledgement=acknowledgement))
+        if self._state is SessionState.IN_SYNC:
+            self._sync_step(now, out)
+        return out
+
     def desire(self, changes: Mapping[str, Any], now: float) -> list[Event]:
         """Change the desired state (for a session used on the cloud side, or a local UI).
 
