@@ -236,6 +236,7 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "ReconcileStatus",
         "Reconciler",
         "ReconcilerState",
+        "ReportingSession",
         "STATE_FORMAT",
         "ShadowReconciler",
         "StateStore",

@@ -41,7 +41,7 @@ from shadowsync.reconcile._state import STATE_FORMAT, ReconcilerState, StateStor
 from shadowsync.reconcile._poller import PollConfig, PollRequest, PolledTarget, PollerState
 from shadowsync.reconcile._poller import TargetPoller
 from shadowsync.reconcile._urllib_fetch import MAX_TARGET_BYTES, fetch_target
-from shadowsync.reconcile._shadow import ShadowReconciler
+from shadowsync.reconcile._shadow import ReportingSession, ShadowReconciler
 from shadowsync.reconcile._errors import (
     ReconcileError,
     ComponentError,
@@ -70,6 +70,7 @@ __all__ = [
     "ReconcileStatus",
     "Reconciler",
     "ReconcilerState",
+    "ReportingSession",
     "STATE_FORMAT",
     "ShadowReconciler",
     "StateStore",

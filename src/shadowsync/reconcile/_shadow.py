@@ -12,7 +12,7 @@ changes at most every ``report_interval`` seconds.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from shadowsync import make_merge_patch
 from shadowsync._json import JSONObject, describe
@@ -28,14 +28,34 @@ from shadowsync.reconcile._status import RECONCILE_KEY
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
 
-    from shadowsync import ShadowSession
     from shadowsync.reconcile._components import Step
+    from shadowsync.rules import Acknowledgement
 
-__all__ = ["ShadowReconciler"]
+__all__ = ["ReportingSession", "ShadowReconciler"]
+
+
+@runtime_checkable
+class ReportingSession(Protocol):
+    """What `ShadowReconciler` needs of a session: `shadowsync.ShadowSession` has it, and so
+    does `shadowsync.mqtt.DeviceBridge` behind a two-line wrapper that drops ``now``."""
+
+    @property
+    def accepted_desired(self) -> JSONObject:
+        """The desired state the device accepted (after the business rules)."""
+        ...
+
+    def report(self, changes: Mapping[str, Any], now: float) -> list[Event]:
+        """Report ``changes`` (``None`` deletes a key); the events of the call."""
+        ...
+
+    def acknowledge(self, acknowledgement: Acknowledgement, now: float) -> list[Event]:
+        """Report ``acknowledgement`` as ``reported["$ack"]``; the events of the call."""
+        ...
 
 
 class ShadowReconciler:
-    """Runs a `Reconciler` on what a `shadowsync.ShadowSession` accepts, reporting through it.
+    """Runs a `Reconciler` on what a `shadowsync.ShadowSession` (or any `ReportingSession`)
+    accepts, reporting through it.
 
     Give it every event list the session returns (`handle`); it returns the session's events
     its own reports and acknowledgements caused (send their `Publish` values like any other).
@@ -52,7 +72,7 @@ class ShadowReconciler:
 
     def __init__(
         self,
-        session: ShadowSession,
+        session: ReportingSession,
         reconciler: Reconciler,
         *,
         store: StateStore | None = None,
@@ -60,6 +80,11 @@ class ShadowReconciler:
         scope: Path | None = None,
         report_interval: float = 10.0,
     ) -> None:
+        if not isinstance(session, ReportingSession):
+            raise InvalidArgumentError(
+                f"session must have accepted_desired, report and acknowledge, got "
+                f"{describe(session)}"
+            )
         if not isinstance(reconciler, Reconciler):
             raise InvalidArgumentError(
                 f"reconciler must be a Reconciler, got {describe(reconciler)}"
