@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from shadowsync import Backoff
-from shadowsync._json import JSONObject, copy_json, describe
+from shadowsync._json import JSONObject, copy_object, describe
 from shadowsync._validators import check_now, fraction, is_count, positive
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.reconcile._errors import ReconcileStateError, TargetError
@@ -217,7 +217,7 @@ class TargetPoller:
         if status == 304 and self._state.target is not None and self._state.version is not None:
             self._succeeded(now)
             return PolledTarget(
-                target=_copy(self._state.target), version=self._state.version, changed=False
+                target=copy_object(self._state.target), version=self._state.version, changed=False
             )
         if status != 200:
             self._failed(f"HTTP {status}", now)
@@ -229,7 +229,7 @@ class TargetPoller:
             return None
         self._state = PollerState(etag=etag, target=target, version=version)
         self._succeeded(now)
-        return PolledTarget(target=_copy(target), version=version, changed=True)
+        return PolledTarget(target=copy_object(target), version=version, changed=True)
 
     def failed(self, error: str, now: float) -> None:
         """The request in flight got no answer (refused, timed out): back off."""
@@ -260,9 +260,3 @@ def _draw(random: Callable[[], float]) -> float:
     if not isinstance(value, float | int) or isinstance(value, bool) or not 0 <= value < 1:
         raise InvalidArgumentError(f"random must return a float in [0, 1), got {value!r}")
     return float(value)
-
-
-def _copy(value: JSONObject) -> JSONObject:
-    copied = copy_json(value)
-    assert isinstance(copied, dict)
-    return copied

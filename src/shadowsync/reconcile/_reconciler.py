@@ -31,9 +31,17 @@ from typing import Any
 import attrs
 
 from shadowsync import Backoff
-from shadowsync._json import JSONObject, JSONValue, copy_json, describe, json_equal, json_pointer
+from shadowsync._json import (
+    JSONObject,
+    JSONValue,
+    copy_json,
+    copy_object,
+    describe,
+    json_equal,
+    json_pointer,
+)
 from shadowsync._json import json_type_name as _json_type
-from shadowsync._tree import MISSING, Missing, leaf_paths, lookup, nested, overlaps
+from shadowsync._tree import MISSING, Missing, Path, leaf_paths, lookup, nested, overlaps
 from shadowsync._validators import check_now, count, is_count
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.reconcile._components import Action, Component, Step, change_actions
@@ -106,17 +114,21 @@ def _order(components: Iterable[Component]) -> dict[str, Component]:
     if isinstance(components, (str, bytes, Mapping)) or not isinstance(components, Iterable):
         raise ComponentError(f"components must be a sequence of Component, got {components!r}")
     by_name: dict[str, Component] = {}
+    owner: dict[Path, Component] = {}  # every owned path, and every path above one
     for component in components:
         if not isinstance(component, Component):
             raise ComponentError(f"expected a Component, got {describe(component)}")
         if component.name in by_name:
             raise ComponentError(f"two components are named {component.name!r}")
-        for other in by_name.values():
-            if overlaps(component.path, other.path):
+        path = component.path
+        for other in (owner.get(path[:n]) for n in range(1, len(path) + 1)):
+            if other is not None and overlaps(path, other.path):
                 raise ComponentError(
                     f"components {other.name!r} ({other.pointer}) and {component.name!r} "
                     f"({component.pointer}) own overlapping paths"
                 )
+        for n in range(1, len(path) + 1):
+            owner.setdefault(path[:n], component)
         by_name[component.name] = component
     for component in by_name.values():
         for dependency in component.depends_on:
@@ -182,6 +194,10 @@ class Reconciler:
         if not callable(random):
             raise InvalidArgumentError("random must be a callable returning floats in [0, 1)")
         self._components = _order(components)
+        # For the ownership check of a target: the owned paths, and every path above one (an
+        # empty object there is a leaf that holds no component's value yet).
+        self._owned = {c.path for c in self._components.values()}
+        self._above = {c.path[:n] for c in self._components.values() for n in range(len(c.path))}
         self._config = config
         self._random = random
         self._observed: JSONObject | None = None
@@ -202,13 +218,15 @@ class Reconciler:
         unknown = sorted({*state.attempts, *state.retry_at, *state.errors} - set(self._components))
         if unknown:
             raise TargetError(f"the saved state names unknown components: {', '.join(unknown)}")
-        self._target = None if state.target is None else _copy(state.target)
+        self._target = None if state.target is None else copy_object(state.target)
         self._version = state.version
-        self._last_good = None if state.last_good is None else _copy(state.last_good)
+        self._last_good = None if state.last_good is None else copy_object(state.last_good)
         self._last_good_version = state.last_good_version
-        self._baseline = None if state.baseline is None else _copy(state.baseline)
+        self._baseline = None if state.baseline is None else copy_object(state.baseline)
         self._rolled_back_from = state.rolled_back_from
-        self._rejected = None if state.rejected_target is None else _copy(state.rejected_target)
+        self._rejected = (
+            None if state.rejected_target is None else copy_object(state.rejected_target)
+        )
         self._attempts = dict(state.attempts)
         self._retry_at = {name: float(at) for name, at in state.retry_at.items()}
         self._errors = dict(state.errors)
@@ -219,13 +237,13 @@ class Reconciler:
         """The durable part, to save (`ReconcilerState.to_json`) after every call that changed
         it, and to pass back as ``state=`` after a reboot."""
         return ReconcilerState(
-            target=None if self._target is None else _copy(self._target),
+            target=None if self._target is None else copy_object(self._target),
             version=self._version,
-            last_good=None if self._last_good is None else _copy(self._last_good),
+            last_good=None if self._last_good is None else copy_object(self._last_good),
             last_good_version=self._last_good_version,
-            baseline=None if self._baseline is None else _copy(self._baseline),
+            baseline=None if self._baseline is None else copy_object(self._baseline),
             rolled_back_from=self._rolled_back_from,
-            rejected_target=None if self._rejected is None else _copy(self._rejected),
+            rejected_target=None if self._rejected is None else copy_object(self._rejected),
             attempts=self._attempts,
             retry_at=self._retry_at,
             errors=self._errors,
@@ -243,7 +261,7 @@ class Reconciler:
     @property
     def target(self) -> JSONObject | None:
         """The target in force (a copy), ``None`` before the first."""
-        return None if self._target is None else _copy(self._target)
+        return None if self._target is None else copy_object(self._target)
 
     @property
     def version(self) -> int | None:
@@ -253,7 +271,7 @@ class Reconciler:
     @property
     def last_good(self) -> JSONObject | None:
         """The last target that converged (a copy), ``None`` if none did yet."""
-        return None if self._last_good is None else _copy(self._last_good)
+        return None if self._last_good is None else copy_object(self._last_good)
 
     @property
     def in_flight(self) -> tuple[Step, ...]:
@@ -322,7 +340,8 @@ class Reconciler:
         except (TypeError, ValueError, RecursionError) as exc:
             raise TargetError(f"the target is not plain JSON: {exc}") from None
         for path in leaf_paths(fresh):
-            if not any(overlaps(path, c.path) for c in self._components.values()):
+            owned = any(path[:n] in self._owned for n in range(1, len(path) + 1))
+            if not owned and path not in self._above:
                 raise TargetError(f"no component owns {json_pointer(path)} of the target")
         for component in self._components.values():
             value = lookup(fresh, component.path)
@@ -359,7 +378,7 @@ class Reconciler:
             raise InvalidArgumentError(
                 f"the observed state must be a JSON object, got {describe(observed)}"
             )
-        return _copy(observed)
+        return copy_object(observed)
 
     def hold(self, lock: str) -> None:
         """The application holds ``lock``: no step of a component using it runs until
@@ -388,12 +407,16 @@ class Reconciler:
         if self._target is None or self._observed is None:
             return []
         steps: list[Step] = []
+        # Whether each component has converged, worked out once: handing out a step never
+        # changes it (a component that gets a step had not converged).
+        converged: dict[str, bool] = {}
         for name, component in self._components.items():
-            if name in self._in_flight or not self._may_run(component):
+            converged[name] = self._converged(component)
+            if name in self._in_flight or not self._may_run(component, converged):
                 continue
             change = self._changes.get(name)
             if change is None:
-                if self._converged(component):
+                if converged[name]:
                     continue
                 retry = self._retry_at.get(name)
                 if retry is not None:
@@ -406,10 +429,10 @@ class Reconciler:
                 steps.append(step)
         return steps
 
-    def _may_run(self, component: Component) -> bool:
+    def _may_run(self, component: Component, converged: Mapping[str, bool]) -> bool:
         if component.lock is not None and component.lock in self._held:
             return False
-        return all(self._converged(self._components[d]) for d in component.depends_on)
+        return all(converged[d] for d in component.depends_on)
 
     def _begin(self, component: Component) -> _Change:
         assert self._target is not None
@@ -564,7 +587,7 @@ class Reconciler:
         self._acks.append(
             Acknowledgement(desired_version=version or 0, timestamp=int(now), rejected=rejected)
         )
-        self._target = _copy(back)
+        self._target = copy_object(back)
         self._version = self._last_good_version
         self._rolled_back_from = version
         self._rejected = given_up
@@ -594,7 +617,7 @@ class Reconciler:
             and all(self._converged(c) for c in self._components.values())
         ):
             if self._last_good is None or not json_equal(self._last_good, self._target):
-                self._last_good = _copy(self._target)
+                self._last_good = copy_object(self._target)
             self._last_good_version = self._version
             self._reset_attempts()
 
@@ -647,9 +670,3 @@ class Reconciler:
             retry_at=min(self._retry_at.values()) if self._retry_at else None,
             rolled_back_from=self._rolled_back_from,
         )
-
-
-def _copy(value: JSONObject) -> JSONObject:
-    copied = copy_json(value)
-    assert isinstance(copied, dict)
-    return copied
