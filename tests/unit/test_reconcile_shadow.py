@@ -229,3 +229,18 @@ def test_bad_arguments_are_refused() -> None:
         ShadowReconciler(session, reconciler, scope=())
     with pytest.raises(InvalidArgumentError, match="store"):
         ShadowReconciler(session, reconciler, store=object())  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="session"):
+        ShadowReconciler(object(), reconciler)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="must be an Acknowledgement"):
+        session.acknowledge({"desiredVersion": 1}, now=0)  # type: ignore[arg-type]
+
+
+def test_the_session_queues_an_acknowledgement_offline_and_sends_it_on_connect() -> None:
+    clock = ManualClock(1_700_000_000)
+    service = InMemoryShadowService(clock=clock)
+    device = Device(service, clock, MemoryStore())
+    ack = Acknowledgement(desired_version=3, timestamp=1_700_000_000, pending=[("apps", "db")])
+    events = device.session.acknowledge(ack, now=device.now)
+    assert [type(e).__name__ for e in events] == ["IntentsQueued", "AcknowledgementQueued"]
+    device.pump(device.session.connected(device.now))
+    assert _reported(service)["$ack"] == ack.to_dict()
