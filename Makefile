@@ -47,12 +47,14 @@ bench: $(STAMP) services
 	$(PY) -m benchmarks.offline
 	$(PY) -m benchmarks.cloud
 	$(PY) -m benchmarks.adapters
+	$(PY) -m benchmarks.reconcile
 
 bench-smoke: $(STAMP) services
 	$(PY) -m benchmarks --smoke
 	$(PY) -m benchmarks.offline --smoke
 	$(PY) -m benchmarks.cloud --smoke
 	$(PY) -m benchmarks.adapters --smoke
+	$(PY) -m benchmarks.reconcile --smoke
 
 clean:
 	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -24,6 +24,7 @@ from shadowsync.audit import AuditLog
 from shadowsync.cloud import HealthThresholds, handle_delta_event, health_report
 from shadowsync.errors import ShadowRejectedError
 from shadowsync.events import ConflictResolved, Dropped
+from shadowsync.reconcile import Component, Reconciler
 from shadowsync.rules import RuleSet
 from shadowsync.strategies import LastWriterWins
 from shadowsync.testing import Faults, InMemoryShadowService, LoopbackPair, ManualClock
@@ -210,6 +211,9 @@ def run(out: TextIO = sys.stdout) -> None:
 
     say.section("The cloud's conflict resolver, and a fleet health report")
     _cloud_side(say, pair.service, pair.clock)
+
+    say.section("Target-state reconciliation: steps in order, and a rollback")
+    _reconcile(say)
     print("\nDone. See docs/ for the semantics behind each step.", file=out)
 
 
@@ -286,6 +290,52 @@ def _cloud_side(say: _Narrator, service: InMemoryShadowService, clock: ManualClo
     for line in report.to_text().splitlines():
         say.say(line)
     say.say(f"audit log: {len(log)} records, chain intact: {log.verify().ok}")
+
+
+def _reconcile(say: _Narrator) -> None:
+    components = [
+        Component(name="db", path=("apps", "db")),
+        Component(name="web", path=("apps", "web"), depends_on=["db"], strategy="handover"),
+    ]
+    reconciler = Reconciler(components, random=lambda: 0.5)
+    running: dict[str, str] = {}
+    failing = {"w3"}
+
+    def settle(now: float) -> float:
+        while True:
+            steps = reconciler.plan(now)
+            if not steps:
+                deadline = reconciler.next_deadline()
+                if deadline is None:
+                    return now
+                now = deadline
+                continue
+            for step in steps:
+                value = str(step.value)
+                if step.action.value == "start" and value in failing:
+                    say.say(f"{step.component}: start {value} failed")
+                    reconciler.failed(step, error=f"{value} exited with status 1", now=now)
+                    continue
+                say.say(f"{step.component}: {step.action.value} {value}")
+                if step.action.value == "start":
+                    running[step.component] = value
+                    reconciler.signal(step.component, now)
+                elif step.action.value == "stop" and running.get(step.component) == value:
+                    del running[step.component]
+                reconciler.done(step, observed={"apps": dict(running)}, now=now)
+
+    reconciler.observe({"apps": {}}, now=0)
+    reconciler.set_target({"apps": {"db": "pg16", "web": "w2"}}, version=8, now=0)
+    now = settle(0)
+    say.say(f"status: {reconciler.status().phase.value}, running {running}")
+    reconciler.set_target({"apps": {"db": "pg16", "web": "w3"}}, version=9, now=now)
+    settle(now)
+    status = reconciler.status()
+    say.say(
+        f"status: {status.phase.value} from version {status.rolled_back_from}, running {running}"
+    )
+    for ack in reconciler.take_acknowledgements():
+        say.show("$ack", ack.to_dict()["rejected"])
 
 
 def _sections(body: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 A `Store` is a durable log of `shadowsync.OfflineQueue` intents plus a small cache
 of the last known document and the last synced base of each shadow (for three-way merges after
-a reconnect). `SQLiteStore` is the embedded default for device agents; it uses only the
+a reconnect), and named JSON documents for other device state (a reconciler's target, a
+poller's ETag). `SQLiteStore` is the embedded default for device agents; it uses only the
 standard library's `sqlite3`. `MemoryStore` behaves the same without a disk, for tests and for
 devices that have none.
 
@@ -136,6 +137,14 @@ class Store(Protocol):
         """Forget a shadow's cache entry (after the shadow was deleted)."""
         ...
 
+    def put_state(self, name: str, value: Mapping[str, Any]) -> None:
+        """Keep the JSON object ``value`` under ``name``, replacing what was there, atomically."""
+        ...
+
+    def get_state(self, name: str) -> JSONObject | None:
+        """The JSON object last kept under ``name`` (a private copy), or ``None``."""
+        ...
+
     def close(self) -> None:
         """Release the store; later calls raise `StoreError`. Closing twice is harmless."""
         ...
@@ -236,6 +245,25 @@ def _decode_cache(text: str | None) -> JSONObject | None:
     return value
 
 
+_MAX_STATE_NAME = 128
+
+
+def _check_state_name(name: object) -> str:
+    if type(name) is not str or not name or len(name) > _MAX_STATE_NAME:
+        raise InvalidArgumentError(
+            f"a state name must be a str of 1 to {_MAX_STATE_NAME} characters, got {describe(name)}"
+        )
+    return name
+
+
+def _encode_state(value: object) -> str:
+    if value is None:
+        raise InvalidArgumentError("a state value must be a JSON object, got None")
+    text = _encode_cache(value, "the state value")
+    assert text is not None
+    return text
+
+
 def _encode_intent(intent: Intent) -> tuple[str, str | None, str, str, str, int, str]:
     return (
         intent.thing_name,
@@ -309,6 +337,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._intents: dict[int, Intent] = {}
         self._cache: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
+        self._state: dict[str, str] = {}
         self._last_seq = 0
         self._closed = False
 
@@ -380,6 +409,22 @@ class MemoryStore:
             self._check_open()
             self._cache.pop(key, None)
 
+    def put_state(self, name: str, value: Mapping[str, Any]) -> None:
+        """Keep the JSON object ``value`` under ``name`` (a private copy)."""
+        key = _check_state_name(name)
+        text = _encode_state(value)
+        with self._lock:
+            self._check_open()
+            self._state[key] = text
+
+    def get_state(self, name: str) -> JSONObject | None:
+        """The JSON object kept under ``name``, or ``None``."""
+        key = _check_state_name(name)
+        with self._lock:
+            self._check_open()
+            text = self._state.get(key)
+        return _decode_cache(text)
+
     def close(self) -> None:
         """Close the store; later calls raise `StoreError`."""
         with self._lock:
@@ -432,6 +477,15 @@ _SCHEMA = (
     " PRIMARY KEY (thing_name, shadow_name)) WITHOUT ROWID",
 )
 _TABLES = {"shadowsync_schema", "intents", "shadow_cache"}
+
+# Added after the first release without a schema version bump: the table is created when a file
+# lacks it (the migration of an older file), and an older release that opens a newer file
+# ignores a table it does not know, so both keep reading each other's files.
+_STATE_TABLE = (
+    "CREATE TABLE IF NOT EXISTS device_state ("
+    " name TEXT PRIMARY KEY,"
+    " value TEXT NOT NULL) WITHOUT ROWID"
+)
 
 
 class SQLiteStore:
@@ -507,6 +561,7 @@ class SQLiteStore:
         if not tables:
             for statement in _SCHEMA:
                 conn.execute(statement)
+            conn.execute(_STATE_TABLE)
             conn.execute("INSERT INTO shadowsync_schema (version) VALUES (?)", (_SCHEMA_VERSION,))
             return
         if "shadowsync_schema" not in tables:
@@ -529,6 +584,8 @@ class SQLiteStore:
             raise StoreCorruptError(
                 f"the store {self._path!r} lacks the tables {', '.join(sorted(_TABLES - tables))}"
             )
+        if "device_state" not in tables:
+            conn.execute(_STATE_TABLE)
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -673,6 +730,29 @@ class SQLiteStore:
                 [(thing, shadow or "")],
             ),
         )
+
+    def put_state(self, name: str, value: Mapping[str, Any]) -> None:
+        """Keep the JSON object ``value`` under ``name`` (one transaction, durable on return)."""
+        row = (_check_state_name(name), _encode_state(value))
+        self._write(
+            "write the state of",
+            insert=("INSERT OR REPLACE INTO device_state (name, value) VALUES (?, ?)", row),
+        )
+
+    def get_state(self, name: str) -> JSONObject | None:
+        """The JSON object kept under ``name``, or ``None``."""
+        key = _check_state_name(name)
+        rows = self._read(
+            "read the state of", "SELECT value FROM device_state WHERE name = ?", (key,)
+        )
+        if not rows:
+            return None
+        try:
+            return _decode_cache(rows[0][0])
+        except (ValueError, TypeError) as exc:
+            raise StoreCorruptError(
+                f"the store {self._path!r} holds an unreadable state {key!r}: {exc}"
+            ) from None
 
     def close(self) -> None:
         """Close the connection; later calls raise `StoreError`. Closing twice is harmless."""

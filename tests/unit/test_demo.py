@@ -35,3 +35,5 @@ def test_demo_runs_and_shows_each_step() -> None:
     assert "thermostat-43: offline (never reported;" in text
     assert "2 devices: 0 healthy, 0 warning, 1 conflict, 1 offline" in text
     assert "audit log: 2 records, chain intact: True" in text
+    assert "status: rolled_back from version 9, running {'db': 'pg16', 'web': 'w2'}" in text
+    assert '"rule": "reconcile:web", "reason": "failed 3 times: w3 exited with' in text

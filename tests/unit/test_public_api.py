@@ -22,6 +22,7 @@ import shadowsync.cloud
 import shadowsync.errors
 import shadowsync.events
 import shadowsync.mqtt
+import shadowsync.reconcile
 import shadowsync.stores
 import shadowsync.testing
 import shadowsync.topics
@@ -217,6 +218,36 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "sync_manager_handler",
     },
     "shadowsync.mqtt": {"DeviceBridge", "ServiceBridge", "TransportError"},
+    "shadowsync.reconcile": {
+        "Action",
+        "Component",
+        "ComponentError",
+        "JSON_TYPES",
+        "MAX_TARGET_BYTES",
+        "Phase",
+        "PollConfig",
+        "PollRequest",
+        "PolledTarget",
+        "PollerState",
+        "RECONCILE_KEY",
+        "ReconcileConfig",
+        "ReconcileError",
+        "ReconcileStateError",
+        "ReconcileStatus",
+        "Reconciler",
+        "ReconcilerState",
+        "ReportingSession",
+        "STATE_FORMAT",
+        "ShadowReconciler",
+        "StateStore",
+        "Step",
+        "StepError",
+        "TargetError",
+        "TargetPoller",
+        "UpdateStrategy",
+        "change_actions",
+        "fetch_target",
+    },
     "shadowsync.stores": {
         "CacheEntry",
         "MemoryStore",

@@ -81,7 +81,7 @@ from shadowsync.events import (
     UpdateAccepted,
     UpdateRejected,
 )
-from shadowsync.rules import ACK_KEY, RuleSet
+from shadowsync.rules import ACK_KEY, Acknowledgement, RuleSet
 from shadowsync.strategies import OwnerWins, Strategy
 
 if TYPE_CHECKING:
@@ -341,6 +341,23 @@ class ShadowSession:
         if not changed:
             return out
         self._put([("report", path, value) for path, value in changed], now, out)
+        if self._state is SessionState.IN_SYNC:
+            self._sync_step(now, out)
+        return out
+
+    def acknowledge(self, acknowledgement: Acknowledgement, now: float) -> list[Event]:
+        """Report ``acknowledgement`` as ``reported["$ack"]``, queued like the session's own.
+
+        For answers the application makes about the desired state, such as a reconciler
+        rolling a target back (`shadowsync.reconcile`).
+        """
+        now, out = self._begin(now)
+        if not isinstance(acknowledgement, Acknowledgement):
+            raise InvalidArgumentError(
+                f"acknowledgement must be an Acknowledgement, got {describe(acknowledgement)}"
+            )
+        self._put([("ack", (ACK_KEY,), acknowledgement.to_dict())], now, out)
+        out.append(AcknowledgementQueued(acknowledgement=acknowledgement))
         if self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
         return out

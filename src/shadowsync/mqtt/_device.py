@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
     from shadowsync._device.config import SessionHealth
     from shadowsync._device.state import SessionState
+    from shadowsync._json import JSONObject
+    from shadowsync.rules import Acknowledgement
 
 # Waits are cut into slices so that a clock that jumps (or an injected one) is noticed.
 _MAX_WAIT = 1.0
@@ -131,6 +133,16 @@ class DeviceBridge(Bridge):
     def report(self, changes: Mapping[str, Any]) -> list[Event]:
         """Report ``changes`` (queued durably, sent when online); see `ShadowSession.report`."""
         return self._command(self._session.report, changes)
+
+    def acknowledge(self, acknowledgement: Acknowledgement) -> list[Event]:
+        """Report an acknowledgement in ``reported["$ack"]``; see `ShadowSession.acknowledge`."""
+        return self._command(self._session.acknowledge, acknowledgement)
+
+    @property
+    def accepted_desired(self) -> JSONObject:
+        """The desired state the session accepted (a copy); see `ShadowSession.accepted_desired`."""
+        with self._lock:
+            return self._session.accepted_desired
 
     def desire(self, changes: Mapping[str, Any]) -> list[Event]:
         """Change the desired state; see `ShadowSession.desire`."""
