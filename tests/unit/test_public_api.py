@@ -223,7 +223,6 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "Component",
         "ComponentError",
         "JSON_TYPES",
-        "MAX_TARGET_BYTES",
         "Phase",
         "PollConfig",
         "PollRequest",
@@ -246,8 +245,8 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "TargetPoller",
         "UpdateStrategy",
         "change_actions",
-        "fetch_target",
     },
+    "shadowsync.reconcile.http": {"MAX_TARGET_BYTES", "fetch_target"},
     "shadowsync.stores": {
         "CacheEntry",
         "MemoryStore",
@@ -260,7 +259,7 @@ EXPECTED_ALL: dict[str, set[str]] = {
 }
 
 PUBLIC_MODULES = sorted(EXPECTED_ALL)
-FORBIDDEN_IN_CORE = ("boto3", "botocore", "paho", "deepdiff", "moto")
+FORBIDDEN_IN_CORE = ("boto3", "botocore", "paho", "deepdiff", "moto", "urllib", "http")
 
 
 def _public_names() -> list[tuple[str, str]]:
@@ -301,6 +300,7 @@ def test_core_imports_none_of_the_adapter_dependencies() -> None:
     code = (
         "import json, sys\n"
         "import shadowsync, shadowsync.testing, shadowsync.topics, shadowsync.cloud\n"
+        "import shadowsync.reconcile\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
     completed = subprocess.run(
@@ -310,6 +310,7 @@ def test_core_imports_none_of_the_adapter_dependencies() -> None:
     loaded = json.loads(completed.stdout)
     assert "shadowsync.testing" in loaded
     assert "shadowsync.topics" in loaded
+    assert "shadowsync.reconcile" in loaded
     offending = sorted(name for name in loaded if name.split(".")[0] in FORBIDDEN_IN_CORE)
     assert offending == []
 

@@ -40,7 +40,6 @@ from shadowsync.reconcile._status import RECONCILE_KEY, Phase, ReconcileStatus
 from shadowsync.reconcile._state import STATE_FORMAT, ReconcilerState, StateStore
 from shadowsync.reconcile._poller import PollConfig, PollRequest, PolledTarget, PollerState
 from shadowsync.reconcile._poller import TargetPoller
-from shadowsync.reconcile._urllib_fetch import MAX_TARGET_BYTES, fetch_target
 from shadowsync.reconcile._shadow import ReportingSession, ShadowReconciler
 from shadowsync.reconcile._errors import (
     ReconcileError,
@@ -57,7 +56,6 @@ __all__ = [
     "Component",
     "ComponentError",
     "JSON_TYPES",
-    "MAX_TARGET_BYTES",
     "Phase",
     "PollConfig",
     "PollRequest",
@@ -80,5 +78,4 @@ __all__ = [
     "TargetPoller",
     "UpdateStrategy",
     "change_actions",
-    "fetch_target",
 ]

@@ -5,7 +5,7 @@ no body. `TargetPoller` keeps the ETag and the last target it saw (both durable 
 `PollerState`, so a restarted device still sends its ETag and still knows the target a 304
 refers to), waits a jittered interval between polls, and backs off on failures. It never
 opens a socket: `next_request` says what to send, `response` and `failed` take what came back.
-`shadowsync.reconcile.fetch_target` runs one poll with the standard library.
+`shadowsync.reconcile.http.fetch_target` runs one poll with the standard library.
 
 ```pycon
 >>> poller = TargetPoller(PollConfig(url="http://127.0.0.1:8080/target"), random=lambda: 0.0)

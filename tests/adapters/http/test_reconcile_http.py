@@ -13,8 +13,8 @@ from shadowsync.reconcile import (
     PollerState,
     Reconciler,
     TargetPoller,
-    fetch_target,
 )
+from shadowsync.reconcile.http import fetch_target
 from shadowsync.stores import SQLiteStore
 from tests.reconcile_world import World, drive
 

@@ -16,8 +16,8 @@ from shadowsync.reconcile import (
     Reconciler,
     ReconcilerState,
     TargetPoller,
-    fetch_target,
 )
+from shadowsync.reconcile.http import fetch_target
 from shadowsync.stores import SQLiteStore
 from tests.process_supervisor import ProcessSupervisor
 

@@ -1,7 +1,12 @@
 """The HTTP adapter of `TargetPoller` on the standard library (`urllib.request`): `fetch_target`.
 
-It is the only module of `shadowsync.reconcile` that opens a connection; everything else takes
-what it returns. It needs no third-party package.
+It is the only module of `shadowsync.reconcile` that opens a connection, and the package does
+not import it: `import shadowsync.reconcile` stays free of I/O and of `urllib`. It needs no
+third-party package.
+
+```python
+from shadowsync.reconcile.http import fetch_target
+```
 """
 
 from __future__ import annotations
