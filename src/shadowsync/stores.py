@@ -35,12 +35,17 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-import attrs
+from typing import TYPE_CHECKING, Any
 
 from shadowsync._conflict.clocks import HLCStamp
-from shadowsync._device.queue import Intent
+from shadowsync._device.intent import Intent, stored_intent
+from shadowsync._device.store import (
+    CacheEntry,
+    Store,
+    StoreCorruptError,
+    StoreError,
+    StoreSchemaError,
+)
 from shadowsync._json import JSONObject, canonical_json, describe, dumps_compact
 from shadowsync._limits import DEFAULT_LIMITS
 from shadowsync.errors import InvalidArgumentError, ShadowSyncError
@@ -62,83 +67,6 @@ _SCHEMA_VERSION = 1
 """The schema version this release writes (and the newest it reads)."""
 
 _MAX_CACHE_DEPTH = 64
-
-
-class StoreError(ShadowSyncError):
-    """A store cannot be opened, read or written (or is closed)."""
-
-
-class StoreCorruptError(StoreError):
-    """A store's file is damaged, or is not a database at all."""
-
-
-class StoreSchemaError(StoreError):
-    """A store's file has a schema this release does not read (newer, or not shadowsync's)."""
-
-
-@attrs.frozen(kw_only=True)
-class CacheEntry:
-    """What a store remembers about one shadow.
-
-    ``document`` is the last known shadow document (a GetThingShadow body); ``base`` is the
-    state both sides last agreed on, the base of the next three-way merge. Either may be
-    ``None``. Both are plain JSON, yours to change.
-    """
-
-    thing_name: str
-    """The thing."""
-    shadow_name: str | None
-    """The named shadow, or ``None`` for the classic shadow."""
-    document: JSONObject | None
-    """The last known shadow document, or ``None``."""
-    base: JSONObject | None
-    """The last synced base, or ``None``."""
-
-
-@runtime_checkable
-class Store(Protocol):
-    """Durable storage for an offline queue and a shadow cache.
-
-    ``append`` assigns increasing seqs and returns only when the intent is durable; ``remove``
-    and ``append``'s own ``remove`` are atomic with it. ``intents`` lists what is stored in
-    seq order, with the seqs it assigned. Implementations must be safe to call from several
-    threads.
-    """
-
-    def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:
-        """Store ``intent`` (its ``seq`` is ignored), remove ``remove``, atomically; the new seq."""
-        ...
-
-    def remove(self, seqs: Iterable[int]) -> None:
-        """Remove intents by seq, atomically (unknown seqs are ignored)."""
-        ...
-
-    def intents(self) -> list[Intent]:
-        """Every stored intent in seq order, each carrying its seq."""
-        ...
-
-    def put_cache(
-        self,
-        thing_name: str,
-        shadow_name: str | None,
-        *,
-        document: Mapping[str, Any] | None,
-        base: Mapping[str, Any] | None,
-    ) -> None:
-        """Remember the last known document and the last synced base of a shadow."""
-        ...
-
-    def get_cache(self, thing_name: str, shadow_name: str | None) -> CacheEntry | None:
-        """What was last remembered about a shadow, or ``None``."""
-        ...
-
-    def delete_cache(self, thing_name: str, shadow_name: str | None) -> None:
-        """Forget a shadow's cache entry (after the shadow was deleted)."""
-        ...
-
-    def close(self) -> None:
-        """Release the store; later calls raise `StoreError`. Closing twice is harmless."""
-        ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,7 +221,7 @@ class MemoryStore:
 
     ```pycon
     >>> from shadowsync import HLCStamp
-    >>> from shadowsync._device.queue import Intent
+    >>> from shadowsync import Intent
     >>> store = MemoryStore()
     >>> stamp = HLCStamp(wall_ms=1, counter=0, node="d")
     >>> store.append(Intent(thing_name="t", shadow_name=None, kind="report", path=("a",),
@@ -323,7 +251,7 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             self._last_seq += 1
-            self._intents[self._last_seq] = intent._queued(self._last_seq)
+            self._intents[self._last_seq] = stored_intent(intent, self._last_seq)
             for seq in gone:
                 self._intents.pop(seq, None)
             return self._last_seq
@@ -341,7 +269,7 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             stored = sorted(self._intents.items())
-        return [intent._queued(seq) for seq, intent in stored]
+        return [stored_intent(intent, seq) for seq, intent in stored]
 
     def put_cache(
         self,

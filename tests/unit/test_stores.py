@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from shadowsync import HLCStamp
-from shadowsync._device.queue import Intent
+from shadowsync._device.intent import Intent
 from shadowsync.errors import InvalidArgumentError, InvalidNameError, ShadowSyncError
 from shadowsync.stores import (
     CacheEntry,
