@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -51,6 +50,7 @@ from shadowsync._limits import DEFAULT_LIMITS
 from shadowsync.errors import InvalidArgumentError, ShadowSyncError
 
 if TYPE_CHECKING:
+    import sqlite3
     from types import TracebackType
 
 __all__ = [
@@ -375,14 +375,21 @@ class SQLiteStore:
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidArgumentError(f"path must be a str or a path, got {type(path).__name__}")
+        # sqlite3 is imported when a SQLiteStore is opened, not with this module: a device that
+        # keeps its queue in a MemoryStore (or its own Store) loads no database driver, as the
+        # core promises, and SQLiteStore stays a plain class of this module for its users.
+        import sqlite3
+
         self._path = os.fspath(path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        # Every sqlite3 failure is caught as this, so the methods need no module of their own.
+        self._sqlite_error: type[sqlite3.Error] = sqlite3.Error
         try:
             conn = sqlite3.connect(
                 self._path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
-        except sqlite3.Error as exc:
+        except self._sqlite_error as exc:
             raise StoreError(f"cannot open the store {self._path!r}: {exc}") from None
         try:
             self._open(conn)
@@ -404,7 +411,7 @@ class SQLiteStore:
     def _open(self, conn: sqlite3.Connection) -> None:
         try:
             problems = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
-        except sqlite3.Error as exc:
+        except self._sqlite_error as exc:
             raise self._fail(exc, "check") from None
         if problems != ["ok"]:
             shown = "; ".join(str(problem) for problem in problems[:5])
@@ -422,7 +429,7 @@ class SQLiteStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:
+        except self._sqlite_error as exc:
             raise self._fail(exc, "open") from None
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
@@ -485,7 +492,7 @@ class SQLiteStore:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as exc:
+            except self._sqlite_error as exc:
                 raise self._fail(exc, doing) from None
             return rowid
 
@@ -524,7 +531,7 @@ class SQLiteStore:
             conn = self._connection()
             try:
                 return conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
+            except self._sqlite_error as exc:
                 raise self._fail(exc, doing) from None
 
     def intents(self) -> list[Intent]:
@@ -609,7 +616,7 @@ class SQLiteStore:
         if conn is not None:
             try:
                 conn.close()
-            except sqlite3.Error as exc:
+            except self._sqlite_error as exc:
                 raise self._fail(exc, "close") from None
 
     def __enter__(self) -> SQLiteStore:

@@ -3,8 +3,11 @@ and clear errors for damaged, foreign or newer files."""
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
+import subprocess
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -503,3 +506,30 @@ def test_the_schema_is_created_once_even_when_opened_twice_at_once(tmp_path: Pat
         first.append(_intent(1))
         second.append(_intent(2))
         assert [intent.value for intent in first.intents()] == [1, 2]
+
+
+# --- no database driver unless a SQLiteStore is opened ---
+
+
+def test_a_queue_in_a_memory_store_loads_no_database_driver(tmp_path: Path) -> None:
+    code = (
+        "import json, sys\n"
+        "from shadowsync.stores import MemoryStore\n"
+        "from shadowsync import OfflineQueue\n"
+        "OfflineQueue(MemoryStore())\n"
+        "loaded = sorted(name for name in sys.modules if 'sqlite' in name)\n"
+        "import shadowsync.stores\n"
+        "with shadowsync.stores.SQLiteStore(sys.argv[1]) as store:\n"
+        "    store.put_cache('lamp', None, document=None, base={'on': True})\n"
+        "    base = store.get_cache('lamp', None).base\n"
+        "print(json.dumps([loaded, base, 'sqlite3' in sys.modules]))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "device.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout) == [[], {"on": True}, True]
