@@ -30,7 +30,6 @@ shadowsync raises `StoreSchemaError`, and no raw `sqlite3` error escapes.
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -45,7 +44,14 @@ from shadowsync._device.store import (
     StoreError,
     StoreSchemaError,
 )
-from shadowsync._json import JSONObject, canonical_json, describe, dumps_compact
+from shadowsync._json import (
+    JSONObject,
+    JSONProblem,
+    canonical_json,
+    describe,
+    dumps_compact,
+    plain_json,
+)
 from shadowsync._limits import DEFAULT_LIMITS
 from shadowsync.errors import InvalidArgumentError, ShadowSyncError
 
@@ -80,66 +86,26 @@ def _check_names(thing_name: object, shadow_name: object) -> tuple[str, str | No
     return thing, shadow
 
 
-class _NotJSON(Exception):
-    """What `_walk_json` found, and where: the keys and indexes are added while unwinding, so
-    a valid value (the usual case) never pays for building locations."""
+# How the stores word what `plain_json` finds wrong in a cached document.
+_NOT_JSON = {
+    "number": "holds {value}, which is not JSON",
+    "digits": "holds an integer with more digits than this interpreter converts",
+    "surrogate": "holds a lone surrogate (not UTF-8)",
+    "key": "has a key that is not a str: {value}",
+    "type": "holds a {type}, which is not JSON",
+    "depth": f"nests more than {_MAX_CACHE_DEPTH} levels",
+}
 
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
-        self.path: list[str | int] = []
 
-
-def _check_json(value: object, where: str) -> None:
-    """Plain JSON only: what `json.dumps` writes and `json.loads` reads back unchanged."""
+def _check_json(value: object, where: str) -> JSONObject:
+    """A plain copy of ``value``: only what `json.dumps` writes and `json.loads` reads back
+    unchanged (so no tuples, no subclasses, no lone surrogates)."""
     try:
-        _walk_json(value, 0)
-    except _NotJSON as bad:
-        location = where + "".join(
-            f"[{part}]" if type(part) is int else f".{part}" for part in reversed(bad.path)
-        )
-        raise InvalidArgumentError(f"{location} {bad.problem}") from None
-
-
-def _walk_json(value: object, depth: int) -> None:
-    if depth > _MAX_CACHE_DEPTH:
-        raise _NotJSON(f"nests more than {_MAX_CACHE_DEPTH} levels")
-    if value is None or type(value) is bool or type(value) is int:
-        return
-    if type(value) is float:
-        if not math.isfinite(value):
-            raise _NotJSON(f"holds {value!r}, which is not JSON")
-        return
-    if type(value) is str:
-        _check_text(value)
-        return
-    if type(value) is list:
-        for index, item in enumerate(value):
-            try:
-                _walk_json(item, depth + 1)
-            except _NotJSON as bad:
-                bad.path.append(index)
-                raise
-        return
-    if type(value) is dict:
-        for key, member in value.items():
-            if type(key) is not str:
-                raise _NotJSON(f"has a key that is not a str: {describe(key)}")
-            _check_text(key)
-            try:
-                _walk_json(member, depth + 1)
-            except _NotJSON as bad:
-                bad.path.append(key)
-                raise
-        return
-    raise _NotJSON(f"holds a {type(value).__name__}, which is not JSON")
-
-
-def _check_text(text: str) -> None:
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _NotJSON("holds a lone surrogate (not UTF-8)") from None
+        plain = plain_json(value, max_depth=_MAX_CACHE_DEPTH, lenient=False)
+    except JSONProblem as bad:
+        raise InvalidArgumentError(f"{bad.location(where)} {bad.reason(_NOT_JSON)}") from None
+    assert type(plain) is dict
+    return plain
 
 
 def _encode_cache(value: object, where: str) -> str | None:
@@ -151,8 +117,7 @@ def _encode_cache(value: object, where: str) -> str | None:
         raise InvalidArgumentError(
             f"{where} must be a JSON object or None, got {type(value).__name__}"
         )
-    _check_json(value, where)
-    return canonical_json(value)
+    return canonical_json(_check_json(value, where))
 
 
 def _decode_cache(text: str | None) -> JSONObject | None:
@@ -220,8 +185,7 @@ class MemoryStore:
     It keeps private copies: what goes in and what comes out share nothing mutable.
 
     ```pycon
-    >>> from shadowsync import HLCStamp
-    >>> from shadowsync import Intent
+    >>> from shadowsync import HLCStamp, Intent
     >>> store = MemoryStore()
     >>> stamp = HLCStamp(wall_ms=1, counter=0, node="d")
     >>> store.append(Intent(thing_name="t", shadow_name=None, kind="report", path=("a",),

@@ -282,6 +282,7 @@ def test_the_cache_survives_a_reopen(make_store: Callable[[], Store]) -> None:
         {"x": "\ud800"},
         {"\udfff": 1},
         {"x": b"bytes"},
+        {"x": [10**5000]},
         ["not", "an", "object"],
         "text",
     ],
@@ -303,6 +304,12 @@ def test_the_cache_refuses_absurd_nesting(make_store: Callable[[], Store]) -> No
         node = node["a"]
     with pytest.raises(InvalidArgumentError, match="nests more than"):
         make_store().put_cache("lamp", None, document=deep, base=None)
+
+
+def test_a_bad_cache_value_is_named_by_where_it_is(make_store: Callable[[], Store]) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        make_store().put_cache("lamp", None, document=None, base={"a": [1, {"b": math.inf}]})
+    assert str(caught.value) == "base.a[1].b holds inf, which is not JSON"
 
 
 @pytest.mark.parametrize(
