@@ -33,7 +33,7 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shadowsync._conflict.clocks import HLCStamp
 from shadowsync._device.intent import Intent, stored_intent
@@ -57,7 +57,6 @@ from shadowsync.errors import InvalidArgumentError, ShadowSyncError
 
 if TYPE_CHECKING:
     import sqlite3
-    from types import TracebackType
 
 __all__ = [
     "CacheEntry",
@@ -174,12 +173,28 @@ def _check_seqs(seqs: Iterable[int]) -> list[int]:
     return items
 
 
+_S = TypeVar("_S", bound="_Closing")
+
+
+class _Closing:
+    """What both stores are as context managers: ``with store:`` closes it at the end."""
+
+    def close(self) -> None:
+        raise NotImplementedError  # pragma: no cover - each store has its own
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 # --------------------------------------------------------------------------------------------
 # Memory
 # --------------------------------------------------------------------------------------------
 
 
-class MemoryStore:
+class MemoryStore(_Closing):
     """A `Store` in memory: the same behaviour as `SQLiteStore`, gone when the process ends.
 
     It keeps private copies: what goes in and what comes out share nothing mutable.
@@ -277,17 +292,6 @@ class MemoryStore:
         with self._lock:
             self._closed = True
 
-    def __enter__(self) -> MemoryStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 # --------------------------------------------------------------------------------------------
 # SQLite
@@ -326,7 +330,7 @@ _SCHEMA = (
 _TABLES = {"shadowsync_schema", "intents", "shadow_cache"}
 
 
-class SQLiteStore:
+class SQLiteStore(_Closing):
     """A `Store` in a SQLite file: WAL, ``synchronous=FULL``, schema version, integrity check.
 
     ``path`` is created with the current schema if it does not exist. Opening an existing file
@@ -582,17 +586,6 @@ class SQLiteStore:
                 conn.close()
             except self._sqlite_error as exc:
                 raise self._fail(exc, "close") from None
-
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else "open"
