@@ -16,8 +16,8 @@ from shadowsync import HLCStamp, ShadowLimits, UpdateRequest, json_equal
 from shadowsync._device.queue import OfflineQueue, QueueLimits
 from shadowsync._json import encoded_size
 from shadowsync.stores import MemoryStore, SQLiteStore
-from tests.strategies_causality import slow
-from tests.strategies_device import (
+from tests.strategies.causality import slow
+from tests.strategies.device import (
     QUEUE_NOW,
     apply_batches,
     initial_reported,

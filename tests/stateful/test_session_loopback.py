@@ -30,7 +30,7 @@ from shadowsync._fakes.loopback import LoopbackPair
 from shadowsync.events import Dropped, IntentsConfirmed, IntentsQueued
 from shadowsync.rules import ACK_KEY, Range, RuleSet
 from shadowsync.strategies import MISSING
-from tests.strategies_device import (
+from tests.strategies.device import (
     SESSION_DELAYS,
     SESSION_DESIRED_KEYS,
     SESSION_TARGET_RANGE,

@@ -17,7 +17,7 @@ from shadowsync._device.plan import (
 )
 from shadowsync._device.replay import ReplayBatch
 from shadowsync.strategies import OwnerWins
-from tests.strategies_device import token_counter
+from tests.strategies.device import token_counter
 
 if TYPE_CHECKING:
     from shadowsync._json import JSONObject, JSONValue

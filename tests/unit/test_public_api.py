@@ -259,7 +259,7 @@ EXPECTED_ALL: dict[str, set[str]] = {
 }
 
 PUBLIC_MODULES = sorted(EXPECTED_ALL)
-FORBIDDEN_IN_CORE = ("boto3", "botocore", "paho", "deepdiff", "moto", "urllib", "http")
+FORBIDDEN_IN_CORE = ("boto3", "botocore", "paho", "deepdiff", "moto", "sqlite3", "urllib", "http")
 
 
 def _public_names() -> list[tuple[str, str]]:

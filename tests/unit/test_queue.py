@@ -20,7 +20,7 @@ from shadowsync._device.queue import (
 from shadowsync._json import encoded_size
 from shadowsync.errors import InvalidArgumentError, InvalidNameError, ShadowSyncError
 from shadowsync.stores import MemoryStore, SQLiteStore
-from tests.strategies_device import token_counter
+from tests.strategies.device import token_counter
 
 if TYPE_CHECKING:
     from pathlib import Path
