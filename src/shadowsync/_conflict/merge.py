@@ -199,36 +199,23 @@ class MergeResult:
         return bool(self.report)
 
 
+@attrs.define(kw_only=True, eq=False)
 class _Resolver:
-    """Carries one merge's settings through the recursion."""
+    """Carries one merge's settings through the recursion, and collects what it found."""
 
-    def __init__(
-        self,
-        *,
-        section: Section,
-        strategy_for: Any,
-        severity_for: Any,
-        review_severity: Severity | None,
-        force_review: bool,
-        ours_source: str,
-        theirs_source: str,
-        ours_stamps: Mapping[Path, Any],
-        theirs_stamps: Mapping[Path, Any],
-        base_stamps: Mapping[Path, Any],
-    ) -> None:
-        self.section = section
-        self.strategy_for = strategy_for
-        self.severity_for = severity_for
-        self.review_severity = review_severity
-        self.force_review = force_review
-        self.ours_source = ours_source
-        self.theirs_source = theirs_source
-        self.ours_stamps = ours_stamps
-        self.theirs_stamps = theirs_stamps
-        self.base_stamps = base_stamps
-        self.records: list[ConflictRecord] = []
-        self.reviews: list[ReviewItem] = []
-        self.changes: list[PathChange] = []
+    section: Section
+    strategy_for: Any
+    severity_for: Any
+    review_severity: Severity | None
+    force_review: bool
+    ours_source: str
+    theirs_source: str
+    ours_stamps: Mapping[Path, Any]
+    theirs_stamps: Mapping[Path, Any]
+    base_stamps: Mapping[Path, Any]
+    records: list[ConflictRecord] = attrs.field(init=False, factory=list)
+    reviews: list[ReviewItem] = attrs.field(init=False, factory=list)
+    changes: list[PathChange] = attrs.field(init=False, factory=list)
 
     def merge_object(
         self,

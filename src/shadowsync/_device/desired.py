@@ -56,35 +56,25 @@ class Judgement:
     """The acknowledgement to queue as ``reported["$ack"]``, when it changed."""
 
 
+@attrs.define(kw_only=True, eq=False)
 class DesiredTracker:
     """The desired state as one session deals with it (see the module's description).
 
     ``acknowledge`` and ``auto_report`` are the settings of `SessionConfig`.
     """
 
-    def __init__(
-        self,
-        view: CloudView,
-        *,
-        policy: ResolutionPolicy,
-        rules: RuleSet | None,
-        acknowledge: bool,
-        auto_report: bool,
-        thing_name: str,
-        shadow_name: str | None,
-    ) -> None:
-        self._view = view
-        self._policy = policy
-        self._rules = rules
-        self._acknowledge = acknowledge
-        self._auto_report = auto_report
-        self._thing_name = thing_name
-        self._shadow_name = shadow_name
-        self._announced: list[Any] = []
-        self._last_delta: tuple[int, JSONObject] | None = None
-        self._delta_since: float | None = None
-        self._patch: JSONObject = {}
-        self._patch_since: float | None = None
+    _view: CloudView
+    _policy: ResolutionPolicy
+    _rules: RuleSet | None
+    _acknowledge: bool
+    _auto_report: bool
+    _thing_name: str
+    _shadow_name: str | None
+    _announced: list[Any] = attrs.field(init=False, factory=list)
+    _last_delta: tuple[int, JSONObject] | None = attrs.field(init=False, default=None)
+    _delta_since: float | None = attrs.field(init=False, default=None)
+    _patch: JSONObject = attrs.field(init=False, factory=dict)
+    _patch_since: float | None = attrs.field(init=False, default=None)
 
     @property
     def delta_since(self) -> float | None:

@@ -173,8 +173,8 @@ class ShadowSession:
             else OfflineQueue(store, limits=config.queue_limits, shadow_limits=self._limits)
         )
         self._requests = Requests(
-            thing_name,
-            shadow_name,
+            thing_name=thing_name,
+            shadow_name=shadow_name,
             limits=self._limits,
             token=token,
             timeout=config.request_timeout,
@@ -196,7 +196,7 @@ class ShadowSession:
         if reset is not None:
             self._startup.append(reset)
         self._desired = DesiredTracker(
-            self._view,
+            view=self._view,
             policy=policy,
             rules=rules,
             acknowledge=config.acknowledge,
@@ -205,9 +205,9 @@ class ShadowSession:
             shadow_name=shadow_name,
         )
         self._outbox = Outbox(
-            self._queue,
-            self._view,
-            self._desired,
+            queue=self._queue,
+            view=self._view,
+            desired=self._desired,
             policy=policy,
             compare_and_set=config.compare_and_set,
             limits=self._limits,
