@@ -77,19 +77,15 @@ class DesiredTracker:
     _patch_since: float | None = attrs.field(init=False, default=None)
 
     @property
-    def delta_since(self) -> float | None:
-        """Since when the device owes the cloud a delta (``None`` while it owes none)."""
-        return self._delta_since
-
-    @property
     def patch(self) -> JSONObject:
         """The desired changes made on the device and not sent yet (``{}`` if none)."""
         return self._patch
 
-    @property
-    def patch_since(self) -> float | None:
-        """Since when `patch` waits to be sent (``None`` while it is empty)."""
-        return self._patch_since
+    def behind_since(self) -> float | None:
+        """Since when the desired state differs between device and cloud: the older of a
+        delta the device still owes and a `patch` not sent yet (``None`` while neither)."""
+        times = [t for t in (self._delta_since, self._patch_since) if t is not None]
+        return min(times, default=None)
 
     def change(self, section: JSONObject, now: float) -> None:
         """Add the desired changes ``section`` (``None`` deletes a key) to `patch`."""

@@ -268,11 +268,7 @@ class ShadowSession:
         now = check_now(now)
         pending = self._outbox.pending()
         oldest = min((i.created_at for i in pending), default=None)
-        since = [
-            t
-            for t in (oldest, self._desired.delta_since, self._desired.patch_since)
-            if t is not None
-        ]
+        since = [t for t in (oldest, self._desired.behind_since()) if t is not None]
         return SessionHealth(
             state=self._state,
             connected=self.connected_now,
