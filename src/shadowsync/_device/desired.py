@@ -110,8 +110,8 @@ class DesiredTracker:
         theirs = view.theirs_desired()
         version = view.desired_version()
         result = merge_desired(
-            accepted=view.accepted_desired,
-            metadata=view.accepted_metadata,
+            accepted=view.agreed.accepted_desired,
+            metadata=view.agreed.accepted_metadata,
             theirs=theirs,
             version=version,
             policy=self._policy,
@@ -152,7 +152,7 @@ class DesiredTracker:
         """The delta between the accepted desired state and the device's ``reported`` state:
         the event that announces it (``None`` if it is no news), and the part to report at
         once (all of it under ``auto_report``, else nothing)."""
-        delta = compute_delta(self._view.accepted_desired, reported)
+        delta = compute_delta(self._view.agreed.accepted_desired, reported)
         if not delta:
             self._delta_since = None
             return None, {}

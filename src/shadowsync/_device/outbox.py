@@ -135,7 +135,7 @@ class Outbox:
         target: JSONObject = {}
         if batches:
             result = merge_reported(
-                base=self._view.base_reported,
+                base=self._view.agreed.base_reported,
                 pending=self.pending(),
                 cloud=cloud,
                 policy=self._policy,
@@ -215,7 +215,7 @@ class Outbox:
             previous=self._last_reviews,
             pending=self.pending(),
             theirs=self._view.theirs_reported,
-            base=self._view.base_reported,
+            base=self._view.agreed.base_reported,
             conflicts=conflicts,
             max_conflict_retries=max_conflict_retries,
         )

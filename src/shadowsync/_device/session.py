@@ -250,7 +250,7 @@ class ShadowSession:
     @property
     def accepted_desired(self) -> JSONObject:
         """The desired state the device accepted (after the business rules); a copy."""
-        return copy_object(self._view.accepted_desired)
+        return copy_object(self._view.agreed.accepted_desired)
 
     def device_reported(self) -> JSONObject:
         """The reported state as the device sees it: the cloud's plus every queued intent."""
