@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shadowsync import Backoff
+from shadowsync.errors import InvalidArgumentError
 from shadowsync.reconcile import (
     Action,
     Component,
@@ -380,3 +381,56 @@ def test_status_reports_as_json() -> None:
         "retryAt": None,
         "rolledBackFrom": None,
     }
+
+
+def test_a_new_target_while_a_handover_starts_its_new_value_still_stops_the_old() -> None:
+    reconciler, world = one("handover", handover_timeout=5)
+    reconciler.observe({"apps": {"web": "v1"}}, now=0)
+    reconciler.set_target({"apps": {"web": "v1"}}, version=1, now=0)
+    world.running["web"] = ["v1"]
+    reconciler.set_target({"apps": {"web": "v2"}}, version=2, now=0)
+    [prepare] = reconciler.plan(now=0)
+    world.answer(reconciler, prepare, now=0)
+    [start] = reconciler.plan(now=0)
+    assert start.action is Action.START
+    # A new target while v2 is starting beside v1: once v2 runs, v1 must still be stopped by
+    # the handover, or it would be left running for good.
+    reconciler.set_target({"apps": {"web": "v3"}}, version=3, now=0)
+    world.answer(reconciler, start, now=0)
+    drive(reconciler, world, now=0)
+    assert world.running["web"] == ["v3"]
+
+
+def test_releasing_a_lock_that_is_not_a_name_is_refused() -> None:
+    reconciler, _ = one("handover")
+    with pytest.raises(InvalidArgumentError, match="lock"):
+        reconciler.release(["ota"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("observed", "why"),
+    [
+        ({"apps": {"web": float("nan")}}, "Out of range float"),
+        ({"apps": {"web": {1, 2}}}, "set"),
+        ({"apps": {"web": {1: "a", "1": "b"}}}, "key is not a str"),
+    ],
+)
+def test_an_observed_state_that_cannot_be_saved_is_refused(observed: object, why: str) -> None:
+    reconciler, _ = one("handover")
+    with pytest.raises(InvalidArgumentError, match=why):
+        reconciler.observe(observed, now=0)  # type: ignore[arg-type]
+    reconciler.observe({"apps": {"web": "v1"}}, now=0)
+    assert ReconcilerState.from_json(reconciler.snapshot().to_json()).baseline == {
+        "apps": {"web": "v1"}
+    }
+
+
+def test_a_target_whose_keys_json_would_change_is_refused() -> None:
+    reconciler, _ = one("handover")
+    with pytest.raises(TargetError, match="key is not a str"):
+        reconciler.set_target({"apps": {"web": {1: "a", "1": "b"}}}, version=1, now=0)
+
+
+def test_accepts_of_unhashable_names_is_refused() -> None:
+    with pytest.raises(ComponentError, match="accepts"):
+        Component(name="web", path="web", accepts=[["string"]])

@@ -86,3 +86,28 @@ def test_a_damaged_saved_state_is_refused_by_name(tmp_path: Path) -> None:
 def test_saving_needs_a_state_store() -> None:
     with pytest.raises(InvalidArgumentError, match="put_state"):
         ReconcilerState().save(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"attempts": {"web": "many"}}, r"attempts\['web'\]"),
+        ({"attempts": 5}, "attempts"),
+        ({"retry_at": {"web": float("nan")}}, "retry_at"),
+        ({"version": -1}, "version"),
+        ({"target": "web"}, "target"),
+        ({"acknowledgements": [1]}, "acknowledgements"),
+        ({"last_error": 3}, "last_error"),
+    ],
+)
+def test_a_state_built_from_bad_values_is_refused_by_name(
+    fields: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ReconcileStateError, match=f"ReconcilerState.{named}"):
+        ReconcilerState(**fields)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", [5, None, '{"format": 1, "baseline": {"web": NaN}}'])
+def test_saved_text_that_is_not_json_is_refused(text: object) -> None:
+    with pytest.raises(ReconcileStateError, match="reconciler state"):
+        ReconcilerState.from_json(text)  # type: ignore[arg-type]

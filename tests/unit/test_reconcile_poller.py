@@ -125,3 +125,57 @@ def test_bad_configuration_is_refused() -> None:
         PollConfig(url="ftp://x")
     with pytest.raises(InvalidArgumentError, match="interval"):
         PollConfig(url="http://x", interval=0)
+
+
+def test_a_target_with_nan_is_a_failed_poll_and_is_not_kept() -> None:
+    poller = TargetPoller(CONFIG, random=lambda: 0.0)
+    poller.next_request(now=0)
+    body = b'{"version": 3, "target": {"web": NaN}}'
+    assert poller.response(200, {"ETag": '"a"'}, body, now=0) is None
+    assert poller.last_error is not None
+    assert "NaN" in poller.last_error
+    assert poller.state == PollerState()
+
+
+def test_an_etag_that_is_not_text_is_not_kept_so_the_state_still_loads() -> None:
+    poller = TargetPoller(CONFIG, random=lambda: 0.0)
+    poller.next_request(now=0)
+    poller.response(200, {"ETag": 5}, BODY, now=0)  # type: ignore[dict-item]
+    store = MemoryStore()
+    poller.state.save(store)
+    assert PollerState.load(store) == PollerState(etag=None, target={"web": "v1"}, version=3)
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "named"),
+    [
+        ("200", {}, BODY, "status"),
+        (200, [("ETag", '"a"')], BODY, "headers"),
+        (200, {}, None, "body"),
+        (200, {}, BODY.decode(), "body"),
+    ],
+)
+def test_an_answer_of_the_wrong_types_is_refused(
+    status: object, headers: object, body: object, named: str
+) -> None:
+    poller = TargetPoller(CONFIG, random=lambda: 0.0)
+    poller.next_request(now=0)
+    with pytest.raises(InvalidArgumentError, match=named):
+        poller.response(status, headers, body, now=0)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="error"):
+        poller.failed(5, now=0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "fields", [{"etag": 5}, {"target": "web"}, {"version": -1}, {"version": True}]
+)
+def test_a_poller_state_of_bad_values_is_refused(fields: dict[str, object]) -> None:
+    with pytest.raises(ReconcileStateError, match="poller state"):
+        PollerState(**fields)  # type: ignore[arg-type]
+
+
+def test_the_poller_state_needs_a_state_store() -> None:
+    with pytest.raises(InvalidArgumentError, match="put_state"):
+        PollerState().save(object())  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="put_state"):
+        PollerState.load(object())  # type: ignore[arg-type]

@@ -18,8 +18,9 @@ its update strategy. The reconciler only decides *when* each step may run; what 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
-from typing import Any
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
 
 import attrs
 
@@ -39,6 +40,34 @@ __all__ = [
 
 JSON_TYPES = frozenset({"object", "array", "string", "number", "boolean", "null"})
 """The JSON type names a `Component` may list in ``accepts``."""
+
+
+def plain_copy(value: object) -> JSONValue:
+    """A copy of ``value`` as plain JSON; `ValueError` says why it is not JSON.
+
+    Refused: what `json` cannot write (NaN, infinities, sets, objects, nesting too deep,
+    integers too long to print) and object keys that are not str, which `json` would silently
+    turn into (possibly colliding) strings.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise ValueError(reason) from None
+    copy = json.loads(text)
+    if copy == value:  # json turned no key into a str (== compares in C): nothing to find
+        return cast("JSONValue", copy)
+    pending = [value]
+    while pending:  # a loop, not recursion: the value was as deep as json could write
+        item = pending.pop()
+        if isinstance(item, Mapping):
+            for key, inner in item.items():
+                if type(key) is not str:
+                    raise ValueError(f"an object key is not a str: {describe(key)}")
+                pending.append(inner)
+        elif isinstance(item, (list, tuple)):
+            pending.extend(item)
+    return cast("JSONValue", copy)
 
 
 class UpdateStrategy(enum.Enum):
@@ -152,7 +181,12 @@ def _to_types(value: object) -> frozenset[str] | None:
         return None
     if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
         raise ComponentError(f"accepts must be a set of JSON type names, got {describe(value)}")
-    types = frozenset(value)
+    try:
+        types = frozenset(value)
+    except TypeError:
+        raise ComponentError(
+            f"accepts must be a set of JSON type names, got {describe(value)}"
+        ) from None
     unknown = sorted(str(t) for t in types - JSON_TYPES)
     if unknown or not types:
         raise ComponentError(

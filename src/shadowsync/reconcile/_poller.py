@@ -27,6 +27,7 @@ opens a socket: `next_request` says what to send, `response` and `failed` take w
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -36,11 +37,10 @@ from shadowsync._json import JSONObject, copy_object, describe
 from shadowsync._validators import check_now, fraction, is_count, positive
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.reconcile._errors import ReconcileStateError, TargetError
+from shadowsync.reconcile._state import StateStore
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
-
-    from shadowsync.reconcile._state import StateStore
+    from collections.abc import Callable
 
 __all__ = ["PollConfig", "PollRequest", "PolledTarget", "PollerState", "TargetPoller"]
 
@@ -100,15 +100,34 @@ class PolledTarget:
     """Whether the server sent a new body (200) rather than a 304."""
 
 
+def _state_field(check: Callable[[object], bool], what: str) -> Callable[..., None]:
+    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not check(value):
+            raise ReconcileStateError(
+                f"poller state.{attribute.name}: expected {what}, got {describe(value)}"
+            )
+
+    return validate
+
+
+def _check_store(store: object) -> None:
+    if not isinstance(store, StateStore):
+        raise InvalidArgumentError(f"store must have put_state/get_state, got {describe(store)}")
+
+
 @attrs.frozen(kw_only=True)
 class PollerState:
     """The durable part of a `TargetPoller`: the ETag and the target it names."""
 
-    etag: str | None = None
+    etag: str | None = attrs.field(
+        default=None, validator=_state_field(lambda v: type(v) is str, "a string")
+    )
     """The last ETag the server sent."""
-    target: JSONObject | None = attrs.field(default=None, hash=False)
+    target: JSONObject | None = attrs.field(
+        default=None, hash=False, validator=_state_field(lambda v: type(v) is dict, "an object")
+    )
     """The last target read."""
-    version: int | None = None
+    version: int | None = attrs.field(default=None, validator=_state_field(is_count, "a version"))
     """Its version."""
 
     def to_dict(self) -> JSONObject:
@@ -119,30 +138,32 @@ class PollerState:
     def from_dict(cls, data: object) -> PollerState:
         """Read the JSON form back; `ReconcileStateError` names what is wrong."""
         if type(data) is not dict or set(data) - {"etag", "target", "version"}:
-            raise ReconcileStateError(f"poller state: expected etag, target, version, got {data!r}")
-        etag, target, version = data.get("etag"), data.get("target"), data.get("version")
-        if etag is not None and type(etag) is not str:
-            raise ReconcileStateError(f"poller state.etag: expected a string, got {etag!r}")
-        if target is not None and type(target) is not dict:
-            raise ReconcileStateError(f"poller state.target: expected an object, got {target!r}")
-        if version is not None and not is_count(version):
-            raise ReconcileStateError(f"poller state.version: expected a version, got {version!r}")
-        return cls(etag=etag, target=target, version=version)
+            raise ReconcileStateError(
+                f"poller state: expected etag, target, version, got {describe(data)}"
+            )
+        return cls(etag=data.get("etag"), target=data.get("target"), version=data.get("version"))
 
     def save(self, store: StateStore, name: str = "poller") -> None:
         """Keep this state in ``store`` under ``name``."""
+        _check_store(store)
         store.put_state(name, self.to_dict())
 
     @classmethod
     def load(cls, store: StateStore, name: str = "poller") -> PollerState | None:
         """The state kept in ``store`` under ``name``, or ``None``."""
+        _check_store(store)
         data = store.get_state(name)
         return None if data is None else cls.from_dict(data)
 
 
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse_target(body: bytes) -> tuple[JSONObject, int]:
     try:
-        data = json.loads(body)
+        # NaN and Infinity would be kept in the durable state and refused by every reconciler.
+        data = json.loads(body, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise TargetError(f"the polled target is not JSON: {exc}") from None
     if type(data) is not dict or type(data.get("target")) is not dict:
@@ -212,8 +233,16 @@ class TargetPoller:
     ) -> PolledTarget | None:
         """The answer to the request in flight: the target it names, or ``None`` (a failure)."""
         now = check_now(now)
+        if type(status) is not int:
+            raise InvalidArgumentError(f"status must be an int, got {describe(status)}")
+        if not isinstance(headers, Mapping):
+            raise InvalidArgumentError(f"headers must be a mapping, got {describe(headers)}")
+        if not isinstance(body, (bytes, bytearray)):
+            raise InvalidArgumentError(f"body must be bytes, got {describe(body)}")
         self._answered()
-        etag = next((v for k, v in headers.items() if k.lower() == "etag"), None)
+        etag = next((v for k, v in headers.items() if str(k).lower() == "etag"), None)
+        if type(etag) is not str:
+            etag = None  # not an ETag a later request could send back
         if status == 304 and self._state.target is not None and self._state.version is not None:
             self._succeeded(now)
             return PolledTarget(
@@ -234,6 +263,8 @@ class TargetPoller:
     def failed(self, error: str, now: float) -> None:
         """The request in flight got no answer (refused, timed out): back off."""
         now = check_now(now)
+        if type(error) is not str or not error:
+            raise InvalidArgumentError(f"error must be a non-empty str, got {describe(error)}")
         self._answered()
         self._failed(error, now)
 

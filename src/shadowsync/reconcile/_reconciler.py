@@ -24,9 +24,8 @@ True
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import attrs
 
@@ -44,7 +43,13 @@ from shadowsync._json import json_type_name as _json_type
 from shadowsync._tree import MISSING, Missing, Path, leaf_paths, lookup, nested, overlaps
 from shadowsync._validators import check_now, count, is_count
 from shadowsync.errors import InvalidArgumentError
-from shadowsync.reconcile._components import Action, Component, Step, change_actions
+from shadowsync.reconcile._components import (
+    Action,
+    Component,
+    Step,
+    change_actions,
+    plain_copy,
+)
 from shadowsync.reconcile._errors import ComponentError, StepError, TargetError
 from shadowsync.reconcile._state import ReconcilerState
 from shadowsync.reconcile._status import Phase, ReconcileStatus
@@ -336,8 +341,8 @@ class Reconciler:
         if type(target) is not dict:
             raise TargetError(f"a target must be a JSON object, got {describe(target)}")
         try:
-            fresh = json.loads(json.dumps(target, allow_nan=False))
-        except (TypeError, ValueError, RecursionError) as exc:
+            fresh = cast("JSONObject", plain_copy(target))
+        except ValueError as exc:
             raise TargetError(f"the target is not plain JSON: {exc}") from None
         for path in leaf_paths(fresh):
             owned = any(path[:n] in self._owned for n in range(1, len(path) + 1))
@@ -358,27 +363,34 @@ class Reconciler:
                         f"component {component.name!r} depends on {dependency!r}, which the "
                         f"target does not hold ({self._components[dependency].pointer})"
                     )
-        return fresh  # type: ignore[no-any-return]
+        return fresh
 
     def observe(self, observed: Mapping[str, Any], now: float) -> None:
         """What the device is now (a fresh read); the next `plan` starts from it."""
         check_now(now)
-        self._observed = self._check_observed(observed)
+        self._take_observed(observed)
         if self._baseline is None:
             # The rollback target of a device whose first target never converges: what ran.
-            self._baseline = nested(
+            baseline = nested(
                 (c.path, lookup(self._observed, c.path)) for c in self._components.values()
             )
+            try:
+                # Checked, for it is saved: a value json cannot write would make every later
+                # save fail, or a key json turns into a str would come back changed.
+                self._baseline = cast("JSONObject", plain_copy(baseline))
+            except ValueError as exc:
+                self._observed = None
+                raise InvalidArgumentError(f"the observed state is not plain JSON: {exc}") from None
         self._settle()
 
-    def _check_observed(self, observed: object) -> JSONObject:
+    def _take_observed(self, observed: object) -> None:
         if isinstance(observed, Mapping) and type(observed) is not dict:
             observed = dict(observed)
         if type(observed) is not dict:
             raise InvalidArgumentError(
                 f"the observed state must be a JSON object, got {describe(observed)}"
             )
-        return copy_object(observed)
+        self._observed = copy_object(observed)
 
     def hold(self, lock: str) -> None:
         """The application holds ``lock``: no step of a component using it runs until
@@ -389,6 +401,8 @@ class Reconciler:
 
     def release(self, lock: str) -> None:
         """The application released ``lock`` (releasing a lock not held is harmless)."""
+        if type(lock) is not str or not lock:
+            raise InvalidArgumentError(f"a lock is a non-empty str, got {describe(lock)}")
         self._held.discard(lock)
 
     def signal(self, name: str, now: float) -> None:
@@ -489,7 +503,7 @@ class Reconciler:
         """``step`` succeeded; ``observed`` is the device's state read after it."""
         now = check_now(now)
         self._take(step)
-        self._observed = self._check_observed(observed)
+        self._take_observed(observed)
         component = self._components[step.component]
         change = self._changes.get(step.component)
         if change is None or change.next is not step.action or change.version != step.version:
@@ -532,7 +546,7 @@ class Reconciler:
             raise InvalidArgumentError(f"permanent must be a bool, got {describe(permanent)}")
         self._take(step)
         if observed is not None:
-            self._observed = self._check_observed(observed)
+            self._take_observed(observed)
         change = self._changes.get(step.component)
         if change is not None and change.version == step.version:
             del self._changes[step.component]
@@ -604,7 +618,17 @@ class Reconciler:
 
     def _drop_changes(self) -> None:
         for name in list(self._changes):
-            if not self._changes[name].committed:
+            change = self._changes[name]
+            step = self._in_flight.get(name)
+            # A handover whose new value is starting is committed as well: once it runs, the
+            # old one must still be stopped, or it would be left running beside it.
+            starting = (
+                step is not None
+                and step.action is Action.START
+                and Action.HANDOVER in change.actions
+                and change.next is Action.START
+            )
+            if not (change.committed or starting):
                 del self._changes[name]
 
     def _settle(self) -> None:

@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -32,7 +33,7 @@ from shadowsync.reconcile._errors import ReconcileStateError
 from shadowsync.rules import Acknowledgement
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable
 
 __all__ = ["STATE_FORMAT", "ReconcilerState", "StateStore"]
 
@@ -54,41 +55,121 @@ class StateStore(Protocol):
         ...
 
 
-def _to_acks(value: Iterable[Acknowledgement]) -> tuple[Acknowledgement, ...]:
-    return tuple(value)
+def _is_object(value: object) -> bool:
+    return type(value) is dict
 
 
-def _frozen_map(value: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(value)
+def _is_text(value: object) -> bool:
+    return type(value) is str
+
+
+def _is_attempt_count(value: object) -> bool:
+    return is_count(value) and value > 0  # type: ignore[operator]
+
+
+def _is_time(value: object) -> bool:
+    return is_finite_number(value) and value >= 0  # type: ignore[operator]
+
+
+def _optional(check: Callable[[object], bool], what: str) -> Callable[..., None]:
+    """An attrs validator: ``None``, or a value ``check`` accepts."""
+
+    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not check(value):
+            raise ReconcileStateError(
+                f"ReconcilerState.{attribute.name}: expected {what}, got {describe(value)}"
+            )
+
+    return validate
+
+
+def _per_component(check: Callable[[object], bool], what: str) -> Callable[..., None]:
+    """An attrs validator: an object of component names to values ``check`` accepts."""
+
+    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if type(value) is not dict:
+            raise ReconcileStateError(
+                f"ReconcilerState.{attribute.name}: expected a mapping of component names, got "
+                f"{describe(value)}"
+            )
+        for name, item in value.items():
+            if type(name) is not str or not check(item):
+                raise ReconcileStateError(
+                    f"ReconcilerState.{attribute.name}[{describe(name)}]: expected {what}, got "
+                    f"{describe(item)}"
+                )
+
+    return validate
+
+
+def _to_dict(value: object) -> object:
+    # A copy, so that the caller's later changes do not reach a frozen value; anything else
+    # is left for the validator to name.
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _to_acks(value: object) -> object:
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def _acks(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if type(value) is not tuple or not all(isinstance(a, Acknowledgement) for a in value):
+        raise ReconcileStateError(
+            f"ReconcilerState.acknowledgements: expected Acknowledgement values, got "
+            f"{describe(value)}"
+        )
 
 
 @attrs.frozen(kw_only=True)
 class ReconcilerState:
     """The durable part of a `Reconciler` (see the module docstring)."""
 
-    target: JSONObject | None = attrs.field(default=None, hash=False)
+    target: JSONObject | None = attrs.field(
+        default=None, hash=False, validator=_optional(_is_object, "an object")
+    )
     """The target in force (after a rollback: the last good one)."""
-    version: int | None = None
+    version: int | None = attrs.field(default=None, validator=_optional(is_count, "a version"))
     """Its version."""
-    last_good: JSONObject | None = attrs.field(default=None, hash=False)
+    last_good: JSONObject | None = attrs.field(
+        default=None, hash=False, validator=_optional(_is_object, "an object")
+    )
     """The last target that converged."""
-    last_good_version: int | None = None
+    last_good_version: int | None = attrs.field(
+        default=None, validator=_optional(is_count, "a version")
+    )
     """Its version."""
-    baseline: JSONObject | None = attrs.field(default=None, hash=False)
+    baseline: JSONObject | None = attrs.field(
+        default=None, hash=False, validator=_optional(_is_object, "an object")
+    )
     """What was observed first, the rollback target when no target ever converged."""
-    rolled_back_from: int | None = None
+    rolled_back_from: int | None = attrs.field(
+        default=None, validator=_optional(is_count, "a version")
+    )
     """The version given up by a rollback."""
-    rejected_target: JSONObject | None = attrs.field(default=None, hash=False)
+    rejected_target: JSONObject | None = attrs.field(
+        default=None, hash=False, validator=_optional(_is_object, "an object")
+    )
     """The target given up, so that its redelivery is not tried again."""
-    attempts: Mapping[str, int] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
+    attempts: Mapping[str, int] = attrs.field(
+        factory=dict,
+        converter=_to_dict,
+        validator=_per_component(_is_attempt_count, "a positive count"),
+        hash=False,
+    )
     """Failures per component on the target in force."""
-    retry_at: Mapping[str, float] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
+    retry_at: Mapping[str, float] = attrs.field(
+        factory=dict, converter=_to_dict, validator=_per_component(_is_time, "a time"), hash=False
+    )
     """When each backing-off component retries (epoch seconds)."""
-    errors: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_map, hash=False)
+    errors: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_to_dict, validator=_per_component(_is_text, "a string"), hash=False
+    )
     """The last error of each component on the target in force."""
-    last_error: str | None = None
+    last_error: str | None = attrs.field(default=None, validator=_optional(_is_text, "a string"))
     """The most recent error, prefixed with its component."""
-    acknowledgements: tuple[Acknowledgement, ...] = attrs.field(default=(), converter=_to_acks)
+    acknowledgements: tuple[Acknowledgement, ...] = attrs.field(
+        default=(), converter=_to_acks, validator=_acks
+    )
     """Rollback acknowledgements not yet taken by the caller."""
 
     def to_dict(self) -> JSONObject:
@@ -134,8 +215,10 @@ class ReconcilerState:
     @classmethod
     def from_json(cls, text: str | bytes) -> ReconcilerState:
         """Read the JSON form back; `ReconcileStateError` names what is wrong."""
+        if not isinstance(text, (str, bytes)):
+            raise ReconcileStateError(f"reconciler state: expected JSON text, got {describe(text)}")
         try:
-            data = json.loads(text)
+            data = json.loads(text, parse_constant=_refuse_constant)
         except (ValueError, RecursionError) as exc:
             raise ReconcileStateError(f"reconciler state: not JSON ({exc})") from None
         return cls.from_dict(data)
@@ -171,28 +254,29 @@ class ReconcilerState:
                     )
             return dict(value)
 
-        def is_object(value: object) -> bool:
-            return type(value) is dict
-
         acks = take("acknowledgements", lambda v: type(v) is list, "an array") or []
         try:
             acknowledgements = [Acknowledgement.from_dict(ack) for ack in acks]
         except ShadowSyncError as exc:
             raise ReconcileStateError(f"reconciler state.acknowledgements: {exc}") from None
         return cls(
-            target=take("target", is_object, "an object"),
+            target=take("target", _is_object, "an object"),
             version=take("version", is_count, "a version"),
-            last_good=take("lastGood", is_object, "an object"),
+            last_good=take("lastGood", _is_object, "an object"),
             last_good_version=take("lastGoodVersion", is_count, "a version"),
-            baseline=take("baseline", is_object, "an object"),
+            baseline=take("baseline", _is_object, "an object"),
             rolled_back_from=take("rolledBackFrom", is_count, "a version"),
-            rejected_target=take("rejectedTarget", is_object, "an object"),
-            attempts=mapping("attempts", lambda v: is_count(v) and v > 0, "a positive count"),
-            retry_at=mapping("retryAt", lambda v: is_finite_number(v) and v >= 0, "a time"),
-            errors=mapping("errors", lambda v: type(v) is str, "a string"),
-            last_error=take("lastError", lambda v: type(v) is str, "a string"),
+            rejected_target=take("rejectedTarget", _is_object, "an object"),
+            attempts=mapping("attempts", _is_attempt_count, "a positive count"),
+            retry_at=mapping("retryAt", _is_time, "a time"),
+            errors=mapping("errors", _is_text, "a string"),
+            last_error=take("lastError", _is_text, "a string"),
             acknowledgements=acknowledgements,
         )
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
 
 
 _KEYS = {
