@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync.audit import AuditLog, HistoryRecord
+from shadowsync.audit import HistoryRecord
 from shadowsync.aws._errors import HistoryConflictError
 from shadowsync.aws._signals import publish_events, publish_metrics
 from shadowsync.cloud import DeltaEvent, HealthThresholds, OperationError, SyncManager
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync.aws._history import DynamoDBHistoryStore
     from shadowsync.aws._iot import IotShadowClient
+    from shadowsync.cloud import HistoryHead
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy
 
@@ -35,21 +36,21 @@ def _none(thing_name: str) -> None:
 
 
 class _RecordingReader:
-    """Reads history through the store and keeps what each read returned, so records decided
-    on that history can be placed again after another writer extended the chain."""
+    """Reads history heads through the store and keeps what each read returned, so records
+    decided on that head can be placed again after another writer extended the chain."""
 
     def __init__(self, store: DynamoDBHistoryStore) -> None:
         self.store = store
-        self.reads: dict[str | None, AuditLog] = {}
+        self.reads: dict[str, HistoryHead] = {}
 
-    def __call__(self, thing_name: str | None) -> AuditLog:
-        log = self.store.read(thing_name)
-        self.reads[thing_name] = log
-        return log
+    def __call__(self, thing_name: str, shadow_names: tuple[str | None, ...]) -> HistoryHead:
+        head = self.store.read_head(thing_name, shadow_names)
+        self.reads[thing_name] = head
+        return head
 
 
 def _rechain(
-    records: Sequence[HistoryRecord], decided_on: AuditLog, now_stored: AuditLog
+    records: Sequence[HistoryRecord], decided_on: HistoryHead, now_stored: HistoryHead
 ) -> list[HistoryRecord]:
     """The same changes as ``records``, chained after what is stored now.
 
@@ -57,29 +58,27 @@ def _rechain(
     the state the stored records leave to the state the record led to. Raises
     `HistoryConflictError` when that cannot keep the shadow's versions in order.
     """
-    replay = AuditLog(decided_on.records)
-    stored = AuditLog(now_stored.records)
+    replay, stored = decided_on, now_stored
     out: list[HistoryRecord] = []
     try:
         for record in records:
-            replay.add(record)
+            replay = replay.followed_by(record)
             key = (record.thing_name, record.shadow_name)
-            after = replay.last_state(*key)
             mine = stored.records_for(*key)
             rebuilt = HistoryRecord.create(
                 record.thing_name,
                 record.shadow_name,
                 previous=stored.head or None,
                 previous_state=stored.last_state(*key),
-                new_state=after,
+                new_state=replay.last_state(*key),
                 version=record.version,
-                timestamp=max([record.timestamp, *(r.timestamp for r in mine[-1:])]),
+                timestamp=max([record.timestamp, *(r.timestamp for r in mine)]),
                 change_type=record.change_type,
                 decision=record.decision,
                 reason=record.reason,
                 details=record.details,
             )
-            stored.add(rebuilt)
+            stored = stored.followed_by(rebuilt)
             out.append(rebuilt)
     except InvalidArgumentError as exc:
         raise HistoryConflictError(
@@ -91,17 +90,24 @@ def _rechain(
 def _store(
     store: DynamoDBHistoryStore, reader: _RecordingReader, records: Sequence[HistoryRecord]
 ) -> list[HistoryRecord]:
-    """Append ``records``; when another writer got in first, place them after its records."""
-    try:
-        store.append(records)
-        return list(records)
-    except HistoryConflictError:
-        if not records:
-            raise
+    """Append one thing's ``records`` in transactions that each fit (`batches`), in order;
+    when another writer got in first, place the rest after its records."""
+    if not records:
+        return []
     thing = records[0].thing_name
-    decided_on = reader.reads.get(thing) or AuditLog()
-    placed = _rechain(records, decided_on, store.read(thing))
-    store.append(placed)
+    shadows = tuple(dict.fromkeys(r.shadow_name for r in records))
+    decided = reader.reads.get(thing) or store.read_head(thing, shadows)
+    placed: list[HistoryRecord] = []
+    for batch in store.batches(records):
+        try:
+            store.append(batch)
+            out = list(batch)
+        except HistoryConflictError:
+            out = _rechain(batch, decided, store.read_head(thing, shadows))
+            store.append(out)
+        for record in batch:
+            decided = decided.followed_by(record)
+        placed.extend(out)
     return placed
 
 
@@ -137,7 +143,8 @@ def _manager(
     reader = _RecordingReader(history)
     manager = SyncManager(
         read_shadow=shadows.get,
-        read_history=reader,
+        read_history=history.read,
+        read_head=reader,
         policy_for=policy_for,
         rules_for=rules_for,
         thresholds=thresholds if thresholds is not None else HealthThresholds(),

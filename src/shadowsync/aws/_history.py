@@ -18,6 +18,7 @@ that key yet (a conditional write), so two writers can never both extend the sam
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -27,15 +28,81 @@ from botocore.exceptions import ClientError
 from shadowsync._json import canonical_json, describe
 from shadowsync.audit import AuditLog, AuditLogError, HistoryRecord
 from shadowsync.aws._errors import HistoryConflictError, aws_call
-from shadowsync.cloud import CLASSIC_SHADOW_NAME
+from shadowsync.cloud import CLASSIC_SHADOW_NAME, HistoryHead, ShadowHead
 from shadowsync.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
 __all__ = ["DynamoDBHistoryStore", "create_history_table"]
 
 _MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
+_MAX_BATCH_GET = 100  # BatchGetItem's limit
+_MAX_BATCH_WRITE = 25  # BatchWriteItem's limit
+
+
+def shadow_slot(shadow_name: str | None) -> int:
+    """The sort key of a shadow's head item: a negative number derived from its name.
+
+    Records are at 1, 2, ...; the thing's head item at 0; shadow heads below 0, at 52 bits of
+    the name's SHA-256 (a collision within one thing's shadows is not a practical concern).
+    """
+    label = shadow_name if shadow_name is not None else CLASSIC_SHADOW_NAME
+    digest = hashlib.sha256(label.encode("utf-8")).hexdigest()
+    return -(int(digest[:13], 16) + 1)
+
+
+def _items_needed(records: Sequence[HistoryRecord]) -> int:
+    things = {r.thing_name for r in records}
+    shadows = {(r.thing_name, r.shadow_name) for r in records}
+    return len(records) + len(things) + len(shadows)
+
+
+def _shadow_item(
+    thing_name: str, shadow_name: str | None, shadow: ShadowHead, sequence: int
+) -> dict[str, Any]:
+    """A shadow's head item: its last record and the state that record left."""
+    return {
+        "thingName": {"S": thing_name},
+        "sequence": {"N": str(shadow_slot(shadow_name))},
+        "kind": {"S": "shadow-head"},
+        "shadowName": {"S": shadow_name or CLASSIC_SHADOW_NAME},
+        "recordSequence": {"N": str(sequence)},
+        "record": {"S": canonical_json(shadow.record.to_json())},
+        "state": {"S": canonical_json(shadow.state)},
+    }
+
+
+def _shadow_requests(log: AuditLog, head: HistoryHead) -> list[dict[str, Any]]:
+    """BatchWriteItem requests putting the shadow head items of ``head``, a whole ``log``'s."""
+    places = {record.checksum: index for index, record in enumerate(log.records, start=1)}
+    return [
+        {
+            "PutRequest": {
+                "Item": _shadow_item(head.thing_name, name, shadow, places[shadow.record.checksum])
+            }
+        }
+        for name, shadow in head.shadows.items()
+    ]
+
+
+def _thing_head_item(head: HistoryHead, newest: HistoryRecord) -> dict[str, Any]:
+    """A thing's head item: the place and content of its newest record."""
+    return {
+        "thingName": {"S": head.thing_name},
+        "sequence": {"N": "0"},
+        "kind": {"S": "head"},
+        "headSequence": {"N": str(head.sequence)},
+        "checksum": {"S": newest.checksum},
+        "record": {"S": canonical_json(newest.to_json())},
+    }
+
+
+def _number(item: dict[str, Any], name: str) -> int:
+    try:
+        return int(item[name]["N"])
+    except (KeyError, TypeError, ValueError):
+        raise AuditLogError(f"a history item has no number {name!r}: {describe(item)}") from None
 
 
 def create_history_table(client: Any, table_name: str, *, wait: bool = True) -> None:
@@ -77,9 +144,10 @@ def create_history_table(client: Any, table_name: str, *, wait: bool = True) -> 
 class DynamoDBHistoryStore:
     """History records in a DynamoDB table, through an injected ``boto3.client("dynamodb")``.
 
-    `read` returns a thing's records as an `AuditLog` (hand it to `handle_delta_event` or a
-    `SyncManager` as the history), `append` stores the records a decision returns, refusing any
-    that would fork the chain with `HistoryConflictError`.
+    `read` returns a thing's records as an `AuditLog`, `read_head` what a decision needs of
+    them (a `HistoryHead`, read from a few head items whatever the length of the history),
+    `append` stores the records a decision returns with the head items, refusing any that would
+    fork the chain with `HistoryConflictError`.
     """
 
     client: Any
@@ -92,6 +160,7 @@ class DynamoDBHistoryStore:
         With ``shadow_name`` (``"$default"`` for the classic shadow) only that shadow's
         records are returned; they are a filtered view and do not verify as a chain. A read of
         one thing verifies with `AuditLog.verify`; a whole-table read holds one chain per thing.
+        Head items are not records and are never returned.
         """
         items = self._scan() if thing_name is None else self._query(thing_name)
         records = [self._record(item) for item in items]
@@ -101,28 +170,60 @@ class DynamoDBHistoryStore:
         return AuditLog(records)
 
     def head(self, thing_name: str) -> tuple[int, HistoryRecord | None]:
-        """The newest record of a thing and its sequence number (``(0, None)`` for none)."""
-        with aws_call("Query"):
-            response = self.client.query(
-                TableName=self.table_name,
-                KeyConditionExpression="thingName = :t",
-                ExpressionAttributeValues={":t": {"S": thing_name}},
-                ScanIndexForward=False,
-                Limit=1,
-                ConsistentRead=True,
-            )
-        items = response.get("Items") or []
-        if not items:
-            return 0, None
-        return self._sequence(items[0]), self._record(items[0])
+        """The newest record of a thing and its sequence number (``(0, None)`` for none).
+
+        One item read: the thing's head item (a table written before head items were kept
+        is answered from its newest record).
+        """
+        item = self._get({"thingName": {"S": thing_name}, "sequence": {"N": "0"}})
+        if item is not None:
+            return _number(item, "headSequence"), self._record(item)
+        return self._newest(thing_name)
+
+    def read_head(self, thing_name: str, shadow_names: Iterable[str | None] = ()) -> HistoryHead:
+        """What a decision on ``shadow_names`` needs of ``thing_name``'s history.
+
+        Reads the thing's head item and one head item per shadow (``None`` is the classic
+        shadow), so its cost does not grow with the history. A thing whose records were
+        written before head items were kept is read whole once, and its head items are
+        written then.
+        """
+        sequence, newest = self.head(thing_name)
+        names = tuple(dict.fromkeys(shadow_names))
+        if newest is None:
+            return HistoryHead(thing_name=thing_name)
+        found = self._shadow_heads(thing_name, names)
+        if len(found) < len(names) and not self._has_head_item(thing_name):
+            return self._migrate(thing_name, names)
+        return HistoryHead(
+            thing_name=thing_name, head=newest.checksum, sequence=sequence, shadows=found
+        )
+
+    def batches(self, records: Sequence[HistoryRecord]) -> list[list[HistoryRecord]]:
+        """``records`` in order, cut into groups that each fit one `append` transaction
+        (the records, the head item of their things and of each shadow they touch)."""
+        groups: list[list[HistoryRecord]] = []
+        group: list[HistoryRecord] = []
+        for record in records:
+            candidate = [*group, record]
+            if group and _items_needed(candidate) > _MAX_TRANSACTION_ITEMS:
+                groups.append(group)
+                candidate = [record]
+            group = candidate
+        if group:
+            groups.append(group)
+        return groups
 
     def append(self, records: Iterable[HistoryRecord]) -> None:
         """Store records at the end of their things' chains, all or none.
 
         Each record must be intact and chained to the thing's newest stored record (or to the
-        record before it in ``records``). The write is one transaction whose every item is
-        conditional on its place being free, so a concurrent append by another writer makes it
-        fail as a whole. Raises `HistoryConflictError` when the chain moved on.
+        record before it in ``records``). The write is one transaction: every record's item is
+        conditional on its place being free and the thing's head item on still naming the
+        record the batch follows, so a concurrent append by another writer makes it fail as a
+        whole; the shadows' head items are written in the same transaction. Raises
+        `HistoryConflictError` when the chain moved on. At most 100 records, and at most 100
+        items with the head items: cut a longer list with `batches`.
         """
         batch = list(records)
         if not batch:
@@ -141,32 +242,16 @@ class DynamoDBHistoryStore:
                 f"at most {_MAX_TRANSACTION_ITEMS} records can be appended at once, "
                 f"got {len(batch)}"
             )
-        heads: dict[str, tuple[int, str]] = {}
-        items = []
-        for record in batch:
-            thing = record.thing_name
-            if thing not in heads:
-                sequence, newest = self.head(thing)
-                heads[thing] = (sequence, newest.checksum if newest is not None else "")
-            sequence, checksum = heads[thing]
-            if record.previous_checksum != checksum:
-                raise HistoryConflictError(
-                    f"the record for {thing!r} (version {record.version}) is chained to "
-                    f"{record.previous_checksum[:12] or 'nothing'}, but the newest stored record "
-                    f"of {thing!r} is {checksum[:12] or 'none'}: the history changed since it "
-                    "was read; read it again and decide again"
-                )
-            heads[thing] = (sequence + 1, record.checksum)
-            items.append(
-                {
-                    "Put": {
-                        "TableName": self.table_name,
-                        "Item": self._item(record, sequence + 1),
-                        "ConditionExpression": "attribute_not_exists(#seq)",
-                        "ExpressionAttributeNames": {"#seq": "sequence"},
-                    }
-                }
+        if _items_needed(batch) > _MAX_TRANSACTION_ITEMS:
+            raise InvalidArgumentError(
+                f"{len(batch)} records and the head items they update are "
+                f"{_items_needed(batch)} items, over the {_MAX_TRANSACTION_ITEMS} of one "
+                "transaction; cut them with batches()"
             )
+        items: list[dict[str, Any]] = []
+        for thing in dict.fromkeys(r.thing_name for r in batch):
+            mine = [r for r in batch if r.thing_name == thing]
+            items.extend(self._thing_items(thing, mine))
         with aws_call("TransactWriteItems"):
             try:
                 self.client.transact_write_items(TransactItems=items)
@@ -179,6 +264,193 @@ class DynamoDBHistoryStore:
                     ) from None
                 raise
 
+    def load(self, log: AuditLog) -> None:
+        """Load whole histories into things that have none yet, with their head items.
+
+        For importing an audit log kept elsewhere (or filling a table for a test): each thing's
+        records, oldest first, must verify as one chain from its beginning. The records go in
+        with BatchWriteItem, 25 at a time and not as one transaction, so this is for things no
+        handler writes to meanwhile; the head items are written last, so a thing interrupted
+        half-way reads as a table written before head items were kept and is migrated.
+        """
+        if not isinstance(log, AuditLog):
+            raise InvalidArgumentError(f"log must be an AuditLog, got {describe(log)}")
+        for thing in dict.fromkeys(r.thing_name for r in log.records):
+            mine = AuditLog(r for r in log.records if r.thing_name == thing)
+            checked = mine.verify()
+            if not checked:
+                raise InvalidArgumentError(f"the records of {thing!r} do not verify: {checked}")
+            if self.head(thing)[1] is not None:
+                raise InvalidArgumentError(f"{thing!r} already has history records")
+            whole = HistoryHead.from_log(mine, thing)
+            requests = [
+                {"PutRequest": {"Item": self._item(record, index)}}
+                for index, record in enumerate(mine.records, start=1)
+            ]
+            requests += _shadow_requests(mine, whole)
+            requests.append({"PutRequest": {"Item": _thing_head_item(whole, mine[-1])}})
+            self._batch_write(requests)
+
+    def _thing_items(self, thing: str, records: list[HistoryRecord]) -> list[dict[str, Any]]:
+        """The transaction items that store one thing's ``records`` and move its heads."""
+        sequence, newest = self.head(thing)
+        checksum = newest.checksum if newest is not None else ""
+        first = records[0]
+        if first.previous_checksum != checksum:
+            raise HistoryConflictError(
+                f"the record for {thing!r} (version {first.version}) is chained to "
+                f"{first.previous_checksum[:12] or 'nothing'}, but the newest stored record "
+                f"of {thing!r} is {checksum[:12] or 'none'}: the history changed since it "
+                "was read; read it again and decide again"
+            )
+        names = tuple(dict.fromkeys(r.shadow_name for r in records))
+        start = HistoryHead(
+            thing_name=thing,
+            head=checksum,
+            sequence=sequence,
+            shadows=self._shadow_heads(thing, names) if newest is not None else {},
+        )
+        if (
+            newest is not None
+            and len(start.shadows) < len(names)
+            and not self._has_head_item(thing)
+        ):
+            start = self._migrate(thing, names)
+        head = start
+        items: list[dict[str, Any]] = []
+        for record in records:
+            try:
+                head = head.followed_by(record)
+            except InvalidArgumentError as exc:
+                raise HistoryConflictError(
+                    f"the records for {thing!r} do not follow its stored history ({exc}): "
+                    "the history changed since it was read; read it again and decide again"
+                ) from None
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": self._item(record, head.sequence),
+                        "ConditionExpression": "attribute_not_exists(#seq)",
+                        "ExpressionAttributeNames": {"#seq": "sequence"},
+                    }
+                }
+            )
+        for name in names:
+            shadow = head.shadow(name)
+            assert shadow is not None  # a record of it was just added
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": _shadow_item(thing, name, shadow, head.sequence),
+                    }
+                }
+            )
+        guard: dict[str, Any] = (
+            {
+                "ConditionExpression": "attribute_not_exists(#seq)",
+                "ExpressionAttributeNames": {"#seq": "sequence"},
+            }
+            if start.sequence == 0
+            # A table written before head items were kept has none yet: the records' own
+            # conditions keep the chain then.
+            else {
+                "ConditionExpression": "attribute_not_exists(#seq) OR headSequence = :expected",
+                "ExpressionAttributeNames": {"#seq": "sequence"},
+                "ExpressionAttributeValues": {":expected": {"N": str(start.sequence)}},
+            }
+        )
+        items.append(
+            {
+                "Put": {
+                    "TableName": self.table_name,
+                    "Item": _thing_head_item(head, records[-1]),
+                    **guard,
+                }
+            }
+        )
+        return items
+
+    def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        with aws_call("GetItem"):
+            response = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def _has_head_item(self, thing_name: str) -> bool:
+        return self._get({"thingName": {"S": thing_name}, "sequence": {"N": "0"}}) is not None
+
+    def _newest(self, thing_name: str) -> tuple[int, HistoryRecord | None]:
+        with aws_call("Query"):
+            response = self.client.query(
+                TableName=self.table_name,
+                KeyConditionExpression="thingName = :t AND #seq > :zero",
+                ExpressionAttributeNames={"#seq": "sequence"},
+                ExpressionAttributeValues={":t": {"S": thing_name}, ":zero": {"N": "0"}},
+                ScanIndexForward=False,
+                Limit=1,
+                ConsistentRead=True,
+            )
+        items = response.get("Items") or []
+        if not items:
+            return 0, None
+        return self._sequence(items[0]), self._record(items[0])
+
+    def _shadow_heads(
+        self, thing_name: str, names: tuple[str | None, ...]
+    ) -> dict[str | None, ShadowHead]:
+        """The head items of ``names`` that exist, read with BatchGetItem."""
+        keys = [
+            {"thingName": {"S": thing_name}, "sequence": {"N": str(shadow_slot(name))}}
+            for name in names
+        ]
+        items: list[dict[str, Any]] = []
+        with aws_call("BatchGetItem"):
+            for offset in range(0, len(keys), _MAX_BATCH_GET):
+                pending: dict[str, Any] = {
+                    self.table_name: {
+                        "Keys": keys[offset : offset + _MAX_BATCH_GET],
+                        "ConsistentRead": True,
+                    }
+                }
+                while pending:
+                    response = self.client.batch_get_item(RequestItems=pending)
+                    items.extend((response.get("Responses") or {}).get(self.table_name, []))
+                    pending = response.get("UnprocessedKeys") or {}
+        heads: dict[str | None, ShadowHead] = {}
+        for item in items:
+            label = _text(item, "shadowName")
+            name = None if label == CLASSIC_SHADOW_NAME else label
+            try:
+                state = json.loads(_text(item, "state"))
+            except ValueError:
+                raise AuditLogError(f"the head item of {thing_name} {label} is not JSON") from None
+            heads[name] = ShadowHead(record=self._record(item), state=state)
+        return heads
+
+    def _migrate(self, thing_name: str, names: tuple[str | None, ...]) -> HistoryHead:
+        """Build the head items of a thing written before they were kept, from its records.
+
+        The thing's own head item is left to the next append (its condition then makes sure
+        no record was added in between); shadow head items describe stored records, so
+        writing them is safe whoever does it.
+        """
+        log = self.read(thing_name)
+        whole = HistoryHead.from_log(log, thing_name)
+        self._batch_write(_shadow_requests(log, whole))
+        return attrs.evolve(whole, shadows={n: s for n, s in whole.shadows.items() if n in names})
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        with aws_call("BatchWriteItem"):
+            for offset in range(0, len(requests), _MAX_BATCH_WRITE):
+                pending: dict[str, Any] = {
+                    self.table_name: requests[offset : offset + _MAX_BATCH_WRITE]
+                }
+                while pending:
+                    response = self.client.batch_write_item(RequestItems=pending)
+                    pending = response.get("UnprocessedItems") or {}
+
     def _query(self, thing_name: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         start: dict[str, Any] | None = None
@@ -187,8 +459,9 @@ class DynamoDBHistoryStore:
                 extra = {"ExclusiveStartKey": start} if start else {}
                 page = self.client.query(
                     TableName=self.table_name,
-                    KeyConditionExpression="thingName = :t",
-                    ExpressionAttributeValues={":t": {"S": thing_name}},
+                    KeyConditionExpression="thingName = :t AND #seq > :zero",
+                    ExpressionAttributeNames={"#seq": "sequence"},
+                    ExpressionAttributeValues={":t": {"S": thing_name}, ":zero": {"N": "0"}},
                     ConsistentRead=True,
                     **extra,
                 )
@@ -203,7 +476,14 @@ class DynamoDBHistoryStore:
         with aws_call("Scan"):
             while True:
                 extra = {"ExclusiveStartKey": start} if start else {}
-                page = self.client.scan(TableName=self.table_name, ConsistentRead=True, **extra)
+                page = self.client.scan(
+                    TableName=self.table_name,
+                    ConsistentRead=True,
+                    FilterExpression="#seq > :zero",
+                    ExpressionAttributeNames={"#seq": "sequence"},
+                    ExpressionAttributeValues={":zero": {"N": "0"}},
+                    **extra,
+                )
                 items.extend(page.get("Items") or [])
                 start = page.get("LastEvaluatedKey")
                 if not start:

@@ -38,6 +38,7 @@ from shadowsync.cloud._requests import (
     parse_request,
 )
 from shadowsync.cloud._history import History
+from shadowsync.cloud._head import HistoryHead, ShadowHead
 from shadowsync.cloud._decision import ShadowDecision
 from shadowsync.cloud._delta_event import DeltaEvent, handle_delta_event
 from shadowsync.cloud._offline import (
@@ -55,7 +56,13 @@ from shadowsync.cloud._health import (
     HealthReport,
     health_report,
 )
-from shadowsync.cloud._manager import HistoryReader, ShadowReader, SyncManager, SyncResponse
+from shadowsync.cloud._manager import (
+    HeadReader,
+    HistoryReader,
+    ShadowReader,
+    SyncManager,
+    SyncResponse,
+)
 from shadowsync.cloud._explain import explain_change, explain_versions
 from shadowsync.cloud._signals import (
     EVENT_SOURCE,
@@ -88,6 +95,8 @@ __all__ = [
     "HealthStatus",
     "HealthThresholds",
     "History",
+    "HeadReader",
+    "HistoryHead",
     "HistoryReader",
     "MetricName",
     "OfflineSyncRequest",
@@ -95,6 +104,7 @@ __all__ = [
     "Operation",
     "OperationError",
     "ShadowDecision",
+    "ShadowHead",
     "ShadowReader",
     "ShadowSyncStatus",
     "SyncCheckRequest",

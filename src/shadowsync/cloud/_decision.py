@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._document import ShadowDocument
     from shadowsync.audit import AuditLog
+    from shadowsync.cloud._head import HistoryHead
     from shadowsync.rules import Acknowledgement, RuleSet, Violation
     from shadowsync.strategies import Strategy
 
@@ -188,7 +189,7 @@ class HistoryPosition:
 
 
 def history_position(
-    log: AuditLog,
+    log: AuditLog | HistoryHead,
     thing_name: str,
     shadow_name: str | None,
     document: ShadowDocument | None,

@@ -20,7 +20,7 @@ from shadowsync.cloud._decision import (
     history_position,
     settle,
 )
-from shadowsync.cloud._history import History, as_log, check_now
+from shadowsync.cloud._history import History, check_now, decision_history
 from shadowsync.cloud._requests import (
     OperationError,
     decode_object,
@@ -38,6 +38,7 @@ from shadowsync.errors import (
 
 if TYPE_CHECKING:
     from shadowsync._conflict.policy import ResolutionPolicy
+    from shadowsync.cloud._head import HistoryHead
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy
 
@@ -110,7 +111,7 @@ def handle_delta_event(
     shadow: ShadowDocument | Mapping[str, Any] | None,
     *,
     now: int,
-    history: History = (),
+    history: History | HistoryHead = (),
     policy: ResolutionPolicy | Strategy | None = None,
     rules: RuleSet | None = None,
     event_bus: str | None = None,
@@ -155,9 +156,8 @@ def handle_delta_event(
     document = shadow_document(shadow)
     thing, shadow_name = parsed.thing_name, parsed.shadow_name
     label = shadow_label(shadow_name)
-    log = as_log(history)
+    log, previous = decision_history(history)
     # The chain continues from the newest record given, whichever shadow it belongs to.
-    previous: HistoryRecord | str | None = log.records[-1] if len(log) else None
     position = history_position(log, thing, shadow_name, document, previous=previous, now=now)
     if document is None:
         last = position.last

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from shadowsync._json import JSONObject
     from shadowsync.audit import HistoryRecord
     from shadowsync.cloud._decision import ShadowDecision
+    from shadowsync.cloud._head import HistoryHead
     from shadowsync.cloud._history import History
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy
@@ -41,11 +42,14 @@ ShadowReader = Callable[[str, "str | None"], "ShadowDocument | Mapping[str, Any]
 HistoryReader = Callable[["str | None"], "History"]
 """Reads history records: of one thing, or of the whole fleet when called with None."""
 
+HeadReader = Callable[[str, "tuple[str | None, ...]"], "HistoryHead"]
+"""Reads what decisions need of a thing's history: ``(thing_name, shadow names) -> head``."""
+
 
 class _Deciding(TypedDict):
     """What `handle_delta_event` and `offline_sync` decide a thing's shadows with."""
 
-    history: History
+    history: History | HistoryHead
     policy: ResolutionPolicy | Strategy | None
     rules: RuleSet | None
     event_bus: str | None
@@ -109,6 +113,8 @@ class SyncManager:
 
     read_shadow: ShadowReader
     read_history: HistoryReader = _no_history
+    read_head: HeadReader | None = None
+    """Reads the history's head for decisions (None: decisions read the whole history)."""
     policy_for: Callable[[str], ResolutionPolicy | Strategy | None] = _no_config
     """The conflict policy of a thing (None: the default, last writer wins)."""
     rules_for: Callable[[str], RuleSet | None] = _no_config
@@ -123,9 +129,14 @@ class SyncManager:
     ) -> dict[str | None, ShadowDocument | Mapping[str, Any] | None]:
         return {name: self.read_shadow(thing, name) for name in names}
 
-    def _deciding(self, thing: str) -> _Deciding:
+    def _deciding(self, thing: str, shadows: tuple[str | None, ...]) -> _Deciding:
+        history = (
+            self.read_head(thing, shadows)
+            if self.read_head is not None
+            else self.read_history(thing)
+        )
         return {
-            "history": self.read_history(thing),
+            "history": history,
             "policy": self.policy_for(thing),
             "rules": self.rules_for(thing),
             "event_bus": self.event_bus,
@@ -162,7 +173,7 @@ class SyncManager:
                 parsed,
                 self._shadows(parsed.thing_name, parsed.shadow_names),
                 now=now,
-                **self._deciding(parsed.thing_name),
+                **self._deciding(parsed.thing_name, parsed.shadow_names),
             )
             return SyncResponse(
                 status_code=200,
@@ -204,7 +215,7 @@ class SyncManager:
             parsed,
             self.read_shadow(parsed.thing_name, parsed.shadow_name),
             now=now,
-            **self._deciding(parsed.thing_name),
+            **self._deciding(parsed.thing_name, (parsed.shadow_name,)),
         )
 
 

@@ -19,7 +19,7 @@ from shadowsync.cloud._decision import (
     settle,
 )
 from shadowsync.cloud._delta_event import shadow_document
-from shadowsync.cloud._history import History, as_log, check_now
+from shadowsync.cloud._history import History, check_now, decision_history
 from shadowsync.cloud._requests import (
     OfflineSyncRequest,
     OperationError,
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._document import ShadowDocument
-    from shadowsync.audit import HistoryRecord
+    from shadowsync.cloud._head import HistoryHead
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy
 
@@ -119,7 +119,7 @@ def offline_sync(
     shadows: Mapping[str | None, ShadowDocument | Mapping[str, Any] | None],
     *,
     now: int,
-    history: History = (),
+    history: History | HistoryHead = (),
     policy: ResolutionPolicy | Strategy | None = None,
     rules: RuleSet | None = None,
     event_bus: str | None = None,
@@ -156,11 +156,10 @@ def offline_sync(
     now = check_now(now)
     parsed: OfflineSyncRequest = sync_request(request, OfflineSyncRequest, "offline_sync")
     shadows = shadows_for(shadows, parsed.shadow_names, "a cached change touches")
-    log = as_log(history)
+    log, previous = decision_history(history)
     thing = parsed.thing_name
     results: list[tuple[int, CachedChangeResult]] = []
     decisions: list[ShadowDecision] = []
-    previous: HistoryRecord | str | None = log.records[-1] if len(log) else None
     for shadow_name in parsed.shadow_names:
         document = shadow_document(shadows[shadow_name])
         indexed = sorted(
