@@ -32,13 +32,16 @@ from shadowsync.cloud import CLASSIC_SHADOW_NAME, HistoryHead, ShadowHead
 from shadowsync.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from shadowsync._json import JSONObject
 
 __all__ = ["DynamoDBHistoryStore", "create_history_table"]
 
 _MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 _MAX_BATCH_GET = 100  # BatchGetItem's limit
 _MAX_BATCH_WRITE = 25  # BatchWriteItem's limit
+_KEPT_EVENTS = 32  # delta events remembered per shadow, for retries
 
 
 def shadow_slot(shadow_name: str | None) -> int:
@@ -58,30 +61,31 @@ def _items_needed(records: Sequence[HistoryRecord]) -> int:
     return len(records) + len(things) + len(shadows)
 
 
-def _shadow_item(
-    thing_name: str, shadow_name: str | None, shadow: ShadowHead, sequence: int
-) -> dict[str, Any]:
-    """A shadow's head item: its last record and the state that record left."""
-    return {
+def _shadow_item(thing_name: str, shadow_name: str | None, shadow: ShadowHead) -> dict[str, Any]:
+    """A shadow's head item: its last record, the state that record left, the update it waits
+    on (if any) and the latest delta events decided."""
+    item = {
         "thingName": {"S": thing_name},
         "sequence": {"N": str(shadow_slot(shadow_name))},
         "kind": {"S": "shadow-head"},
         "shadowName": {"S": shadow_name or CLASSIC_SHADOW_NAME},
-        "recordSequence": {"N": str(sequence)},
+        "recordSequence": {"N": str(shadow.sequence)},
+        "checksum": {"S": shadow.record.checksum},
         "record": {"S": canonical_json(shadow.record.to_json())},
         "state": {"S": canonical_json(shadow.state)},
     }
+    if shadow.pending is not None:
+        item["pending"] = {"S": canonical_json(shadow.pending)}
+        item["before"] = {"S": canonical_json(shadow.before or {"desired": {}, "reported": {}})}
+    if shadow.events:
+        item["events"] = {"S": canonical_json([list(pair) for pair in shadow.events])}
+    return item
 
 
-def _shadow_requests(log: AuditLog, head: HistoryHead) -> list[dict[str, Any]]:
-    """BatchWriteItem requests putting the shadow head items of ``head``, a whole ``log``'s."""
-    places = {record.checksum: index for index, record in enumerate(log.records, start=1)}
+def _shadow_requests(head: HistoryHead) -> list[dict[str, Any]]:
+    """BatchWriteItem requests putting the shadow head items of ``head``."""
     return [
-        {
-            "PutRequest": {
-                "Item": _shadow_item(head.thing_name, name, shadow, places[shadow.record.checksum])
-            }
-        }
+        {"PutRequest": {"Item": _shadow_item(head.thing_name, name, shadow)}}
         for name, shadow in head.shadows.items()
     ]
 
@@ -188,16 +192,7 @@ class DynamoDBHistoryStore:
         written before head items were kept is read whole once, and its head items are
         written then.
         """
-        sequence, newest = self.head(thing_name)
-        names = tuple(dict.fromkeys(shadow_names))
-        if newest is None:
-            return HistoryHead(thing_name=thing_name)
-        found = self._shadow_heads(thing_name, names)
-        if len(found) < len(names) and not self._has_head_item(thing_name):
-            return self._migrate(thing_name, names)
-        return HistoryHead(
-            thing_name=thing_name, head=newest.checksum, sequence=sequence, shadows=found
-        )
+        return self._start(thing_name, tuple(dict.fromkeys(shadow_names)))
 
     def batches(self, records: Sequence[HistoryRecord]) -> list[list[HistoryRecord]]:
         """``records`` in order, cut into groups that each fit one `append` transaction
@@ -214,7 +209,15 @@ class DynamoDBHistoryStore:
             groups.append(group)
         return groups
 
-    def append(self, records: Iterable[HistoryRecord]) -> None:
+    def append(
+        self,
+        records: Iterable[HistoryRecord],
+        *,
+        after: HistoryHead | None = None,
+        pending: Mapping[str | None, JSONObject] | None = None,
+        event: tuple[str | None, int] | None = None,
+        forget: tuple[str | None, int] | None = None,
+    ) -> None:
         """Store records at the end of their things' chains, all or none.
 
         Each record must be intact and chained to the thing's newest stored record (or to the
@@ -224,6 +227,14 @@ class DynamoDBHistoryStore:
         whole; the shadows' head items are written in the same transaction. Raises
         `HistoryConflictError` when the chain moved on. At most 100 records, and at most 100
         items with the head items: cut a longer list with `batches`.
+
+        ``after`` is the head the records were decided on, as `read_head` returned it (for the
+        things and shadows of ``records``): it is not read again, and the write is still
+        conditional on it. ``pending`` maps a shadow to the update its last record here
+        describes, not sent yet (`confirm` clears it once the shadow took it); ``event`` is
+        ``(shadow_name, event version)`` of the delta event these records decide, kept with
+        that shadow's head so that a retried event finds its record; ``forget`` is one to drop
+        from there (its record's update was not applied, so it is to be decided again).
         """
         batch = list(records)
         if not batch:
@@ -251,7 +262,8 @@ class DynamoDBHistoryStore:
         items: list[dict[str, Any]] = []
         for thing in dict.fromkeys(r.thing_name for r in batch):
             mine = [r for r in batch if r.thing_name == thing]
-            items.extend(self._thing_items(thing, mine))
+            start = after if after is not None and after.thing_name == thing else None
+            items.extend(self._thing_items(thing, mine, start, pending or {}, (event, forget)))
         with aws_call("TransactWriteItems"):
             try:
                 self.client.transact_write_items(TransactItems=items)
@@ -287,14 +299,22 @@ class DynamoDBHistoryStore:
                 {"PutRequest": {"Item": self._item(record, index)}}
                 for index, record in enumerate(mine.records, start=1)
             ]
-            requests += _shadow_requests(mine, whole)
+            requests += _shadow_requests(whole)
             requests.append({"PutRequest": {"Item": _thing_head_item(whole, mine[-1])}})
             self._batch_write(requests)
 
-    def _thing_items(self, thing: str, records: list[HistoryRecord]) -> list[dict[str, Any]]:
+    def _thing_items(
+        self,
+        thing: str,
+        records: list[HistoryRecord],
+        known: HistoryHead | None,
+        pending: Mapping[str | None, JSONObject],
+        events: tuple[tuple[str | None, int] | None, tuple[str | None, int] | None],
+    ) -> list[dict[str, Any]]:
         """The transaction items that store one thing's ``records`` and move its heads."""
-        sequence, newest = self.head(thing)
-        checksum = newest.checksum if newest is not None else ""
+        names = tuple(dict.fromkeys(r.shadow_name for r in records))
+        start = known if known is not None else self._start(thing, names)
+        checksum = start.head
         first = records[0]
         if first.previous_checksum != checksum:
             raise HistoryConflictError(
@@ -303,22 +323,13 @@ class DynamoDBHistoryStore:
                 f"of {thing!r} is {checksum[:12] or 'none'}: the history changed since it "
                 "was read; read it again and decide again"
             )
-        names = tuple(dict.fromkeys(r.shadow_name for r in records))
-        start = HistoryHead(
-            thing_name=thing,
-            head=checksum,
-            sequence=sequence,
-            shadows=self._shadow_heads(thing, names) if newest is not None else {},
-        )
-        if (
-            newest is not None
-            and len(start.shadows) < len(names)
-            and not self._has_head_item(thing)
-        ):
-            start = self._migrate(thing, names)
         head = start
         items: list[dict[str, Any]] = []
+        places: dict[str | None, int] = {}
+        befores: dict[str | None, JSONObject] = {}
         for record in records:
+            known_state = head.last_state(thing, record.shadow_name)
+            befores[record.shadow_name] = known_state or {"desired": {}, "reported": {}}
             try:
                 head = head.followed_by(record)
             except InvalidArgumentError as exc:
@@ -326,6 +337,7 @@ class DynamoDBHistoryStore:
                     f"the records for {thing!r} do not follow its stored history ({exc}): "
                     "the history changed since it was read; read it again and decide again"
                 ) from None
+            places[record.shadow_name] = head.sequence
             items.append(
                 {
                     "Put": {
@@ -339,11 +351,24 @@ class DynamoDBHistoryStore:
         for name in names:
             shadow = head.shadow(name)
             assert shadow is not None  # a record of it was just added
+            event, forget = events
+            kept = shadow.events
+            if forget is not None and forget[0] == name:
+                kept = tuple(pair for pair in kept if pair[0] != forget[1])
+            if event is not None and event[0] == name:
+                kept = (*kept, (event[1], places[name]))[-_KEPT_EVENTS:]
+            waiting = pending.get(name)
+            shadow = attrs.evolve(
+                shadow,
+                pending=waiting,
+                before=befores[name] if waiting is not None else None,
+                events=kept,
+            )
             items.append(
                 {
                     "Put": {
                         "TableName": self.table_name,
-                        "Item": _shadow_item(thing, name, shadow, head.sequence),
+                        "Item": _shadow_item(thing, name, shadow),
                     }
                 }
             )
@@ -371,6 +396,107 @@ class DynamoDBHistoryStore:
             }
         )
         return items
+
+    def _start(self, thing: str, names: tuple[str | None, ...]) -> HistoryHead:
+        """Where the thing's chain stands now, with the heads of ``names``."""
+        sequence, newest = self.head(thing)
+        if newest is None:
+            return HistoryHead(thing_name=thing)
+        start = HistoryHead(
+            thing_name=thing,
+            head=newest.checksum,
+            sequence=sequence,
+            shadows=self._shadow_heads(thing, names),
+        )
+        if len(start.shadows) < len(names) and not self._has_head_item(thing):
+            start = self._migrate(thing, names)
+        return start
+
+    def take_back(self, before: HistoryHead, records: Sequence[HistoryRecord]) -> bool:
+        """Remove ``records``, just appended after ``before``, when their update was refused.
+
+        Only while they are still the newest records of their thing and fit one transaction:
+        the records are deleted and the head items put back as ``before`` holds them, on the
+        condition that the thing's head item still names the last of ``records``. Returns
+        False (and changes nothing) otherwise; the caller then records the way back instead.
+        """
+        batch = list(records)
+        thing = before.thing_name
+        names = tuple(dict.fromkeys(r.shadow_name for r in batch))
+        if not batch or len(batch) + len(names) + 1 > _MAX_TRANSACTION_ITEMS:
+            return False
+        last = before.sequence + len(batch)
+        items: list[dict[str, Any]] = [
+            {
+                "Delete": {
+                    "TableName": self.table_name,
+                    "Key": {"thingName": {"S": thing}, "sequence": {"N": str(sequence)}},
+                }
+            }
+            for sequence in range(before.sequence + 1, last + 1)
+        ]
+        for name in names:
+            key = {"thingName": {"S": thing}, "sequence": {"N": str(shadow_slot(name))}}
+            shadow = before.shadow(name)
+            if shadow is None:
+                items.append({"Delete": {"TableName": self.table_name, "Key": key}})
+            else:
+                item = _shadow_item(thing, name, shadow)
+                items.append({"Put": {"TableName": self.table_name, "Item": item}})
+        guard = {
+            "ConditionExpression": "headSequence = :last",
+            "ExpressionAttributeValues": {":last": {"N": str(last)}},
+        }
+        key = {"thingName": {"S": thing}, "sequence": {"N": "0"}}
+        if before.sequence == 0:
+            items.append({"Delete": {"TableName": self.table_name, "Key": key, **guard}})
+        else:
+            newest = self.record_at(thing, before.sequence)
+            if newest is None:
+                return False
+            item = _thing_head_item(before, newest)
+            items.append({"Put": {"TableName": self.table_name, "Item": item, **guard}})
+        with aws_call("TransactWriteItems"):
+            try:
+                self.client.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                reasons = exc.response.get("CancellationReasons") or []
+                if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                    return False
+                raise
+        return True
+
+    def confirm(self, thing_name: str, shadow_name: str | None, checksum: str) -> bool:
+        """Mark the update that the shadow's last record (``checksum``) waits on as applied.
+
+        Returns False when there was nothing to confirm: the record is no longer the shadow's
+        last, or its update was already confirmed (by a retry, or by another invocation).
+        """
+        with aws_call("UpdateItem"):
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={
+                        "thingName": {"S": thing_name},
+                        "sequence": {"N": str(shadow_slot(shadow_name))},
+                    },
+                    UpdateExpression="REMOVE pending, #before",
+                    ExpressionAttributeNames={"#before": "before"},
+                    ConditionExpression="checksum = :c AND attribute_exists(pending)",
+                    ExpressionAttributeValues={":c": {"S": checksum}},
+                )
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                    return False
+                raise
+        return True
+
+    def record_at(self, thing_name: str, sequence: int) -> HistoryRecord | None:
+        """The record at ``sequence`` in the thing's chain (None: no such record)."""
+        if type(sequence) is not int or sequence < 1:
+            raise InvalidArgumentError(f"sequence must be an int >= 1, got {describe(sequence)}")
+        item = self._get({"thingName": {"S": thing_name}, "sequence": {"N": str(sequence)}})
+        return None if item is None else self._record(item)
 
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         with aws_call("GetItem"):
@@ -426,7 +552,19 @@ class DynamoDBHistoryStore:
                 state = json.loads(_text(item, "state"))
             except ValueError:
                 raise AuditLogError(f"the head item of {thing_name} {label} is not JSON") from None
-            heads[name] = ShadowHead(record=self._record(item), state=state)
+            heads[name] = ShadowHead(
+                record=self._record(item),
+                state=state,
+                sequence=_number(item, "recordSequence"),
+                pending=json.loads(_text(item, "pending")) if "pending" in item else None,
+                before=json.loads(_text(item, "before")) if "before" in item else None,
+                events=tuple(
+                    (int(event), int(sequence))
+                    for event, sequence in json.loads(_text(item, "events"))
+                )
+                if "events" in item
+                else (),
+            )
         return heads
 
     def _migrate(self, thing_name: str, names: tuple[str | None, ...]) -> HistoryHead:
@@ -438,7 +576,7 @@ class DynamoDBHistoryStore:
         """
         log = self.read(thing_name)
         whole = HistoryHead.from_log(log, thing_name)
-        self._batch_write(_shadow_requests(log, whole))
+        self._batch_write(_shadow_requests(whole))
         return attrs.evolve(whole, shadows={n: s for n, s in whole.shadows.items() if n in names})
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:

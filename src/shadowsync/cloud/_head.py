@@ -31,6 +31,24 @@ class ShadowHead:
 
     record: HistoryRecord
     state: JSONObject
+    sequence: int = 0
+    """The record's place in the thing's chain (1 for the first record; 0: not known)."""
+    pending: JSONObject | None = None
+    """The update the last record describes, when it was stored before the update was sent
+    and the update is not known to have reached the shadow yet (None: nothing outstanding)."""
+    before: JSONObject | None = None
+    """With ``pending``: the state before the waiting record, where the shadow's history goes
+    back to when its update is found not applied."""
+    events: tuple[tuple[int, int], ...] = ()
+    """``(event version, record sequence)`` of the latest delta events decided on the shadow,
+    oldest first: a retried event is answered from its record."""
+
+    def event_record(self, version: int) -> int | None:
+        """The sequence of the record that decided the delta event at ``version``, if kept."""
+        for event, sequence in reversed(self.events):
+            if event == version:
+                return sequence
+        return None
 
 
 def _shadow_heads(value: Mapping[str | None, ShadowHead]) -> dict[str | None, ShadowHead]:
@@ -78,10 +96,12 @@ class HistoryHead:
         """The head of ``thing_name``'s records in ``log`` (a whole history, oldest first)."""
         records = [r for r in log.records if r.thing_name == thing_name]
         shadows: dict[str | None, ShadowHead] = {}
-        for record in records:
-            state = log.last_state(thing_name, record.shadow_name)
-            assert state is not None  # the shadow has this record
-            shadows[record.shadow_name] = ShadowHead(record=record, state=state)
+        for place, record in enumerate(records, start=1):
+            shadows[record.shadow_name] = ShadowHead(record=record, state={}, sequence=place)
+        for name, shadow in shadows.items():
+            state = log.last_state(thing_name, name)
+            assert state is not None  # the shadow has a record
+            shadows[name] = attrs.evolve(shadow, state=state)
         return cls(
             thing_name=thing_name,
             head=records[-1].checksum if records else "",
@@ -134,7 +154,10 @@ class HistoryHead:
         if type(after) is not dict or set(after) != {"desired", "reported"}:
             raise InvalidArgumentError("the record's patch does not leave a shadow state")
         shadows = dict(self.shadows)
-        shadows[record.shadow_name] = ShadowHead(record=record, state=after)
+        kept = before.events if before is not None else ()
+        shadows[record.shadow_name] = ShadowHead(
+            record=record, state=after, sequence=self.sequence + 1, events=kept
+        )
         return HistoryHead(
             thing_name=self.thing_name,
             head=record.checksum,

@@ -187,10 +187,12 @@ def test_a_record_written_meanwhile_by_another_resolver_is_chained_after(aws: Aw
     assert summary["decision"] == "merge"
     history = aws.history.read(THING)
     assert history.verify().ok
+    # Records go in before their update is sent: the other resolver's record, written while
+    # this one sent its update, follows it in the chain.
     assert [(r.shadow_name, r.change_type) for r in history] == [
         (SHADOW, "update"),
-        ("telemetry", "update"),
         (SHADOW, "conflict_resolved"),
+        ("telemetry", "update"),
     ]
     document = aws.shadows.get(THING, SHADOW)
     assert document is not None
