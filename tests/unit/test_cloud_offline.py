@@ -159,12 +159,13 @@ def test_an_hour_of_cached_telemetry_applies_when_nobody_wrote_since() -> None:
         )
     ]
     assert metrics(result) == [
-        ("ConflictDetected", 0, "Count", [THING, "telemetry"]),
-        ("SyncCompleted", 1, "Count", [THING, "telemetry"]),
-        ("PendingDeltaKeys", 0, "Count", [THING, "telemetry"]),
-        ("OfflineSync", 1, "Count", [THING]),
-        ("OfflineChanges", 1, "Count", [THING]),
-        ("OfflineDuration", 3600, "Seconds", [THING]),
+        # No ThingName dimension: a metric per thing would be billed per thing.
+        ("ConflictDetected", 0, "Count", ["telemetry"]),
+        ("SyncCompleted", 1, "Count", ["telemetry"]),
+        ("PendingDeltaKeys", 0, "Count", ["telemetry"]),
+        ("OfflineSync", 1, "Count", []),
+        ("OfflineChanges", 1, "Count", []),
+        ("OfflineDuration", 3600, "Seconds", []),
     ]
     assert decision.record.change_type == "update"
     device.apply(result)
@@ -194,6 +195,9 @@ def test_a_newer_write_clashes_with_the_cached_change_and_the_rest_applies() -> 
         "value": 25.0,
         "reason": f"ours written later ({NOW - 1800})",
         "reviewId": None,
+        "cloud": 25.0,
+        "device": 28.5,
+        "winnerSide": "cloud",
     }
     body = result.to_json()
     assert (body["processedChanges"], body["conflictsDetected"]) == (0, 1)

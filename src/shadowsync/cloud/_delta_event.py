@@ -188,11 +188,7 @@ def handle_delta_event(
             pending=(),
             stale_event=True,
             events=(),
-            metrics=(
-                metric_datum(
-                    "SyncCompleted", 1, timestamp=now, thing_name=thing, shadow_label=label
-                ),
-            ),
+            metrics=(metric_datum("SyncCompleted", 1, timestamp=now, shadow_label=label),),
         )
 
     stale_event = parsed.version < document.version

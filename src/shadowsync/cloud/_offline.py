@@ -15,6 +15,7 @@ from shadowsync.cloud._decision import (
     ShadowDecision,
     apply_rules,
     conclude,
+    conflicts_json,
     history_position,
     settle,
 )
@@ -71,7 +72,7 @@ class CachedChangeResult:
             "timestamp": self.timestamp,
             "status": self.status,
             "applied": [json_pointer(p) for p in self.applied],
-            "conflicts": [record.to_json() for record in self.conflicts],
+            "conflicts": conflicts_json(self.conflicts),
         }
 
 
@@ -106,7 +107,7 @@ class OfflineSyncResult:
             "offlineDurationSeconds": self.offline_duration_seconds,
             "processedChanges": self.processed_changes,
             "conflictsDetected": self.conflicts_detected,
-            "conflicts": [r.to_json() for d in self.decisions for r in d.report],
+            "conflicts": conflicts_json(r for d in self.decisions for r in d.report),
             "reviews": [item.to_json() for d in self.decisions for item in d.reviews],
             "changes": [c.to_json() for c in self.changes],
             "shadows": [d.to_json() for d in self.decisions],
@@ -283,14 +284,13 @@ def offline_sync(
     changes = tuple(result for _, result in sorted(results, key=lambda item: item[0]))
     events = [entry for d in decisions for entry in d.events]
     metrics = [datum for d in decisions for datum in d.metrics]
-    metrics.append(metric_datum("OfflineSync", 1, timestamp=now, thing_name=thing))
-    metrics.append(metric_datum("OfflineChanges", len(changes), timestamp=now, thing_name=thing))
+    metrics.append(metric_datum("OfflineSync", 1, timestamp=now))
+    metrics.append(metric_datum("OfflineChanges", len(changes), timestamp=now))
     metrics.append(
         metric_datum(
             "OfflineDuration",
             parsed.offline_duration_seconds,
             timestamp=now,
-            thing_name=thing,
             unit="Seconds",
         )
     )
