@@ -16,10 +16,12 @@ from shadowsync.cloud import (
     OPERATIONS,
     CachedChange,
     ConflictSummaryRequest,
+    DeltaEvent,
     HealthReportRequest,
     OfflineSyncRequest,
     OperationError,
     SyncCheckRequest,
+    SyncManager,
     conflict_summary,
     health_report,
     offline_sync,
@@ -284,3 +286,28 @@ def test_each_operation_takes_its_request_without_the_operation_field() -> None:
     assert offline_sync({"thingName": "t"}, {}, now=0).thing_name == "t"
     assert conflict_summary({}, (), now=3600).time_range_hours == 24.0
     assert health_report({"thingNames": ["t"]}, {}, now=0).devices[0].status == "offline"
+
+
+# The recipe's other event shapes, sent to the wrong function -----------------------------
+
+
+def test_the_recipes_other_event_shapes_get_a_400_that_names_them() -> None:
+    stream = {
+        "Records": [
+            {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"Keys": {}}}
+        ]
+    }
+    with pytest.raises(OperationError, match=r"Records \(from aws:dynamodb\).*/update/delta"):
+        DeltaEvent.from_dict(stream)
+    with pytest.raises(OperationError, match=r"operation 'sync_device_shadows'.*sync manager"):
+        DeltaEvent.from_dict({"operation": "sync_device_shadows", "thingName": "pump-7"})
+    with pytest.raises(OperationError, match="a stream or queue batch"):
+        DeltaEvent.from_dict({"Records": "?"})
+    manager = SyncManager(read_shadow=lambda thing, shadow: None)
+    response = manager.handle(stream, now=1_700_000_000)
+    assert response.status_code == 400
+    assert "Records" in response.body["error"]
+    assert "operation" in response.body["error"]
+    response = manager.handle({"operation": "sync_device_shadows"}, now=1_700_000_000)
+    assert response.status_code == 400
+    assert "use offline_sync" in response.body["error"]

@@ -65,6 +65,20 @@ class DeltaEvent:
     def from_dict(cls, event: object) -> DeltaEvent:
         """Parse an event (a mapping, or JSON text or bytes); raises `OperationError`."""
         data = decode_object(event, "the delta event")
+        if "Records" in data:
+            raise OperationError(
+                f"received an event with Records ({_records_source(data['Records'])}), not a "
+                "shadow delta message; the conflict resolver takes the /update/delta message an "
+                "IoT rule forwards (SELECT *, topic(3) AS thingName, topic(6) AS shadowName ...): "
+                "point the stream at a function of its own"
+            )
+        if "operation" in data:
+            raise OperationError(
+                f"received a request for operation {describe(data['operation'])}, not a shadow "
+                "delta message; the conflict resolver takes the /update/delta message an IoT "
+                "rule forwards; send operations to the sync manager (sync_device_shadows there "
+                "is offline_sync)"
+            )
         if "thingName" not in data:
             raise OperationError(
                 "the delta event has no thingName; select it in the IoT rule "
@@ -90,6 +104,15 @@ class DeltaEvent:
             version=parse_count(data.get("version", 0), "version", None),
             timestamp=parse_count(data.get("timestamp", 0), "timestamp", None),
         )
+
+
+def _records_source(records: object) -> str:
+    """Where a ``Records`` event came from, as far as its first record says."""
+    if isinstance(records, list) and records and isinstance(records[0], Mapping):
+        source = records[0].get("eventSource") or records[0].get("EventSource")
+        if isinstance(source, str):
+            return f"from {source}"
+    return "a stream or queue batch"
 
 
 def shadow_document(shadow: object) -> ShadowDocument | None:
