@@ -311,3 +311,41 @@ def test_the_recipes_other_event_shapes_get_a_400_that_names_them() -> None:
     response = manager.handle({"operation": "sync_device_shadows"}, now=1_700_000_000)
     assert response.status_code == 400
     assert "use offline_sync" in response.body["error"]
+
+
+# Device settings from a dict or a JSON file ----------------------------------------------
+
+
+def test_device_settings_from_a_dict_and_a_json_file(tmp_path: Any) -> None:
+    from decimal import Decimal
+
+    from shadowsync.cloud import DeviceSettings, plain_config
+    from shadowsync.errors import InvalidArgumentError
+
+    data = {
+        "fleet": {"business_rules": {"rules": [{"type": "range", "path": "rate", "max": 300}]}},
+        "things": {"pump-7": {"conflict_resolution": {"auto_resolve_threshold": Decimal("5")}}},
+    }
+    settings = DeviceSettings.from_dict(data)
+    policy = settings.policy_for("pump-7")
+    assert policy is not None
+    assert policy.auto_resolve_threshold == 5
+    assert settings.policy_for("fan-1") is None
+    fleet_rules = settings.rules_for("fan-1")
+    assert fleet_rules is not None
+    assert [r.name for r in fleet_rules.rules] == ["range:rate"]
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(plain_config(data)), encoding="utf-8")
+    assert DeviceSettings.from_json_file(path) == settings
+    assert plain_config({"a": [Decimal("1.5"), Decimal("2")], "b": {Decimal("3")}}) == {
+        "a": [1.5, 2],
+        "b": [3],
+    }
+    with pytest.raises(InvalidArgumentError, match=r"config\.x is NaN"):
+        plain_config({"x": Decimal("NaN")})
+    with pytest.raises(InvalidArgumentError, match="unknown config types"):
+        DeviceSettings.from_dict({"things": {"pump-7": {"sync_preferences": {}}}})
+    with pytest.raises(InvalidArgumentError, match="unknown settings keys"):
+        DeviceSettings.from_dict({"devices": {}})
+    with pytest.raises(InvalidArgumentError, match="cannot read the settings file"):
+        DeviceSettings.from_json_file(tmp_path / "missing.json")

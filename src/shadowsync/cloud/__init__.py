@@ -39,6 +39,13 @@ from shadowsync.cloud._requests import (
 )
 from shadowsync.cloud._history import History
 from shadowsync.cloud._head import HistoryHead, ShadowHead
+from shadowsync.cloud._config import (
+    FLEET,
+    POLICY_CONFIG,
+    RULES_CONFIG,
+    DeviceSettings,
+    plain_config,
+)
 from shadowsync.cloud._decision import ShadowDecision
 from shadowsync.cloud._delta_event import DeltaEvent, handle_delta_event
 from shadowsync.cloud._offline import (
@@ -78,10 +85,13 @@ from shadowsync.cloud._signals import (
 __all__ = [
     "CLASSIC_SHADOW_NAME",
     "EVENT_SOURCE",
+    "FLEET",
     "EVENT_TYPES",
     "METRIC_NAMES",
     "METRIC_NAMESPACE",
     "OPERATIONS",
+    "POLICY_CONFIG",
+    "RULES_CONFIG",
     "CachedChange",
     "CachedChangeResult",
     "ChangeStatus",
@@ -89,6 +99,7 @@ __all__ = [
     "ConflictSummaryRequest",
     "DeltaEvent",
     "DeviceHealth",
+    "DeviceSettings",
     "EventType",
     "HealthReport",
     "HealthReportRequest",
@@ -119,5 +130,6 @@ __all__ = [
     "health_report",
     "offline_sync",
     "parse_request",
+    "plain_config",
     "sync_check",
 ]
