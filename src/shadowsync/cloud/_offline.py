@@ -29,7 +29,7 @@ from shadowsync.cloud._requests import (
     sync_request,
 )
 from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
-from shadowsync.errors import ShadowRejectedError
+from shadowsync.errors import InvalidArgumentError, ShadowRejectedError
 from shadowsync.strategies import MISSING, ConflictKind
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from shadowsync.strategies import Strategy
 
 ChangeStatus: TypeAlias = Literal[
-    "applied", "unchanged", "superseded", "conflict", "review", "rejected"
+    "applied", "unchanged", "superseded", "conflict", "review", "rejected", "refused"
 ]
 """What became of one cached change (see `CachedChangeResult`)."""
 
@@ -55,7 +55,9 @@ class CachedChangeResult:
     them), ``superseded`` (a later cached change set the same paths), ``conflict`` (the shadow
     was changed after it, and the policy settled each clash: see ``conflicts``), ``review``
     (a clash is held for a person) or ``rejected`` (a business rule refused a value). When
-    several apply, the first in the order review, rejected, conflict, applied wins.
+    several apply, the first in the order review, rejected, conflict, applied wins. A change
+    whose timestamp cannot be trusted (in milliseconds, or too far ahead of the clock) is
+    ``refused`` before any decision, with a ``reason``.
     """
 
     shadow_name: str | None
@@ -64,16 +66,41 @@ class CachedChangeResult:
     applied: tuple[Path, ...]
     """Paths whose cached value is now in the shadow."""
     conflicts: tuple[ConflictRecord, ...]
+    reason: str | None = None
+    """Why a ``refused`` change was refused."""
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON form for the response."""
-        return {
+        """A JSON form for the response (``reason`` only for a refused change)."""
+        out = {
             "shadowName": shadow_label(self.shadow_name),
             "timestamp": self.timestamp,
             "status": self.status,
             "applied": [json_pointer(p) for p in self.applied],
             "conflicts": conflicts_json(self.conflicts),
         }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+MILLISECONDS = 100_000_000_000
+"""Timestamps from here on (the year 5138 in seconds) are taken for epoch milliseconds."""
+
+
+def untrusted_timestamp(timestamp: int, *, now: int, max_skew: int) -> str | None:
+    """Why a cached change's ``timestamp`` cannot be trusted, or None when it can."""
+    if timestamp >= MILLISECONDS:
+        return (
+            f"timestamp {timestamp} looks like epoch milliseconds; cached changes are stamped "
+            "in epoch seconds"
+        )
+    if timestamp > now + max_skew:
+        return (
+            f"timestamp {timestamp} is {timestamp - now} s ahead of the cloud's clock ({now}), "
+            f"more than the {max_skew} s allowed; a device clock that far ahead would win "
+            "every clash"
+        )
+    return None
 
 
 @attrs.frozen(kw_only=True)
@@ -125,6 +152,7 @@ def offline_sync(
     rules: RuleSet | None = None,
     event_bus: str | None = None,
     limits: ShadowLimits = DEFAULT_LIMITS,
+    max_skew: int = 300,
 ) -> OfflineSyncResult:
     """Decide which of a returning device's cached changes apply, which clash, which need review.
 
@@ -136,7 +164,9 @@ def offline_sync(
     (someone wrote it while the device was away) the two clash and the ``policy`` settles it
     (section ``reported``; the shadow is the cloud's side, the cached change the device's),
     with both timestamps as stamps. ``rules`` then judge each value to be written against the
-    reported state in force.
+    reported state in force. A change stamped in milliseconds, or more than ``max_skew``
+    seconds ahead of ``now``, is refused with a reason and takes no part (a shadow with only
+    refused changes is left alone).
 
     ```pycon
     >>> from shadowsync import apply_update
@@ -155,6 +185,8 @@ def offline_sync(
     ```
     """
     now = check_now(now)
+    if type(max_skew) is not int or max_skew < 0:
+        raise InvalidArgumentError(f"max_skew must be an int >= 0 (seconds), got {max_skew!r}")
     parsed: OfflineSyncRequest = sync_request(request, OfflineSyncRequest, "offline_sync")
     shadows = shadows_for(shadows, parsed.shadow_names, "a cached change touches")
     log, previous = decision_history(history)
@@ -163,10 +195,26 @@ def offline_sync(
     decisions: list[ShadowDecision] = []
     for shadow_name in parsed.shadow_names:
         document = shadow_document(shadows[shadow_name])
-        indexed = sorted(
-            ((i, c) for i, c in enumerate(parsed.cached_changes) if c.shadow_name == shadow_name),
-            key=lambda item: item[1].timestamp,
-        )
+        indexed = []
+        for i, c in enumerate(parsed.cached_changes):
+            if c.shadow_name != shadow_name:
+                continue
+            reason = untrusted_timestamp(c.timestamp, now=now, max_skew=max_skew)
+            if reason is None:
+                indexed.append((i, c))
+                continue
+            refused = CachedChangeResult(
+                shadow_name=shadow_name,
+                timestamp=c.timestamp,
+                status="refused",
+                applied=(),
+                conflicts=(),
+                reason=reason,
+            )
+            results.append((i, refused))
+        if not indexed:
+            continue
+        indexed.sort(key=lambda item: item[1].timestamp)
         # Path -> (value, timestamp, index of the change that set it); later changes win.
         device: dict[Path, tuple[Value, int, int]] = {}
         for index, change in indexed:
