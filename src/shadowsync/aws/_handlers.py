@@ -140,6 +140,7 @@ def _manager(
     reader = _RecordingReader(history)
     manager = SyncManager(
         read_shadow=shadows.get,
+        list_shadows=shadows.list_named_shadows,
         read_history=history.read,
         read_head=reader,
         policy_for=policy_for,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync.cloud._delta_event import DeltaEvent, handle_delta_event
-from shadowsync.cloud._health import HealthThresholds, health_report
+from shadowsync.cloud._health import HealthReport, HealthThresholds, health_report
 from shadowsync.cloud._offline import offline_sync
 from shadowsync.cloud._requests import (
     ConflictSummaryRequest,
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from shadowsync.audit import HistoryRecord
     from shadowsync.cloud._decision import ShadowDecision
     from shadowsync.cloud._head import HistoryHead
+    from shadowsync.cloud._health import DeviceHealth
     from shadowsync.cloud._history import History
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy
@@ -120,6 +121,9 @@ class SyncManager:
     rules_for: Callable[[str], RuleSet | None] = _no_config
     """The business rules of a thing (None: no rules)."""
     thresholds: HealthThresholds = attrs.field(factory=HealthThresholds)
+    list_shadows: Callable[[str], Sequence[str]] | None = None
+    """Lists a thing's named shadows: with it, a health report whose request names no shadows
+    covers every named shadow of each thing (None: only ``thresholds.expected_shadows``)."""
     event_bus: str | None = None
     limits: ShadowLimits = DEFAULT_LIMITS
     """The limits updates are checked against (raise them for a 30 KB local service)."""
@@ -191,6 +195,8 @@ class SyncManager:
             summary = conflict_summary(parsed, self.read_history(parsed.thing_name), now=now)
             return SyncResponse(status_code=200, body=summary.to_json())
         assert isinstance(parsed, HealthReportRequest)
+        if parsed.shadow_names is None and self.list_shadows is not None:
+            return SyncResponse(status_code=200, body=self._listed_health(parsed, now).to_json())
         names = (
             parsed.shadow_names
             if parsed.shadow_names is not None
@@ -204,6 +210,30 @@ class SyncManager:
             thresholds=self.thresholds,
         )
         return SyncResponse(status_code=200, body=report.to_json())
+
+    def _listed_health(self, parsed: HealthReportRequest, now: int) -> HealthReport:
+        """A health report over every named shadow of each thing (``list_shadows``).
+
+        The classic shadow is looked at when it is expected, unless it does not exist while
+        named shadows do: a device may use named shadows only.
+        """
+        assert self.list_shadows is not None
+        devices: list[DeviceHealth] = []
+        for thing in parsed.thing_names:
+            listed = tuple(self.list_shadows(thing))
+            names = tuple(dict.fromkeys((*self.thresholds.expected_shadows, *listed)))
+            documents = self._shadows(thing, names)
+            if documents.get(None) is None and any(documents.get(n) is not None for n in listed):
+                names = tuple(name for name in names if name is not None)
+            one = health_report(
+                attrs.evolve(parsed, thing_names=(thing,), shadow_names=names),
+                {thing: documents},
+                now=now,
+                history=_fleet_history(self.read_history, (thing,)),
+                thresholds=self.thresholds,
+            )
+            devices.extend(one.devices)
+        return HealthReport(generated_at=now, devices=tuple(devices))
 
     def resolve(self, event: object, *, now: int) -> ShadowDecision:
         """Resolve one delta event against the shadow as read now (see `handle_delta_event`).
