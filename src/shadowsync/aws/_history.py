@@ -26,7 +26,7 @@ import attrs
 from botocore.exceptions import ClientError
 
 from shadowsync._json import canonical_json, describe
-from shadowsync.audit import AuditLog, AuditLogError, HistoryRecord
+from shadowsync.audit import AuditLog, AuditLogError, HistoryRecord, VerificationResult
 from shadowsync.aws._errors import HistoryConflictError, aws_call
 from shadowsync.cloud import CLASSIC_SHADOW_NAME, HistoryHead, ShadowHead
 from shadowsync.errors import InvalidArgumentError
@@ -42,6 +42,8 @@ _MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 _MAX_BATCH_GET = 100  # BatchGetItem's limit
 _MAX_BATCH_WRITE = 25  # BatchWriteItem's limit
 _KEPT_EVENTS = 32  # delta events remembered per shadow, for retries
+# Below every shadow slot (-(2**52) .. -1): where a thing's checkpoint is kept.
+_CHECKPOINT_SLOT = -(2**52) - 1
 
 
 def shadow_slot(shadow_name: str | None) -> int:
@@ -164,9 +166,13 @@ class DynamoDBHistoryStore:
         With ``shadow_name`` (``"$default"`` for the classic shadow) only that shadow's
         records are returned; they are a filtered view and do not verify as a chain. A read of
         one thing verifies with `AuditLog.verify`; a whole-table read holds one chain per thing.
-        Head items are not records and are never returned.
+        Head items are not records and are never returned. After `retire`, a thing's records
+        start after its checkpoint: verify them with `verify`.
         """
-        items = self._scan() if thing_name is None else self._query(thing_name)
+        if thing_name is None:
+            items = self._scan()
+        else:
+            items = self._query(thing_name, after=self.checkpoint(thing_name)[0])
         records = [self._record(item) for item in items]
         if shadow_name is not None:
             wanted = None if shadow_name == CLASSIC_SHADOW_NAME else shadow_name
@@ -589,7 +595,78 @@ class DynamoDBHistoryStore:
                     response = self.client.batch_write_item(RequestItems=pending)
                     pending = response.get("UnprocessedItems") or {}
 
-    def _query(self, thing_name: str) -> list[dict[str, Any]]:
+    def checkpoint(self, thing_name: str) -> tuple[int, str]:
+        """Where a thing's kept records start: the sequence and checksum of the last record
+        `retire` removed (``(0, "")``: none removed)."""
+        item = self._get({"thingName": {"S": thing_name}, "sequence": {"N": str(_CHECKPOINT_SLOT)}})
+        if item is None:
+            return 0, ""
+        return _number(item, "checkpointSequence"), _text(item, "checksum")
+
+    def verify(self, thing_name: str) -> VerificationResult:
+        """`AuditLog.verify` of a thing's records, chained from its checkpoint."""
+        return self.read(thing_name).verify(previous_checksum=self.checkpoint(thing_name)[1])
+
+    def retire(self, thing_name: str, through: int) -> tuple[int, str]:
+        """Remove a thing's records up to sequence ``through``, keeping the chain verifiable.
+
+        A checkpoint item first keeps the checksum of record ``through``, which the first kept
+        record chains to (`verify` starts there); then the records are deleted, 25 at a time.
+        The newest record always stays, and decisions, which read head items, are not
+        affected. An interrupted retire leaves records that `read` of the thing skips and a
+        whole-table read still shows: run it again. Returns the checkpoint.
+        """
+        if type(through) is not int or through < 1:
+            raise InvalidArgumentError(f"through must be an int >= 1, got {describe(through)}")
+        sequence, _ = self.head(thing_name)
+        if through >= sequence:
+            raise InvalidArgumentError(
+                f"{thing_name!r} has {sequence} record(s); through must leave the newest one, "
+                f"got {through}"
+            )
+        done, checksum = self.checkpoint(thing_name)
+        if through > done:
+            last = self.record_at(thing_name, through)
+            if last is None:
+                raise InvalidArgumentError(f"{thing_name!r} has no record {through} to retire")
+            checksum = last.checksum
+            with aws_call("PutItem"):
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item={
+                        "thingName": {"S": thing_name},
+                        "sequence": {"N": str(_CHECKPOINT_SLOT)},
+                        "kind": {"S": "checkpoint"},
+                        "checkpointSequence": {"N": str(through)},
+                        "checksum": {"S": checksum},
+                    },
+                )
+        # Deleting again what an interrupted retire already deleted is harmless.
+        stale = self._query(thing_name, after=0, through=through)
+        self._batch_write(
+            [
+                {
+                    "DeleteRequest": {
+                        "Key": {"thingName": {"S": thing_name}, "sequence": item["sequence"]}
+                    }
+                }
+                for item in stale
+            ]
+        )
+        return max(through, done), checksum
+
+    def _query(
+        self, thing_name: str, *, after: int = 0, through: int | None = None
+    ) -> list[dict[str, Any]]:
+        condition = "thingName = :t AND #seq > :after"
+        values: dict[str, Any] = {":t": {"S": thing_name}, ":after": {"N": str(after)}}
+        if through is not None:
+            condition = "thingName = :t AND #seq BETWEEN :first AND :through"
+            values = {
+                ":t": {"S": thing_name},
+                ":first": {"N": str(after + 1)},
+                ":through": {"N": str(through)},
+            }
         items: list[dict[str, Any]] = []
         start: dict[str, Any] | None = None
         with aws_call("Query"):
@@ -597,9 +674,9 @@ class DynamoDBHistoryStore:
                 extra = {"ExclusiveStartKey": start} if start else {}
                 page = self.client.query(
                     TableName=self.table_name,
-                    KeyConditionExpression="thingName = :t AND #seq > :zero",
+                    KeyConditionExpression=condition,
                     ExpressionAttributeNames={"#seq": "sequence"},
-                    ExpressionAttributeValues={":t": {"S": thing_name}, ":zero": {"N": "0"}},
+                    ExpressionAttributeValues=values,
                     ConsistentRead=True,
                     **extra,
                 )

@@ -172,3 +172,36 @@ def test_an_offline_sync_over_150_named_shadows_stores_every_record(aws: Aws) ->
         assert document.reported == {"level": index}
         assert stored.replay("gateway-1", name) == {"desired": {}, "reported": {"level": index}}
     assert aws.history.read_head("gateway-1", names) == HistoryHead.from_log(stored, "gateway-1")
+
+
+def test_retired_records_leave_a_chain_that_verifies_from_its_checkpoint(aws: Aws) -> None:
+    log = _history("pump-7", 10)
+    aws.history.load(log)
+    assert aws.history.checkpoint("pump-7") == (0, "")
+    assert aws.history.retire("pump-7", 6) == (6, log[5].checksum)
+    kept = aws.history.read("pump-7")
+    assert kept.records == log.records[6:]
+    assert aws.history.verify("pump-7").ok
+    assert not kept.verify().ok  # the kept records chain to the checkpoint, not to nothing
+    raw = aws.dynamodb.query(
+        TableName=TABLE,
+        KeyConditionExpression="thingName = :t AND #seq BETWEEN :a AND :b",
+        ExpressionAttributeNames={"#seq": "sequence"},
+        ExpressionAttributeValues={":t": {"S": "pump-7"}, ":a": {"N": "1"}, ":b": {"N": "10"}},
+    )
+    assert [int(item["sequence"]["N"]) for item in raw["Items"]] == [7, 8, 9, 10]
+    # Decisions read heads: the chain goes on after a retire, and again verifies.
+    following = HistoryRecord.create(
+        "pump-7", SHADOW, previous=log.head, previous_state=log.last_state("pump-7", SHADOW),
+        new_state={"desired": {"rate": 1}, "reported": {"rate": 1}}, version=2,
+        timestamp=T0 + 50, change_type="update", decision="accept", reason="next")  # fmt: skip
+    aws.history.append([following])
+    assert aws.history.verify("pump-7").ok
+    assert aws.history.retire("pump-7", 3) == (6, log[5].checksum)  # already retired
+    assert aws.history.retire("pump-7", 9)[0] == 9
+    assert aws.history.read("pump-7").records == (log[9], following)
+    assert aws.history.verify("pump-7").ok
+    with pytest.raises(InvalidArgumentError, match="leave the newest"):
+        aws.history.retire("pump-7", 11)
+    with pytest.raises(InvalidArgumentError, match="through must be an int"):
+        aws.history.retire("pump-7", 0)
