@@ -6,6 +6,8 @@ import json
 import time
 from typing import TYPE_CHECKING
 
+import pytest
+
 from shadowsync.aws import sync_manager_handler
 from shadowsync.cloud import HealthThresholds
 
@@ -49,3 +51,29 @@ def test_a_device_reporting_on_named_shadows_is_healthy(aws: Aws) -> None:
     )
     [device] = json.loads(response["body"])["deviceHealth"]
     assert device["shadowCount"] == 1
+
+
+def test_pages_of_a_fleet_add_up(aws: Aws) -> None:
+    from shadowsync.cloud import HealthReport
+    from shadowsync.errors import InvalidArgumentError
+
+    now = int(time.time()) + 60
+    for index in range(5):
+        aws.create_thing(f"pump-{index}")
+        if index % 2 == 0:
+            aws.shadows.update(f"pump-{index}", {"state": {"reported": {"on": True}}})
+    handler = sync_manager_handler(shadows=aws.shadows, history=aws.history, now=lambda: now)
+    pages = [["pump-0", "pump-1"], ["pump-2", "pump-3"], ["pump-4"]]
+    bodies = [
+        json.loads(handler({"operation": "health_report", "thingNames": page}, None)["body"])
+        for page in pages
+    ]
+    whole = json.loads(
+        handler({"operation": "health_report", "thingNames": [t for p in pages for t in p]}, None)[
+            "body"
+        ]
+    )
+    assert HealthReport.merge_totals(bodies) == whole["overallMetrics"]
+    assert whole["overallMetrics"]["offlineDevices"] == 2
+    with pytest.raises(InvalidArgumentError, match="page 1: healthyDevices"):
+        HealthReport.merge_totals([bodies[0], {"totalDevices": 1}])
