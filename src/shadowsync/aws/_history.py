@@ -270,17 +270,11 @@ class DynamoDBHistoryStore:
             mine = [r for r in batch if r.thing_name == thing]
             start = after if after is not None and after.thing_name == thing else None
             items.extend(self._thing_items(thing, mine, start, pending or {}, (event, forget)))
-        with aws_call("TransactWriteItems"):
-            try:
-                self.client.transact_write_items(TransactItems=items)
-            except ClientError as exc:
-                reasons = exc.response.get("CancellationReasons") or []
-                if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-                    raise HistoryConflictError(
-                        "another writer appended to the history at the same time; read it "
-                        "again and decide again"
-                    ) from None
-                raise
+        if not self._transact(items):
+            raise HistoryConflictError(
+                "another writer appended to the history at the same time; read it again and "
+                "decide again"
+            )
 
     def load(self, log: AuditLog) -> None:
         """Load whole histories into things that have none yet, with their head items.
@@ -462,6 +456,10 @@ class DynamoDBHistoryStore:
                 return False
             item = _thing_head_item(before, newest)
             items.append({"Put": {"TableName": self.table_name, "Item": item, **guard}})
+        return self._transact(items)
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
+        """TransactWriteItems; False when a condition failed (nothing was written)."""
         with aws_call("TransactWriteItems"):
             try:
                 self.client.transact_write_items(TransactItems=items)
