@@ -11,6 +11,10 @@
 * **offline_sync**: 200 cached changes over 4 shadows of one device.
 * **health_report**: a fleet of 1,000 devices with 4 shadows each.
 
+* **resolver against moto**: the resolver Lambda handler on a moto server (`benchmarks.cloud_moto`)
+  with histories of 1 and 10,000 records: invocations per second, DynamoDB items read and written
+  per invocation, for a new event and for the same event delivered again.
+
 ``--smoke`` runs a small version in a few seconds and exits 1 if a decision is not
 deterministic or its update does not apply.
 """
@@ -242,6 +246,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     if len(report.devices) != devices:
         print("  FAILED: the report lost devices", file=sys.stderr)
+        ok = False
+
+    from benchmarks.cloud_moto import run
+
+    rows = run((1, 100) if args.smoke else (1, 10_000), 5 if args.smoke else 50)
+    print("\nthe resolver handler against moto (items per invocation: read / written)")
+    header = f"{'history':>8} {'invocations/s':>14} {'items':>8} {'retry/s':>8} {'items':>8}"
+    print(header)
+    print("-" * len(header))
+    for row in rows:
+        print(
+            f"{row['history']:>8,} {row['per_second']:>14.1f} "
+            f"{row['read']:>3} / {row['written']:<2} {row['replay_per_second']:>8.1f} "
+            f"{row['replay_read']:>3} / {row['replay_written']:<2}"
+        )
+    if len({(row["read"], row["written"]) for row in rows}) != 1:
+        print("  FAILED: the items per invocation grow with the history", file=sys.stderr)
+        ok = False
+    if any(row["replay_written"] for row in rows):
+        print("  FAILED: a retried event wrote", file=sys.stderr)
         ok = False
     return 0 if ok else 1
 

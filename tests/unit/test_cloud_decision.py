@@ -179,10 +179,11 @@ def test_apply_rules_replaces_a_refused_value_by_the_value_in_force() -> None:
     assert [(v.rule, v.path) for v in judged.violations] == [("range:rate", ("rate",))]
     assert judged.accepted == {"rate": 30, "mode": "eco"}
     violation = judged.report.records[-1]
+    # Ours is the cloud's refused desired value, theirs the device's reported value, kept.
     assert (violation.kind, violation.ours, violation.theirs, violation.base) == (
         ConflictKind.BUSINESS_RULE_VIOLATION,
-        30,
         60,
+        30,
         MISSING,
     )
     # A desired value the rules let through is still for the device to apply.

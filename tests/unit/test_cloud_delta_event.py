@@ -84,8 +84,9 @@ def review_id(path: str, current: Any, proposed: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def dimensions(thing: str = THING, shadow: str = SHADOW) -> list[dict[str, str]]:
-    return [{"Name": "ThingName", "Value": thing}, {"Name": "ShadowName", "Value": shadow}]
+def dimensions(shadow: str = SHADOW) -> list[dict[str, str]]:
+    # No ThingName dimension: each dimension value is a custom metric, billed per thing.
+    return [{"Name": "ShadowName", "Value": shadow}]
 
 
 def metric(name: str, value: int, at: int, shadow: str = SHADOW) -> dict[str, Any]:
@@ -139,6 +140,10 @@ def conflict_json(
         "value": value,
         "reason": reason,
         "reviewId": review,
+        # The sides by name: on the cloud side ours is the cloud and theirs the device.
+        "cloud": ours,
+        "device": theirs,
+        "winnerSide": {"ours": "cloud", "theirs": "device"}[winner],
     }
 
 
@@ -572,6 +577,12 @@ def test_rules_refuse_a_downgrade_and_an_out_of_range_rate_and_keep_the_rest() -
         ),
         (("samplingRate",), "business_rule_violation", "rule:range:samplingRate", 30),
     ]
+    # One orientation in every record, as in a concurrent modification's: ours is the cloud
+    # (here its refused desired values), theirs the device (its reported values, kept).
+    assert [
+        (c["ours"], c["cloud"], c["theirs"], c["device"], c["winnerSide"])
+        for c in decision.to_json()["conflicts"]
+    ] == [("v1.9.9", "v1.9.9", "v2.0.0", "v2.0.0", "device"), (7200, 7200, 30, 30, "device")]
     [(kind, detail)] = details(decision)
     assert kind == "Change Rejected"
     assert detail["violations"] == [

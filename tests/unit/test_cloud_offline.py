@@ -159,12 +159,13 @@ def test_an_hour_of_cached_telemetry_applies_when_nobody_wrote_since() -> None:
         )
     ]
     assert metrics(result) == [
-        ("ConflictDetected", 0, "Count", [THING, "telemetry"]),
-        ("SyncCompleted", 1, "Count", [THING, "telemetry"]),
-        ("PendingDeltaKeys", 0, "Count", [THING, "telemetry"]),
-        ("OfflineSync", 1, "Count", [THING]),
-        ("OfflineChanges", 1, "Count", [THING]),
-        ("OfflineDuration", 3600, "Seconds", [THING]),
+        # No ThingName dimension: a metric per thing would be billed per thing.
+        ("ConflictDetected", 0, "Count", ["telemetry"]),
+        ("SyncCompleted", 1, "Count", ["telemetry"]),
+        ("PendingDeltaKeys", 0, "Count", ["telemetry"]),
+        ("OfflineSync", 1, "Count", []),
+        ("OfflineChanges", 1, "Count", []),
+        ("OfflineDuration", 3600, "Seconds", []),
     ]
     assert decision.record.change_type == "update"
     device.apply(result)
@@ -194,6 +195,9 @@ def test_a_newer_write_clashes_with_the_cached_change_and_the_rest_applies() -> 
         "value": 25.0,
         "reason": f"ours written later ({NOW - 1800})",
         "reviewId": None,
+        "cloud": 25.0,
+        "device": 28.5,
+        "winnerSide": "cloud",
     }
     body = result.to_json()
     assert (body["processedChanges"], body["conflictsDetected"]) == (0, 1)
@@ -646,3 +650,41 @@ def test_a_parsed_request_is_accepted_as_is() -> None:
         "OfflineDuration",
     ]
     del device
+
+
+# Timestamps that cannot be trusted -------------------------------------------------------
+
+
+def test_a_change_in_milliseconds_or_far_ahead_is_refused_with_a_reason() -> None:
+    from shadowsync import apply_update
+    from shadowsync.cloud import offline_sync
+    from shadowsync.errors import InvalidArgumentError
+
+    now = 1_700_003_600
+    written = apply_update(
+        None, {"state": {"reported": {"temperature": 23.5}}}, timestamp=now - 60
+    ).document
+    request = {
+        "thingName": "sensor-1",
+        "cachedChanges": [
+            # The recipe's own history table stamps in milliseconds.
+            {"shadowName": "telemetry", "state": {"temperature": 99.0}, "timestamp": now * 1000},
+            {"shadowName": "telemetry", "state": {"temperature": 98.0}, "timestamp": now + 86400},
+            {"shadowName": "telemetry", "state": {"humidity": 70.1}, "timestamp": now - 600},
+            {"shadowName": "other", "state": {"x": 1}, "timestamp": now + 301},
+        ],
+    }
+    result = offline_sync(request, {"telemetry": written, "other": None}, now=now)
+    body = result.to_json()
+    assert [c["status"] for c in body["changes"]] == ["refused", "refused", "applied", "refused"]
+    assert "milliseconds" in body["changes"][0]["reason"]
+    assert "86400 s ahead" in body["changes"][1]["reason"]
+    assert "301 s ahead" in body["changes"][3]["reason"]
+    assert "reason" not in body["changes"][2]
+    [decision] = result.decisions  # "other" had only refused changes: left alone
+    assert decision.update is not None
+    assert decision.update["state"] == {"reported": {"humidity": 70.1}}
+    allowed = offline_sync(request, {"telemetry": written, "other": None}, now=now, max_skew=400)
+    assert [c.status for c in allowed.changes][3] == "applied"
+    with pytest.raises(InvalidArgumentError, match="max_skew"):
+        offline_sync(request, {"telemetry": written, "other": None}, now=now, max_skew=-1)

@@ -16,10 +16,12 @@ from shadowsync.cloud import (
     OPERATIONS,
     CachedChange,
     ConflictSummaryRequest,
+    DeltaEvent,
     HealthReportRequest,
     OfflineSyncRequest,
     OperationError,
     SyncCheckRequest,
+    SyncManager,
     conflict_summary,
     health_report,
     offline_sync,
@@ -284,3 +286,66 @@ def test_each_operation_takes_its_request_without_the_operation_field() -> None:
     assert offline_sync({"thingName": "t"}, {}, now=0).thing_name == "t"
     assert conflict_summary({}, (), now=3600).time_range_hours == 24.0
     assert health_report({"thingNames": ["t"]}, {}, now=0).devices[0].status == "offline"
+
+
+# The recipe's other event shapes, sent to the wrong function -----------------------------
+
+
+def test_the_recipes_other_event_shapes_get_a_400_that_names_them() -> None:
+    stream = {
+        "Records": [
+            {"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"Keys": {}}}
+        ]
+    }
+    with pytest.raises(OperationError, match=r"Records \(from aws:dynamodb\).*/update/delta"):
+        DeltaEvent.from_dict(stream)
+    with pytest.raises(OperationError, match=r"operation 'sync_device_shadows'.*sync manager"):
+        DeltaEvent.from_dict({"operation": "sync_device_shadows", "thingName": "pump-7"})
+    with pytest.raises(OperationError, match="a stream or queue batch"):
+        DeltaEvent.from_dict({"Records": "?"})
+    manager = SyncManager(read_shadow=lambda thing, shadow: None)
+    response = manager.handle(stream, now=1_700_000_000)
+    assert response.status_code == 400
+    assert "Records" in response.body["error"]
+    assert "operation" in response.body["error"]
+    response = manager.handle({"operation": "sync_device_shadows"}, now=1_700_000_000)
+    assert response.status_code == 400
+    assert "use offline_sync" in response.body["error"]
+
+
+# Device settings from a dict or a JSON file ----------------------------------------------
+
+
+def test_device_settings_from_a_dict_and_a_json_file(tmp_path: Any) -> None:
+    from decimal import Decimal
+
+    from shadowsync.cloud import DeviceSettings, plain_config
+    from shadowsync.errors import InvalidArgumentError
+
+    data = {
+        "fleet": {"business_rules": {"rules": [{"type": "range", "path": "rate", "max": 300}]}},
+        "things": {"pump-7": {"conflict_resolution": {"auto_resolve_threshold": Decimal("5")}}},
+    }
+    settings = DeviceSettings.from_dict(data)
+    policy = settings.policy_for("pump-7")
+    assert policy is not None
+    assert policy.auto_resolve_threshold == 5
+    assert settings.policy_for("fan-1") is None
+    fleet_rules = settings.rules_for("fan-1")
+    assert fleet_rules is not None
+    assert [r.name for r in fleet_rules.rules] == ["range:rate"]
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(plain_config(data)), encoding="utf-8")
+    assert DeviceSettings.from_json_file(path) == settings
+    assert plain_config({"a": [Decimal("1.5"), Decimal("2")], "b": {Decimal("3")}}) == {
+        "a": [1.5, 2],
+        "b": [3],
+    }
+    with pytest.raises(InvalidArgumentError, match=r"config\.x is NaN"):
+        plain_config({"x": Decimal("NaN")})
+    with pytest.raises(InvalidArgumentError, match="unknown config types"):
+        DeviceSettings.from_dict({"things": {"pump-7": {"sync_preferences": {}}}})
+    with pytest.raises(InvalidArgumentError, match="unknown settings keys"):
+        DeviceSettings.from_dict({"devices": {}})
+    with pytest.raises(InvalidArgumentError, match="cannot read the settings file"):
+        DeviceSettings.from_json_file(tmp_path / "missing.json")

@@ -27,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 from shadowsync.aws._errors import RETRYABLE, HistoryConflictError
 from shadowsync.aws._iot import IotShadowClient
 from shadowsync.aws._history import DynamoDBHistoryStore, create_history_table
+from shadowsync.aws._config import DeviceConfigTable, create_device_config_table
 from shadowsync.aws._signals import PublishResult, publish_events, publish_metrics
 from shadowsync.aws._handlers import (
     LambdaHandler,
@@ -38,12 +39,14 @@ from shadowsync.aws._handlers import (
 
 __all__ = [
     "RETRYABLE",
+    "DeviceConfigTable",
     "DynamoDBHistoryStore",
     "HistoryConflictError",
     "IotShadowClient",
     "LambdaHandler",
     "PublishResult",
     "conflict_resolver_handler",
+    "create_device_config_table",
     "create_history_table",
     "publish_events",
     "publish_metrics",

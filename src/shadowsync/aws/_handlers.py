@@ -7,16 +7,19 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync.audit import AuditLog, HistoryRecord
 from shadowsync.aws._errors import HistoryConflictError
+from shadowsync.aws._pending import settle, store_records, stored_decision
 from shadowsync.aws._signals import publish_events, publish_metrics
 from shadowsync.cloud import DeltaEvent, HealthThresholds, OperationError, SyncManager
+from shadowsync.cloud._requests import shadow_label
 from shadowsync.errors import InvalidArgumentError, VersionConflictError
 
 if TYPE_CHECKING:
     from shadowsync._conflict.policy import ResolutionPolicy
+    from shadowsync.audit import HistoryRecord
     from shadowsync.aws._history import DynamoDBHistoryStore
     from shadowsync.aws._iot import IotShadowClient
+    from shadowsync.cloud import HistoryHead
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy
 
@@ -35,74 +38,74 @@ def _none(thing_name: str) -> None:
 
 
 class _RecordingReader:
-    """Reads history through the store and keeps what each read returned, so records decided
-    on that history can be placed again after another writer extended the chain."""
+    """Reads history heads through the store, once per thing and invocation: the decision, the
+    write and the retry check all work from the same head."""
 
     def __init__(self, store: DynamoDBHistoryStore) -> None:
         self.store = store
-        self.reads: dict[str | None, AuditLog] = {}
+        self.reads: dict[str, tuple[HistoryHead, frozenset[str | None]]] = {}
 
-    def __call__(self, thing_name: str | None) -> AuditLog:
-        log = self.store.read(thing_name)
-        self.reads[thing_name] = log
-        return log
+    def __call__(self, thing_name: str, shadow_names: tuple[str | None, ...]) -> HistoryHead:
+        cached = self.reads.get(thing_name)
+        if cached is not None and cached[1].issuperset(shadow_names):
+            return cached[0]
+        head = self.store.read_head(thing_name, shadow_names)
+        self.reads[thing_name] = (head, frozenset(shadow_names))
+        return head
 
-
-def _rechain(
-    records: Sequence[HistoryRecord], decided_on: AuditLog, now_stored: AuditLog
-) -> list[HistoryRecord]:
-    """The same changes as ``records``, chained after what is stored now.
-
-    Each record keeps its decision, reason, details and version; its patch is recomputed from
-    the state the stored records leave to the state the record led to. Raises
-    `HistoryConflictError` when that cannot keep the shadow's versions in order.
-    """
-    replay = AuditLog(decided_on.records)
-    stored = AuditLog(now_stored.records)
-    out: list[HistoryRecord] = []
-    try:
-        for record in records:
-            replay.add(record)
-            key = (record.thing_name, record.shadow_name)
-            after = replay.last_state(*key)
-            mine = stored.records_for(*key)
-            rebuilt = HistoryRecord.create(
-                record.thing_name,
-                record.shadow_name,
-                previous=stored.head or None,
-                previous_state=stored.last_state(*key),
-                new_state=after,
-                version=record.version,
-                timestamp=max([record.timestamp, *(r.timestamp for r in mine[-1:])]),
-                change_type=record.change_type,
-                decision=record.decision,
-                reason=record.reason,
-                details=record.details,
-            )
-            stored.add(rebuilt)
-            out.append(rebuilt)
-    except InvalidArgumentError as exc:
-        raise HistoryConflictError(
-            f"the history moved on in a way these records cannot follow: {exc}"
-        ) from None
-    return out
+    def fresh(self, thing_name: str, shadow_names: tuple[str | None, ...]) -> HistoryHead:
+        """The head read again (after this invocation or another one wrote)."""
+        self.reads.pop(thing_name, None)
+        return self(thing_name, shadow_names)
 
 
-def _store(
-    store: DynamoDBHistoryStore, reader: _RecordingReader, records: Sequence[HistoryRecord]
-) -> list[HistoryRecord]:
-    """Append ``records``; when another writer got in first, place them after its records."""
-    try:
-        store.append(records)
-        return list(records)
-    except HistoryConflictError:
-        if not records:
-            raise
-    thing = records[0].thing_name
-    decided_on = reader.reads.get(thing) or AuditLog()
-    placed = _rechain(records, decided_on, store.read(thing))
-    store.append(placed)
-    return placed
+def _replayed(record: HistoryRecord) -> dict[str, Any]:
+    """The answer to a retried delta event: the decision its stored record holds."""
+    details = record.details or {}
+    conflicts = details.get("conflicts") or []
+    return {
+        "statusCode": 200,
+        "thingName": record.thing_name,
+        "shadowName": shadow_label(record.shadow_name),
+        "decision": record.decision,
+        "reason": record.reason,
+        "hasConflict": bool(conflicts),
+        "resolution": record.decision if conflicts else "none",
+        "conflicts": conflicts,
+        "reviews": details.get("reviews") or [],
+        "update": details.get("update"),
+        "pending": details.get("pending") or [],
+        "staleEvent": bool(details.get("staleEvent")),
+        "version": record.version,
+        "attempts": 0,
+        "recordsStored": 0,
+        "historyHead": record.checksum,
+        "replayed": True,
+        "eventsSent": 0,
+        "eventsFailed": [],
+        "metricsSent": 0,
+    }
+
+
+def _settle_all(
+    shadows: IotShadowClient,
+    history: DynamoDBHistoryStore,
+    reader: _RecordingReader,
+    thing: str,
+    names: tuple[str | None, ...],
+    now: int,
+) -> bool:
+    """`settle` each shadow in turn, on the head the one before left; True if any waited."""
+    settled = False
+    for name in names:
+        if settle(shadows, history, reader(thing, names), name, now=now):
+            settled = True
+            reader.reads.clear()
+    return settled
+
+
+def _last_record(records: Sequence[HistoryRecord], shadow_name: str | None) -> str:
+    return [r for r in records if r.shadow_name == shadow_name][-1].checksum
 
 
 def _signals(
@@ -137,7 +140,9 @@ def _manager(
     reader = _RecordingReader(history)
     manager = SyncManager(
         read_shadow=shadows.get,
-        read_history=reader,
+        list_shadows=shadows.list_named_shadows,
+        read_history=history.read,
+        read_head=reader,
         policy_for=policy_for,
         rules_for=rules_for,
         thresholds=thresholds if thresholds is not None else HealthThresholds(),
@@ -160,15 +165,18 @@ def conflict_resolver_handler(
     now: Callable[[], int] = _epoch_seconds,
     max_attempts: int = 3,
 ) -> LambdaHandler:
-    """A Lambda handler for delta events: read, decide, write with the version, record, emit.
+    """A Lambda handler for delta events: read, decide, record, write with the version, emit.
 
-    Each invocation reads the shadow and its thing's history, calls `handle_delta_event`,
-    sends the decision's update (which carries the version it was decided on), stores its
-    records, then publishes its events and metrics (when those clients are given). When the
-    update fails with 409 because the shadow moved in between, it reads and decides again, up
-    to ``max_attempts`` decisions; after that the `VersionConflictError` propagates, so
-    Lambda's own retry (or its dead-letter queue) takes over. A malformed event is answered
-    with ``{"statusCode": 400, "error": ...}``.
+    Each invocation reads the shadow's history head (`DynamoDBHistoryStore.read_head`) and the
+    shadow, finishes an update an earlier invocation left waiting (`settle`), answers an event
+    it already decided from its stored record (``"replayed": true``, nothing written), or calls
+    `handle_delta_event`, stores the records with the update marked pending, sends the update
+    (which carries the version it was decided on), confirms it, then publishes its events and
+    metrics (when those clients are given). When the update fails with 409 because the shadow
+    moved in between, the records are taken back and it decides again, up to ``max_attempts``
+    decisions; after that the `VersionConflictError` propagates, so Lambda's own retry (or its
+    dead-letter queue) takes over. A malformed event is answered with
+    ``{"statusCode": 400, "error": ...}``.
 
     Create the clients once per container, at import time, and pass them here.
     """
@@ -176,33 +184,54 @@ def conflict_resolver_handler(
     reader, manager = _manager(shadows, history, policy_for, rules_for, None, event_bus, limits)
 
     def handler(event: Any, context: Any) -> dict[str, Any]:
-        reader.reads.clear()  # a warm container must not keep every thing's history it read
+        reader.reads.clear()  # a warm container must not keep what it read for another event
         try:
             parsed = DeltaEvent.from_dict(event)
         except OperationError as error:
             return {"statusCode": error.status_code, **error.to_json()}
+        thing, shadow = parsed.thing_name, parsed.shadow_name
         for attempt in range(1, attempts_allowed + 1):
+            head = reader.fresh(thing, (shadow,))
+            if settle(shadows, history, head, shadow, now=now()):
+                head = reader.fresh(thing, (shadow,))
+            stored = stored_decision(history, head, shadow, parsed.version)
+            if stored is not None:
+                return _replayed(stored)
             decision = manager.resolve(parsed, now=now())
-            if decision.update is not None:
+            update = decision.update
+            try:
+                records = store_records(
+                    history,
+                    head,
+                    decision.records,
+                    pending={shadow: update} if update is not None else {},
+                    event=(shadow, parsed.version),
+                )
+            except HistoryConflictError:
+                # Nothing was written to the shadow, so deciding again is safe.
+                if attempt == attempts_allowed:
+                    raise
+                continue
+            if update is not None:
                 try:
-                    shadows.update(parsed.thing_name, decision.update, parsed.shadow_name)
+                    shadows.update(thing, update, shadow)
                 except VersionConflictError:
+                    # The shadow moved in between: its records are taken back (or, when another
+                    # writer already chained after them, followed by the way back) and the
+                    # event is decided again.
+                    if not history.take_back(head, records):
+                        settle(shadows, history, reader.fresh(thing, (shadow,)), shadow, now=now())
                     if attempt == attempts_allowed:
                         raise
                     continue
-            try:
-                stored = _store(history, reader, decision.records)
-            except HistoryConflictError:
-                # Nothing was written to the shadow, so deciding again is safe.
-                if decision.update is not None or attempt == attempts_allowed:
-                    raise
-                continue
+                history.confirm(thing, shadow, decision.record.checksum)
             return {
                 "statusCode": 200,
                 **decision.to_json(),
                 "attempts": attempt,
-                "recordsStored": len(stored),
-                "historyHead": stored[-1].checksum if stored else None,
+                "recordsStored": len(records),
+                "historyHead": records[-1].checksum if records else None,
+                "replayed": False,
                 **_signals(events_client, cloudwatch_client, decision.events, decision.metrics),
             }
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
@@ -235,10 +264,12 @@ def sync_manager_handler(
 
     The request is the event itself, or the event's ``body`` behind an API Gateway proxy
     integration. `SyncManager` reads shadows through ``shadows`` and history through
-    ``history``; what an ``offline_sync`` decides is then written here: its updates in order,
-    its records, its events and metrics. A 409 on one of the updates serves the request again
-    on fresh reads (the updates already applied are then in the shadows it reads), up to
-    ``max_attempts`` times. Malformed requests are answered with status 400.
+    ``history``; what an ``offline_sync`` decides is then written here: its records first
+    (each shadow's update marked pending, in transactions that fit), then its updates in order,
+    each confirmed, then its events and metrics. A 409 on one of the updates settles every
+    shadow still waiting and serves the request again on fresh reads (the updates already
+    applied are then in the shadows it reads), up to ``max_attempts`` times. Malformed requests
+    are answered with status 400.
     """
     attempts_allowed = _check_attempts(max_attempts)
     reader, manager = _manager(
@@ -246,22 +277,37 @@ def sync_manager_handler(
     )
 
     def handler(event: Any, context: Any) -> dict[str, Any]:
-        reader.reads.clear()  # a warm container must not keep every thing's history it read
         request = _request_of(event)
         for attempt in range(1, attempts_allowed + 1):
+            reader.reads.clear()
             response = manager.handle(request, now=now())
+            if not response.updates and not response.records:
+                return response.to_lambda()
+            thing = response.records[0].thing_name
+            names = tuple(dict.fromkeys(r.shadow_name for r in response.records))
+            head = reader(thing, names)
+            if _settle_all(shadows, history, reader, thing, names, now()):
+                # Updates an earlier invocation left waiting are settled: decide again.
+                reader.reads.clear()
+                response = manager.handle(request, now=now())
+                head = reader(thing, names)
+            pending = {shadow: update for _, shadow, update in response.updates}
             try:
-                for thing, shadow, update in response.updates:
-                    shadows.update(thing, update, shadow)
-            except VersionConflictError:
+                store_records(history, head, response.records, pending=pending)
+            except HistoryConflictError:
                 if attempt == attempts_allowed:
                     raise
                 continue
-            by_thing: dict[str, list[HistoryRecord]] = {}
-            for record in response.records:
-                by_thing.setdefault(record.thing_name, []).append(record)
-            for records in by_thing.values():
-                _store(history, reader, records)
+            try:
+                for _, shadow, update in response.updates:
+                    shadows.update(thing, update, shadow)
+                    history.confirm(thing, shadow, _last_record(response.records, shadow))
+            except VersionConflictError:
+                reader.reads.clear()
+                _settle_all(shadows, history, reader, thing, names, now())
+                if attempt == attempts_allowed:
+                    raise
+                continue
             _signals(events_client, cloudwatch_client, response.events, response.metrics)
             return response.to_lambda()
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover

@@ -38,6 +38,14 @@ from shadowsync.cloud._requests import (
     parse_request,
 )
 from shadowsync.cloud._history import History
+from shadowsync.cloud._head import HistoryHead, ShadowHead
+from shadowsync.cloud._config import (
+    FLEET,
+    POLICY_CONFIG,
+    RULES_CONFIG,
+    DeviceSettings,
+    plain_config,
+)
 from shadowsync.cloud._decision import ShadowDecision
 from shadowsync.cloud._delta_event import DeltaEvent, handle_delta_event
 from shadowsync.cloud._offline import (
@@ -55,7 +63,13 @@ from shadowsync.cloud._health import (
     HealthReport,
     health_report,
 )
-from shadowsync.cloud._manager import HistoryReader, ShadowReader, SyncManager, SyncResponse
+from shadowsync.cloud._manager import (
+    HeadReader,
+    HistoryReader,
+    ShadowReader,
+    SyncManager,
+    SyncResponse,
+)
 from shadowsync.cloud._explain import explain_change, explain_versions
 from shadowsync.cloud._signals import (
     EVENT_SOURCE,
@@ -71,10 +85,13 @@ from shadowsync.cloud._signals import (
 __all__ = [
     "CLASSIC_SHADOW_NAME",
     "EVENT_SOURCE",
+    "FLEET",
     "EVENT_TYPES",
     "METRIC_NAMES",
     "METRIC_NAMESPACE",
     "OPERATIONS",
+    "POLICY_CONFIG",
+    "RULES_CONFIG",
     "CachedChange",
     "CachedChangeResult",
     "ChangeStatus",
@@ -82,12 +99,15 @@ __all__ = [
     "ConflictSummaryRequest",
     "DeltaEvent",
     "DeviceHealth",
+    "DeviceSettings",
     "EventType",
     "HealthReport",
     "HealthReportRequest",
     "HealthStatus",
     "HealthThresholds",
     "History",
+    "HeadReader",
+    "HistoryHead",
     "HistoryReader",
     "MetricName",
     "OfflineSyncRequest",
@@ -95,6 +115,7 @@ __all__ = [
     "Operation",
     "OperationError",
     "ShadowDecision",
+    "ShadowHead",
     "ShadowReader",
     "ShadowSyncStatus",
     "SyncCheckRequest",
@@ -109,5 +130,6 @@ __all__ = [
     "health_report",
     "offline_sync",
     "parse_request",
+    "plain_config",
     "sync_check",
 ]

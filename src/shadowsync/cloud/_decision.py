@@ -31,9 +31,12 @@ from shadowsync.cloud._signals import MetricName, event_entry, iso_time, metric_
 from shadowsync.strategies import MISSING, ConflictKind, Severity
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._document import ShadowDocument
     from shadowsync.audit import AuditLog
+    from shadowsync.cloud._head import HistoryHead
     from shadowsync.rules import Acknowledgement, RuleSet, Violation
     from shadowsync.strategies import Strategy
 
@@ -88,13 +91,27 @@ class ShadowDecision:
             "reason": self.reason,
             "hasConflict": bool(self.report),
             "resolution": self.decision if self.report else "none",
-            "conflicts": self.report.to_json(),
+            "conflicts": conflicts_json(self.report),
             "reviews": [item.to_json() for item in self.reviews],
             "update": self.update,
             "pending": [json_pointer(p) for p in self.pending],
             "staleEvent": self.stale_event,
             "version": self.record.version,
         }
+
+
+def conflicts_json(records: ConflictReport | Iterable[ConflictRecord]) -> list[dict[str, Any]]:
+    """Conflict records as JSON, each with its sides named: ``cloud`` and ``device`` values and
+    ``winnerSide``. On the cloud side "ours" is always the cloud and "theirs" the device, in
+    every kind of conflict, so the names say the same as ``ours``/``theirs`` without needing
+    to know that."""
+    out = []
+    for record in records:
+        data = record.to_json()
+        data["cloud"], data["device"] = data["ours"], data["theirs"]
+        data["winnerSide"] = {"ours": "cloud", "theirs": "device"}.get(record.winner, record.winner)
+        out.append(data)
+    return out
 
 
 def client_token(thing: str, shadow: str | None, version: int, state: JSONObject) -> str:
@@ -188,7 +205,7 @@ class HistoryPosition:
 
 
 def history_position(
-    log: AuditLog,
+    log: AuditLog | HistoryHead,
     thing_name: str,
     shadow_name: str | None,
     document: ShadowDocument | None,
@@ -247,16 +264,21 @@ def _violation_record(
     base: dict[str, Any] | None,
 ) -> ConflictRecord:
     kept = copy_value(lookup(in_force, violation.path))
+    refused = copy_value(lookup(proposed, violation.path))
+    # Ours is the cloud, theirs the device, as in the merge's records: a refused desired value
+    # is the cloud's (the device's reported value is kept); a refused reported value is the
+    # device's (the value the cloud holds is kept).
+    cloud_refused = section == "desired"
     return ConflictRecord(
         path=violation.path,
         section=section,
         kind=ConflictKind.BUSINESS_RULE_VIOLATION,
         severity=Severity.HIGH,
         base=MISSING if base is None else copy_value(lookup(base[section], violation.path)),
-        ours=kept,
-        theirs=copy_value(lookup(proposed, violation.path)),
+        ours=refused if cloud_refused else kept,
+        theirs=kept if cloud_refused else refused,
         strategy=f"rule:{violation.rule}",
-        winner="ours",
+        winner="theirs" if cloud_refused else "ours",
         value=kept,
         reason=violation.reason,
     )
@@ -490,7 +512,7 @@ def make_records(
     new_document, acknowledgement = planned.document, judgement.acknowledgement
     record_details: dict[str, Any] = {
         **context.details,
-        "conflicts": judgement.report.to_json(),
+        "conflicts": conflicts_json(judgement.report),
         "reviews": [item.to_json() for item in judgement.reviews],
         "update": planned.update,
         "pending": [json_pointer(p) for p in planned.pending],
@@ -539,7 +561,7 @@ def make_signals(
     }
     if resolved:
         detail = {**common, "decision": record.decision, "update": planned.update}
-        detail["conflicts"] = [r.to_json() for r in resolved]
+        detail["conflicts"] = conflicts_json(resolved)
         events.append(event_entry("Conflict Resolved", detail, timestamp=now, event_bus=event_bus))
     if reviews:
         detail = {**common, "reviews": [item.to_json() for item in reviews]}
@@ -569,8 +591,7 @@ def make_signals(
         counts.append(("SyncCompleted", 1))
     counts.append(("PendingDeltaKeys", len(planned.pending)))
     metrics = tuple(
-        metric_datum(name, value, timestamp=now, thing_name=context.thing_name, shadow_label=label)
-        for name, value in counts
+        metric_datum(name, value, timestamp=now, shadow_label=label) for name, value in counts
     )
     return tuple(events), metrics
 

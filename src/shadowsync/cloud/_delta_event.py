@@ -20,7 +20,7 @@ from shadowsync.cloud._decision import (
     history_position,
     settle,
 )
-from shadowsync.cloud._history import History, as_log, check_now
+from shadowsync.cloud._history import History, check_now, decision_history
 from shadowsync.cloud._requests import (
     OperationError,
     decode_object,
@@ -38,6 +38,7 @@ from shadowsync.errors import (
 
 if TYPE_CHECKING:
     from shadowsync._conflict.policy import ResolutionPolicy
+    from shadowsync.cloud._head import HistoryHead
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy
 
@@ -64,6 +65,20 @@ class DeltaEvent:
     def from_dict(cls, event: object) -> DeltaEvent:
         """Parse an event (a mapping, or JSON text or bytes); raises `OperationError`."""
         data = decode_object(event, "the delta event")
+        if "Records" in data:
+            raise OperationError(
+                f"received an event with Records ({_records_source(data['Records'])}), not a "
+                "shadow delta message; the conflict resolver takes the /update/delta message an "
+                "IoT rule forwards (SELECT *, topic(3) AS thingName, topic(6) AS shadowName ...): "
+                "point the stream at a function of its own"
+            )
+        if "operation" in data:
+            raise OperationError(
+                f"received a request for operation {describe(data['operation'])}, not a shadow "
+                "delta message; the conflict resolver takes the /update/delta message an IoT "
+                "rule forwards; send operations to the sync manager (sync_device_shadows there "
+                "is offline_sync)"
+            )
         if "thingName" not in data:
             raise OperationError(
                 "the delta event has no thingName; select it in the IoT rule "
@@ -91,6 +106,15 @@ class DeltaEvent:
         )
 
 
+def _records_source(records: object) -> str:
+    """Where a ``Records`` event came from, as far as its first record says."""
+    if isinstance(records, list) and records and isinstance(records[0], Mapping):
+        source = records[0].get("eventSource") or records[0].get("EventSource")
+        if isinstance(source, str):
+            return f"from {source}"
+    return "a stream or queue batch"
+
+
 def shadow_document(shadow: object) -> ShadowDocument | None:
     """A shadow argument (document, GetThingShadow body or None) as a `ShadowDocument`."""
     if shadow is None or isinstance(shadow, ShadowDocument):
@@ -110,7 +134,7 @@ def handle_delta_event(
     shadow: ShadowDocument | Mapping[str, Any] | None,
     *,
     now: int,
-    history: History = (),
+    history: History | HistoryHead = (),
     policy: ResolutionPolicy | Strategy | None = None,
     rules: RuleSet | None = None,
     event_bus: str | None = None,
@@ -155,9 +179,8 @@ def handle_delta_event(
     document = shadow_document(shadow)
     thing, shadow_name = parsed.thing_name, parsed.shadow_name
     label = shadow_label(shadow_name)
-    log = as_log(history)
+    log, previous = decision_history(history)
     # The chain continues from the newest record given, whichever shadow it belongs to.
-    previous: HistoryRecord | str | None = log.records[-1] if len(log) else None
     position = history_position(log, thing, shadow_name, document, previous=previous, now=now)
     if document is None:
         last = position.last
@@ -188,11 +211,7 @@ def handle_delta_event(
             pending=(),
             stale_event=True,
             events=(),
-            metrics=(
-                metric_datum(
-                    "SyncCompleted", 1, timestamp=now, thing_name=thing, shadow_label=label
-                ),
-            ),
+            metrics=(metric_datum("SyncCompleted", 1, timestamp=now, shadow_label=label),),
         )
 
     stale_event = parsed.version < document.version

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import attrs
@@ -97,6 +97,15 @@ class DeviceHealth:
         }
 
 
+_TOTALS = (
+    "totalDevices",
+    "healthyDevices",
+    "warningDevices",
+    "devicesWithConflicts",
+    "offlineDevices",
+)
+
+
 @attrs.frozen(kw_only=True)
 class HealthReport:
     """The health of each requested device, and fleet totals."""
@@ -121,6 +130,37 @@ class HealthReport:
                 "offlineDevices": self.count("offline"),
             },
         }
+
+    @staticmethod
+    def merge_totals(pages: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+        """The ``overallMetrics`` of a whole fleet from those of its pages.
+
+        Each page is a `to_json` body (or its ``overallMetrics``), as the sync manager answers
+        a ``health_report`` over one page of ``thingNames``; the counts add up.
+
+        ```pycon
+        >>> HealthReport.merge_totals([
+        ...     {"overallMetrics": {"totalDevices": 2, "healthyDevices": 1, "warningDevices": 1,
+        ...                         "devicesWithConflicts": 0, "offlineDevices": 0}},
+        ...     {"totalDevices": 1, "healthyDevices": 0, "warningDevices": 0,
+        ...      "devicesWithConflicts": 0, "offlineDevices": 1}])["offlineDevices"]
+        1
+
+        ```
+        """
+        totals = dict.fromkeys(_TOTALS, 0)
+        for index, page in enumerate(pages):
+            metrics = page.get("overallMetrics", page) if isinstance(page, Mapping) else None
+            if not isinstance(metrics, Mapping):
+                raise InvalidArgumentError(f"page {index} is {describe(page)}, not a report")
+            for key in _TOTALS:
+                value = metrics.get(key)
+                if type(value) is not int or value < 0:
+                    raise InvalidArgumentError(
+                        f"page {index}: {key} must be a count, got {describe(value)}"
+                    )
+                totals[key] += value
+        return totals
 
     def to_text(self) -> str:
         """A table for people: one line per device that is not healthy, then the totals."""

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from shadowsync._json import describe
 from shadowsync.audit import AuditLog, HistoryRecord
+from shadowsync.cloud._head import HistoryHead
 from shadowsync.errors import InvalidArgumentError
 
 History = AuditLog | Iterable[HistoryRecord]
@@ -24,6 +25,17 @@ def as_log(history: History) -> AuditLog:
         return AuditLog(history)
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"history: {exc}") from None
+
+
+def decision_history(
+    history: History | HistoryHead,
+) -> tuple[AuditLog | HistoryHead, HistoryRecord | str | None]:
+    """What a decision reads ``history`` through, and what its first record chains to: the
+    newest record of a log, or the checksum a `HistoryHead` ends with (None: no record)."""
+    if isinstance(history, HistoryHead):
+        return history, history.head or None
+    log = as_log(history)
+    return log, log.records[-1] if len(log) else None
 
 
 def recent_conflicts(

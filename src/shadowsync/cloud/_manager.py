@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import attrs
 
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync.cloud._delta_event import DeltaEvent, handle_delta_event
-from shadowsync.cloud._health import HealthThresholds, health_report
+from shadowsync.cloud._health import HealthReport, HealthThresholds, health_report
 from shadowsync.cloud._offline import offline_sync
 from shadowsync.cloud._requests import (
     ConflictSummaryRequest,
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from shadowsync._json import JSONObject
     from shadowsync.audit import HistoryRecord
     from shadowsync.cloud._decision import ShadowDecision
+    from shadowsync.cloud._head import HistoryHead
+    from shadowsync.cloud._health import DeviceHealth
     from shadowsync.cloud._history import History
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy
@@ -41,11 +43,14 @@ ShadowReader = Callable[[str, "str | None"], "ShadowDocument | Mapping[str, Any]
 HistoryReader = Callable[["str | None"], "History"]
 """Reads history records: of one thing, or of the whole fleet when called with None."""
 
+HeadReader = Callable[[str, "tuple[str | None, ...]"], "HistoryHead"]
+"""Reads what decisions need of a thing's history: ``(thing_name, shadow names) -> head``."""
+
 
 class _Deciding(TypedDict):
     """What `handle_delta_event` and `offline_sync` decide a thing's shadows with."""
 
-    history: History
+    history: History | HistoryHead
     policy: ResolutionPolicy | Strategy | None
     rules: RuleSet | None
     event_bus: str | None
@@ -109,11 +114,16 @@ class SyncManager:
 
     read_shadow: ShadowReader
     read_history: HistoryReader = _no_history
+    read_head: HeadReader | None = None
+    """Reads the history's head for decisions (None: decisions read the whole history)."""
     policy_for: Callable[[str], ResolutionPolicy | Strategy | None] = _no_config
     """The conflict policy of a thing (None: the default, last writer wins)."""
     rules_for: Callable[[str], RuleSet | None] = _no_config
     """The business rules of a thing (None: no rules)."""
     thresholds: HealthThresholds = attrs.field(factory=HealthThresholds)
+    list_shadows: Callable[[str], Sequence[str]] | None = None
+    """Lists a thing's named shadows: with it, a health report whose request names no shadows
+    covers every named shadow of each thing (None: only ``thresholds.expected_shadows``)."""
     event_bus: str | None = None
     limits: ShadowLimits = DEFAULT_LIMITS
     """The limits updates are checked against (raise them for a 30 KB local service)."""
@@ -123,9 +133,14 @@ class SyncManager:
     ) -> dict[str | None, ShadowDocument | Mapping[str, Any] | None]:
         return {name: self.read_shadow(thing, name) for name in names}
 
-    def _deciding(self, thing: str) -> _Deciding:
+    def _deciding(self, thing: str, shadows: tuple[str | None, ...]) -> _Deciding:
+        history = (
+            self.read_head(thing, shadows)
+            if self.read_head is not None
+            else self.read_history(thing)
+        )
         return {
-            "history": self.read_history(thing),
+            "history": history,
             "policy": self.policy_for(thing),
             "rules": self.rules_for(thing),
             "event_bus": self.event_bus,
@@ -162,7 +177,7 @@ class SyncManager:
                 parsed,
                 self._shadows(parsed.thing_name, parsed.shadow_names),
                 now=now,
-                **self._deciding(parsed.thing_name),
+                **self._deciding(parsed.thing_name, parsed.shadow_names),
             )
             return SyncResponse(
                 status_code=200,
@@ -180,6 +195,8 @@ class SyncManager:
             summary = conflict_summary(parsed, self.read_history(parsed.thing_name), now=now)
             return SyncResponse(status_code=200, body=summary.to_json())
         assert isinstance(parsed, HealthReportRequest)
+        if parsed.shadow_names is None and self.list_shadows is not None:
+            return SyncResponse(status_code=200, body=self._listed_health(parsed, now).to_json())
         names = (
             parsed.shadow_names
             if parsed.shadow_names is not None
@@ -194,6 +211,30 @@ class SyncManager:
         )
         return SyncResponse(status_code=200, body=report.to_json())
 
+    def _listed_health(self, parsed: HealthReportRequest, now: int) -> HealthReport:
+        """A health report over every named shadow of each thing (``list_shadows``).
+
+        The classic shadow is looked at when it is expected, unless it does not exist while
+        named shadows do: a device may use named shadows only.
+        """
+        assert self.list_shadows is not None
+        devices: list[DeviceHealth] = []
+        for thing in parsed.thing_names:
+            listed = tuple(self.list_shadows(thing))
+            names = tuple(dict.fromkeys((*self.thresholds.expected_shadows, *listed)))
+            documents = self._shadows(thing, names)
+            if documents.get(None) is None and any(documents.get(n) is not None for n in listed):
+                names = tuple(name for name in names if name is not None)
+            one = health_report(
+                attrs.evolve(parsed, thing_names=(thing,), shadow_names=names),
+                {thing: documents},
+                now=now,
+                history=_fleet_history(self.read_history, (thing,)),
+                thresholds=self.thresholds,
+            )
+            devices.extend(one.devices)
+        return HealthReport(generated_at=now, devices=tuple(devices))
+
     def resolve(self, event: object, *, now: int) -> ShadowDecision:
         """Resolve one delta event against the shadow as read now (see `handle_delta_event`).
 
@@ -204,7 +245,7 @@ class SyncManager:
             parsed,
             self.read_shadow(parsed.thing_name, parsed.shadow_name),
             now=now,
-            **self._deciding(parsed.thing_name),
+            **self._deciding(parsed.thing_name, (parsed.shadow_name,)),
         )
 
 

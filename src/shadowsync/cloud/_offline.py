@@ -15,11 +15,12 @@ from shadowsync.cloud._decision import (
     ShadowDecision,
     apply_rules,
     conclude,
+    conflicts_json,
     history_position,
     settle,
 )
 from shadowsync.cloud._delta_event import shadow_document
-from shadowsync.cloud._history import History, as_log, check_now
+from shadowsync.cloud._history import History, check_now, decision_history
 from shadowsync.cloud._requests import (
     OfflineSyncRequest,
     OperationError,
@@ -28,7 +29,7 @@ from shadowsync.cloud._requests import (
     sync_request,
 )
 from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
-from shadowsync.errors import ShadowRejectedError
+from shadowsync.errors import InvalidArgumentError, ShadowRejectedError
 from shadowsync.strategies import MISSING, ConflictKind
 
 if TYPE_CHECKING:
@@ -36,12 +37,12 @@ if TYPE_CHECKING:
 
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._document import ShadowDocument
-    from shadowsync.audit import HistoryRecord
+    from shadowsync.cloud._head import HistoryHead
     from shadowsync.rules import RuleSet
     from shadowsync.strategies import Strategy
 
 ChangeStatus: TypeAlias = Literal[
-    "applied", "unchanged", "superseded", "conflict", "review", "rejected"
+    "applied", "unchanged", "superseded", "conflict", "review", "rejected", "refused"
 ]
 """What became of one cached change (see `CachedChangeResult`)."""
 
@@ -54,7 +55,9 @@ class CachedChangeResult:
     them), ``superseded`` (a later cached change set the same paths), ``conflict`` (the shadow
     was changed after it, and the policy settled each clash: see ``conflicts``), ``review``
     (a clash is held for a person) or ``rejected`` (a business rule refused a value). When
-    several apply, the first in the order review, rejected, conflict, applied wins.
+    several apply, the first in the order review, rejected, conflict, applied wins. A change
+    whose timestamp cannot be trusted (in milliseconds, or too far ahead of the clock) is
+    ``refused`` before any decision, with a ``reason``.
     """
 
     shadow_name: str | None
@@ -63,16 +66,41 @@ class CachedChangeResult:
     applied: tuple[Path, ...]
     """Paths whose cached value is now in the shadow."""
     conflicts: tuple[ConflictRecord, ...]
+    reason: str | None = None
+    """Why a ``refused`` change was refused."""
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON form for the response."""
-        return {
+        """A JSON form for the response (``reason`` only for a refused change)."""
+        out = {
             "shadowName": shadow_label(self.shadow_name),
             "timestamp": self.timestamp,
             "status": self.status,
             "applied": [json_pointer(p) for p in self.applied],
-            "conflicts": [record.to_json() for record in self.conflicts],
+            "conflicts": conflicts_json(self.conflicts),
         }
+        if self.reason is not None:
+            out["reason"] = self.reason
+        return out
+
+
+MILLISECONDS = 100_000_000_000
+"""Timestamps from here on (the year 5138 in seconds) are taken for epoch milliseconds."""
+
+
+def untrusted_timestamp(timestamp: int, *, now: int, max_skew: int) -> str | None:
+    """Why a cached change's ``timestamp`` cannot be trusted, or None when it can."""
+    if timestamp >= MILLISECONDS:
+        return (
+            f"timestamp {timestamp} looks like epoch milliseconds; cached changes are stamped "
+            "in epoch seconds"
+        )
+    if timestamp > now + max_skew:
+        return (
+            f"timestamp {timestamp} is {timestamp - now} s ahead of the cloud's clock ({now}), "
+            f"more than the {max_skew} s allowed; a device clock that far ahead would win "
+            "every clash"
+        )
+    return None
 
 
 @attrs.frozen(kw_only=True)
@@ -106,7 +134,7 @@ class OfflineSyncResult:
             "offlineDurationSeconds": self.offline_duration_seconds,
             "processedChanges": self.processed_changes,
             "conflictsDetected": self.conflicts_detected,
-            "conflicts": [r.to_json() for d in self.decisions for r in d.report],
+            "conflicts": conflicts_json(r for d in self.decisions for r in d.report),
             "reviews": [item.to_json() for d in self.decisions for item in d.reviews],
             "changes": [c.to_json() for c in self.changes],
             "shadows": [d.to_json() for d in self.decisions],
@@ -119,11 +147,12 @@ def offline_sync(
     shadows: Mapping[str | None, ShadowDocument | Mapping[str, Any] | None],
     *,
     now: int,
-    history: History = (),
+    history: History | HistoryHead = (),
     policy: ResolutionPolicy | Strategy | None = None,
     rules: RuleSet | None = None,
     event_bus: str | None = None,
     limits: ShadowLimits = DEFAULT_LIMITS,
+    max_skew: int = 300,
 ) -> OfflineSyncResult:
     """Decide which of a returning device's cached changes apply, which clash, which need review.
 
@@ -135,7 +164,9 @@ def offline_sync(
     (someone wrote it while the device was away) the two clash and the ``policy`` settles it
     (section ``reported``; the shadow is the cloud's side, the cached change the device's),
     with both timestamps as stamps. ``rules`` then judge each value to be written against the
-    reported state in force.
+    reported state in force. A change stamped in milliseconds, or more than ``max_skew``
+    seconds ahead of ``now``, is refused with a reason and takes no part (a shadow with only
+    refused changes is left alone).
 
     ```pycon
     >>> from shadowsync import apply_update
@@ -154,19 +185,36 @@ def offline_sync(
     ```
     """
     now = check_now(now)
+    if type(max_skew) is not int or max_skew < 0:
+        raise InvalidArgumentError(f"max_skew must be an int >= 0 (seconds), got {max_skew!r}")
     parsed: OfflineSyncRequest = sync_request(request, OfflineSyncRequest, "offline_sync")
     shadows = shadows_for(shadows, parsed.shadow_names, "a cached change touches")
-    log = as_log(history)
+    log, previous = decision_history(history)
     thing = parsed.thing_name
     results: list[tuple[int, CachedChangeResult]] = []
     decisions: list[ShadowDecision] = []
-    previous: HistoryRecord | str | None = log.records[-1] if len(log) else None
     for shadow_name in parsed.shadow_names:
         document = shadow_document(shadows[shadow_name])
-        indexed = sorted(
-            ((i, c) for i, c in enumerate(parsed.cached_changes) if c.shadow_name == shadow_name),
-            key=lambda item: item[1].timestamp,
-        )
+        indexed = []
+        for i, c in enumerate(parsed.cached_changes):
+            if c.shadow_name != shadow_name:
+                continue
+            reason = untrusted_timestamp(c.timestamp, now=now, max_skew=max_skew)
+            if reason is None:
+                indexed.append((i, c))
+                continue
+            refused = CachedChangeResult(
+                shadow_name=shadow_name,
+                timestamp=c.timestamp,
+                status="refused",
+                applied=(),
+                conflicts=(),
+                reason=reason,
+            )
+            results.append((i, refused))
+        if not indexed:
+            continue
+        indexed.sort(key=lambda item: item[1].timestamp)
         # Path -> (value, timestamp, index of the change that set it); later changes win.
         device: dict[Path, tuple[Value, int, int]] = {}
         for index, change in indexed:
@@ -284,14 +332,13 @@ def offline_sync(
     changes = tuple(result for _, result in sorted(results, key=lambda item: item[0]))
     events = [entry for d in decisions for entry in d.events]
     metrics = [datum for d in decisions for datum in d.metrics]
-    metrics.append(metric_datum("OfflineSync", 1, timestamp=now, thing_name=thing))
-    metrics.append(metric_datum("OfflineChanges", len(changes), timestamp=now, thing_name=thing))
+    metrics.append(metric_datum("OfflineSync", 1, timestamp=now))
+    metrics.append(metric_datum("OfflineChanges", len(changes), timestamp=now))
     metrics.append(
         metric_datum(
             "OfflineDuration",
             parsed.offline_duration_seconds,
             timestamp=now,
-            thing_name=thing,
             unit="Seconds",
         )
     )

@@ -265,7 +265,18 @@ def parse_request(payload: object) -> SyncRequest:
     ```
     """
     request = decode_object(payload, "the request")
+    if "Records" in request and "operation" not in request:
+        raise OperationError(
+            "received an event with Records (a DynamoDB stream, SQS or SNS batch), not a "
+            "request; expected an object with operation, one of " + ", ".join(OPERATIONS)
+        )
     operation = request.get("operation", "sync_check")
+    if operation == "sync_device_shadows":
+        raise OperationError(
+            "unknown operation 'sync_device_shadows'; to replay a device's cached changes use "
+            "offline_sync (thingName, cachedChanges); expected one of " + ", ".join(OPERATIONS),
+            operation=operation,
+        )
     if operation not in OPERATIONS:
         raise OperationError(
             f"unknown operation {describe(operation)}; expected one of {', '.join(OPERATIONS)}",

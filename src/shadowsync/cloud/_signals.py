@@ -72,7 +72,12 @@ def metric_datum(
     shadow_label: str | None = None,
     unit: Literal["Count", "Seconds"] = "Count",
 ) -> dict[str, Any]:
-    """One CloudWatch ``MetricData`` item with ``ThingName``/``ShadowName`` dimensions."""
+    """One CloudWatch ``MetricData`` item, with a ``ShadowName`` dimension when given.
+
+    ``thing_name`` adds a ``ThingName`` dimension; the cloud side never passes it, because
+    every dimension value is a custom metric of its own, billed (a million things, a million
+    metrics): per-thing detail stays in the events and the history.
+    """
     dimensions = []
     if thing_name is not None:
         dimensions.append({"Name": "ThingName", "Value": thing_name})

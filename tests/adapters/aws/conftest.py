@@ -126,3 +126,72 @@ def aws(moto_endpoint: str) -> Iterator[Aws]:
     finally:
         for client in clients.values():
             client.close()
+
+
+class CountingClient:
+    """A dynamodb client that counts the items each call reads and writes.
+
+    Items read are the items a response carries (``Item``, ``Items``, ``Responses``); items
+    written are the items a request puts, updates or deletes.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.read = 0
+        self.written = 0
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def reset(self) -> None:
+        self.read = self.written = 0
+        self.calls.clear()
+
+    def get_item(self, **kwargs: Any) -> Any:
+        response = self.client.get_item(**kwargs)
+        self.calls.append("GetItem")
+        self.read += 1 if "Item" in response else 0
+        return response
+
+    def batch_get_item(self, **kwargs: Any) -> Any:
+        response = self.client.batch_get_item(**kwargs)
+        self.calls.append("BatchGetItem")
+        self.read += sum(len(items) for items in response.get("Responses", {}).values())
+        return response
+
+    def query(self, **kwargs: Any) -> Any:
+        response = self.client.query(**kwargs)
+        self.calls.append("Query")
+        self.read += len(response.get("Items", []))
+        return response
+
+    def scan(self, **kwargs: Any) -> Any:
+        response = self.client.scan(**kwargs)
+        self.calls.append("Scan")
+        self.read += len(response.get("Items", []))
+        return response
+
+    def transact_write_items(self, **kwargs: Any) -> Any:
+        response = self.client.transact_write_items(**kwargs)
+        self.calls.append("TransactWriteItems")
+        self.written += len(kwargs["TransactItems"])
+        return response
+
+    def put_item(self, **kwargs: Any) -> Any:
+        response = self.client.put_item(**kwargs)
+        self.calls.append("PutItem")
+        self.written += 1
+        return response
+
+    def update_item(self, **kwargs: Any) -> Any:
+        response = self.client.update_item(**kwargs)
+        self.calls.append("UpdateItem")
+        self.written += 1
+        return response
+
+    def batch_write_item(self, **kwargs: Any) -> Any:
+        response = self.client.batch_write_item(**kwargs)
+        self.calls.append("BatchWriteItem")
+        self.written += sum(len(requests) for requests in kwargs["RequestItems"].values())
+        return response

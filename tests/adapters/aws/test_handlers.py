@@ -187,10 +187,12 @@ def test_a_record_written_meanwhile_by_another_resolver_is_chained_after(aws: Aw
     assert summary["decision"] == "merge"
     history = aws.history.read(THING)
     assert history.verify().ok
+    # Records go in before their update is sent: the other resolver's record, written while
+    # this one sent its update, follows it in the chain.
     assert [(r.shadow_name, r.change_type) for r in history] == [
         (SHADOW, "update"),
-        ("telemetry", "update"),
         (SHADOW, "conflict_resolved"),
+        ("telemetry", "update"),
     ]
     document = aws.shadows.get(THING, SHADOW)
     assert document is not None
@@ -270,3 +272,38 @@ def test_sync_manager_answers_a_malformed_request_with_400(
     response = handler(request_, None)
     assert response["statusCode"] == 400
     assert message in json.loads(response["body"])["error"]
+
+
+def test_the_recipes_validation_steps_on_a_fresh_table_find_its_conflicts(aws: Aws) -> None:
+    """Steps 3 and 2 of the recipe's Validation and Testing, with no hand-made history: each
+    update's delta event reaches the resolver in turn, as the IoT rule delivers them."""
+    queue = aws.event_queue()
+    aws.create_thing(THING)
+    reported = {**INITIAL, "firmwareVersion": "v1.0.0"}
+    aws.shadows.update(THING, {"state": {"desired": INITIAL, "reported": reported}}, SHADOW)
+    handler = conflict_resolver_handler(
+        shadows=aws.shadows,
+        history=aws.history,
+        events_client=aws.events,
+        policy_for=lambda thing: DEVICE_WINS,
+        now=lambda: T0,
+    )
+    # Update 1: the cloud changes the configuration; its delta event.
+    aws.shadows.update(THING, {"state": {"desired": CLOUD}}, SHADOW)
+    first = handler({**_delta_event(aws)}, None)
+    assert (first["decision"], first["hasConflict"]) == ("accept", False)
+    # Update 2: the device reports different values; its delta event.
+    aws.shadows.update(
+        THING, {"state": {"reported": {**DEVICE, "firmwareVersion": "v1.0.1"}}}, SHADOW
+    )
+    second = handler({**_delta_event(aws)}, None)
+    assert (second["decision"], second["hasConflict"]) == ("merge", True)
+    assert [(c["path"], c["cloud"], c["device"], c["winnerSide"]) for c in second["conflicts"]] == [
+        ("alertThreshold", 90, 85, "device"),
+        ("operatingMode", "high_performance", "power_save", "device"),
+    ]
+    assert second["pending"] == ["/samplingRate"]
+    assert [e["detail-type"] for e in aws.received(queue, 1)] == ["Conflict Resolved"]
+    history = aws.history.read(THING)
+    assert [r.change_type for r in history] == ["update", "conflict_resolved"]
+    assert history.verify().ok
