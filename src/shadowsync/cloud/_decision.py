@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from shadowsync._audit.record import record_from_states
 from shadowsync._conflict.merge import (
     ConflictRecord,
     ConflictReport,
@@ -25,7 +26,7 @@ from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._patch import apply_merge_patch
 from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, nested, overlaps, place
 from shadowsync._update import apply_update
-from shadowsync.audit import ChangeType, Decision, HistoryRecord, record_from_states
+from shadowsync.audit import ChangeType, Decision, HistoryRecord
 from shadowsync.cloud._requests import shadow_label
 from shadowsync.cloud._signals import MetricName, event_entry, iso_time, metric_datum
 from shadowsync.strategies import MISSING, ConflictKind, Severity

@@ -6,15 +6,15 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
+from shadowsync._audit.record import as_state
 from shadowsync._json import json_equal, json_type_name, kind_phrase
 from shadowsync._tree import lookup
-from shadowsync.audit import AuditLog, as_state
 from shadowsync.cloud._history import History, as_log
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.strategies import MISSING
 
 if TYPE_CHECKING:
-    from shadowsync.audit import ShadowState
+    from shadowsync.audit import AuditLog, ShadowState
 
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_$:-]+")
 
