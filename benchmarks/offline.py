@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shadowsync import HLCStamp, ShadowDocument, ShadowLimits, apply_update, json_equal
-from shadowsync._device.queue import ACK_PATH, Intent, OfflineQueue, QueueLimits
+from shadowsync._device.intent import ACK_PATH, Intent
+from shadowsync._device.queue import OfflineQueue, QueueLimits
 from shadowsync.stores import MemoryStore, SQLiteStore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from shadowsync._device.queue import ReplayBatch
+    from shadowsync._device.replay import ReplayBatch
     from shadowsync._json import JSONObject, JSONValue
     from shadowsync.stores import Store
 

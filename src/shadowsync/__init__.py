@@ -179,11 +179,11 @@ if TYPE_CHECKING:
     from shadowsync._device.config import (
         SessionHealth as SessionHealth,
     )
-    from shadowsync._device.queue import (
-        DropRecord as DropRecord,
+    from shadowsync._device.intent import (
+        Intent as Intent,
     )
     from shadowsync._device.queue import (
-        Intent as Intent,
+        DropRecord as DropRecord,
     )
     from shadowsync._device.queue import (
         OfflineQueue as OfflineQueue,
@@ -197,7 +197,7 @@ if TYPE_CHECKING:
     from shadowsync._device.queue import (
         QueueStats as QueueStats,
     )
-    from shadowsync._device.queue import (
+    from shadowsync._device.replay import (
         ReplayBatch as ReplayBatch,
     )
     from shadowsync._device.session import (
@@ -245,15 +245,15 @@ _LAZY_FROM: dict[str, tuple[str, ...]] = {
         "stamps_at",
         "stamps_from_metadata",
     ),
+    "shadowsync._device.intent": ("Intent",),
     "shadowsync._device.queue": (
         "DropRecord",
-        "Intent",
         "OfflineQueue",
         "PutResult",
         "QueueLimits",
         "QueueStats",
-        "ReplayBatch",
     ),
+    "shadowsync._device.replay": ("ReplayBatch",),
     "shadowsync._device.state": ("SessionState", "SessionStateError", "Trigger"),
     "shadowsync._device.config": ("Backoff", "SessionConfig", "SessionHealth"),
     "shadowsync._device.session": ("ShadowSession",),

@@ -11,7 +11,7 @@ import marshal
 import math
 import re
 from collections.abc import Mapping
-from typing import Any, NoReturn, TypeAlias, cast
+from typing import Any, Literal, NoReturn, TypeAlias, cast, get_args
 
 from shadowsync.errors import InvalidRequestError, UnsupportedEncodingError
 
@@ -62,7 +62,7 @@ def decode_payload(payload: bytes | bytearray | memoryview | str, *, max_depth: 
 
 def decode_json(payload: bytes | str, *, max_depth: int) -> JSONValue:
     """Decode a JSON text of any shape (a file, a configuration): `decode_payload`, then the
-    checks `normalize_section` makes of a section's values, ``null`` allowed anywhere.
+    checks of `plain_json` (those `normalize_section` makes of a section), ``null`` anywhere.
 
     Refused, with `InvalidRequestError`: numbers beyond a float's range (``1e400`` decodes to
     infinity), strings holding a lone UTF-16 surrogate (``"\\ud800"``, which no UTF-8 text can
@@ -82,39 +82,25 @@ def decode_json(payload: bytes | str, *, max_depth: int) -> JSONValue:
     """
     value = decode_payload(payload, max_depth=max_depth)
     try:
-        _check_value(value, 1, max_depth)
-    except BadValue as bad:
+        # Decoded JSON holds only the plain types, so the strict walk takes all it should.
+        plain = plain_json(value, max_depth=max_depth, lenient=False)
+    except JSONProblem as bad:
+        message = NESTING_MESSAGE.format(depth=max_depth) if bad.kind == "depth" else INVALID_JSON
+        reason = bad.reason(
+            {
+                # A literal such as 1e400 decodes to infinity (NaN and Infinity do not decode).
+                "number": "a number beyond a float's range ({value})",
+                "depth": f"more than {max_depth} levels of nesting",
+            }
+        )
         # A path to a level too deep is as long as the limit: its start says where.
-        where = f" at {_shorten(format_path(bad.path[::-1]))}" if bad.path else ""
-        raise InvalidRequestError(bad.message, detail=bad.reason + where) from None
-    return cast("JSONValue", value)
+        where = f" at {_shorten(bad.location(''))}" if bad.path else ""
+        raise InvalidRequestError(message, detail=reason + where) from None
+    return plain
 
 
 def _shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _check_value(value: Any, depth: int, max_depth: int) -> None:
-    """`normalize`'s checks of decoded JSON, without the copy and with ``null`` allowed."""
-    kind = type(value)
-    if kind is str:
-        if not value.isascii():
-            _check_utf8(value)
-    elif kind is float:
-        if not _isfinite(value):  # a literal such as 1e400: NaN and Infinity do not decode
-            raise BadValue(INVALID_JSON, f"a number beyond a float's range ({value!r})")
-    elif kind is dict or kind is list:
-        if depth > max_depth:
-            message = NESTING_MESSAGE.format(depth=max_depth)
-            raise BadValue(message, f"more than {max_depth} levels of nesting")
-        for key, item in value.items() if kind is dict else enumerate(value):
-            if type(key) is str and not key.isascii():
-                _check_utf8(key)
-            try:
-                _check_value(item, depth + 1, max_depth)
-            except BadValue as bad:
-                bad.path.append(key)
-                raise
 
 
 def describe(value: object, limit: int = 80) -> str:
@@ -216,36 +202,150 @@ def normalize_section(value: Any, *, section: str, max_depth: int, nulls: bool) 
     """
     if not isinstance(value, Mapping):
         raise InvalidRequestError(INVALID_JSON, detail=f"{section} is not an object")
+    rules = _MEMBER_NULLS if nulls else _NO_NULLS
     try:
-        result = normalize(value, 1, max_depth, None if nulls else INVALID_JSON)
-    except BadValue as bad:
-        bad.path.append(section)
-        detail = f"{bad.reason} at {format_path(bad.path[::-1])}"
-        raise InvalidRequestError(bad.message, detail=detail) from None
+        result = _walk(value, 1, max_depth, rules, rules.member_null)
+    except JSONProblem as bad:
+        if bad.kind == "depth":
+            message = NESTING_MESSAGE.format(depth=max_depth)
+        else:
+            message = NULL_IN_ARRAY if bad.kind == "null_in_array" else INVALID_JSON
+        raise InvalidRequestError(
+            message, detail=f"{bad.reason()} at {bad.location(section)}"
+        ) from None
     assert isinstance(result, dict)
     return result
 
 
-class BadValue(Exception):
-    """A value `normalize` refused: ``message`` is the AWS text, ``reason`` says what is wrong,
-    and ``path`` (innermost key first) is filled in while unwinding."""
+JSONProblemKind: TypeAlias = Literal[
+    "number", "digits", "surrogate", "key", "type", "null", "null_in_array", "depth"
+]
+"""What `plain_json` found wrong: a NaN or infinity, an int too long to write, a lone
+surrogate, a key that is not a string, a value of no JSON type, a null where none may be (in an
+array, or anywhere), a container nested too deep."""
 
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(reason)
-        self.message = message
-        self.reason = reason
-        self.path: list[str | int] = []
+Nulls: TypeAlias = Literal["anywhere", "members", "nowhere"]
+"""Where `plain_json` takes ``null``: anywhere, as object members only (an update's deletes;
+never inside an array), or nowhere."""
+
+_REASONS: dict[str, str] = {
+    "number": "{value} is not a JSON number",
+    "digits": "an integer has more digits than this interpreter converts",
+    "surrogate": "a string holds a lone UTF-16 surrogate, which is not UTF-8",
+    "key": "object key {value} is not a string",
+    "type": "{type} is not a JSON type",
+    "null": "null is not allowed here",
+    "null_in_array": "null is not allowed here",
+    "depth": "level {level} is too deep",
+}
 
 
-def normalize(value: Any, depth: int, max_depth: int, null_error: str | None) -> Any:
-    """Copy ``value`` as plain JSON, or raise `BadValue`.
+class JSONProblem(Exception):
+    """What `plain_json` found wrong with a value, and where.
 
-    ``value`` sits at nesting level ``depth`` (a section is level 1) of at most ``max_depth``;
-    ``null_error`` is the message for a null (``None``: nulls allowed).
+    ``kind`` says what is wrong; ``value`` is the offending value (or key) and ``level`` the
+    nesting level of a container too deep. The location is built while the walk unwinds, so a
+    valid value (the usual case) never pays for it. Each caller words the problem its own way
+    (`reason`) and wraps it in its own error.
     """
+
+    def __init__(self, kind: JSONProblemKind, value: object = None, *, level: int = 0) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.value = value
+        self.level = level
+        self.trail: list[str | int] = []
+        """Keys and indexes from the problem up to the root (innermost first)."""
+
+    @property
+    def path(self) -> tuple[str | int, ...]:
+        """Keys and indexes from the root down to the problem."""
+        return tuple(reversed(self.trail))
+
+    def location(self, root: str) -> str:
+        """Where the problem is, below a value named ``root``: ``details.a[1].b``."""
+        return format_path([root, *self.path])
+
+    def reason(self, wording: Mapping[str, str] | None = None) -> str:
+        """What is wrong, in words: ``wording[kind]`` where given, else the default text.
+
+        A wording may use ``{value}`` (shortened ``repr``), ``{type}`` (the value's type name)
+        and ``{level}``.
+        """
+        template = _REASONS[self.kind]
+        if wording is not None:
+            template = wording.get(self.kind, template)
+        return template.format(
+            value=describe(self.value), type=type(self.value).__name__, level=self.level
+        )
+
+
+class _Rules:
+    """What one kind of `plain_json` walk accepts, besides its depth (see its arguments)."""
+
+    __slots__ = ("array_null", "lenient", "member_null", "utf8")
+
+    def __init__(self, nulls: Nulls, utf8: bool, lenient: bool) -> None:
+        self.utf8 = utf8
+        self.lenient = lenient
+        # The problem a null is, in an object member and inside an array (None: it is fine).
+        self.member_null: JSONProblemKind | None = "null" if nulls == "nowhere" else None
+        self.array_null: JSONProblemKind | None = None if nulls == "anywhere" else "null_in_array"
+
+
+# Made once for every kind of walk: `normalize_section` runs on every update, most of them
+# small, and finds its rules without a lookup.
+_RULES = {
+    (nulls, utf8, lenient): _Rules(nulls, utf8, lenient)
+    for nulls in get_args(Nulls)
+    for utf8 in (False, True)
+    for lenient in (False, True)
+}
+_MEMBER_NULLS = _RULES["members", True, True]
+_NO_NULLS = _RULES["nowhere", True, True]
+
+
+def plain_json(
+    value: object,
+    *,
+    max_depth: int,
+    nulls: Nulls = "anywhere",
+    utf8: bool = True,
+    lenient: bool = True,
+) -> JSONValue:
+    """A private copy of ``value`` as plain JSON, or `JSONProblem` saying what is wrong where.
+
+    The one walk over values that come from outside: finite numbers, ints short enough to
+    write, string keys, at most ``max_depth`` levels of containers (``value`` itself is level
+    1; leaves do not count), ``null`` where ``nulls`` allows it. ``utf8`` refuses strings and
+    keys holding a lone UTF-16 surrogate. ``lenient`` also takes other mappings, tuples and
+    list subclasses, subclasses of the JSON scalar types (``IntEnum``, ``str`` enums) and
+    ``str`` subclass keys, as their plain types; otherwise only ``dict``, ``list`` and the
+    exact scalar types are JSON.
+
+    ```pycon
+    >>> plain_json({"a": (1, 2.5)}, max_depth=8)
+    {'a': [1, 2.5]}
+    >>> try:
+    ...     plain_json({"a": [1, float("nan")]}, max_depth=8)
+    ... except JSONProblem as bad:
+    ...     print(bad.location("value"), bad.reason())
+    value.a[1] nan is not a JSON number
+
+    ```
+    """
+    rules = _RULES[nulls, utf8, lenient]
+    result: JSONValue = _walk(value, 1, max_depth, rules, rules.member_null)
+    return result
+
+
+def _walk(
+    value: Any, level: int, max_depth: int, rules: _Rules, null: JSONProblemKind | None
+) -> Any:
+    """Copy ``value`` as plain JSON; ``null`` is the problem a null is here (None: allowed)."""
     kind = type(value)
     if kind is str:
-        if not value.isascii():
+        if rules.utf8 and not value.isascii():
             _check_utf8(value)
         return value
     if kind is int:
@@ -257,81 +357,92 @@ def normalize(value: Any, depth: int, max_depth: int, null_error: str | None) ->
     if kind is float:
         if _isfinite(value):
             return value
-        raise BadValue(INVALID_JSON, f"{value!r} is not a JSON number")
+        raise JSONProblem("number", value)
     if value is None:
-        if null_error is None:
+        if null is None:
             return None
-        raise BadValue(null_error, "null is not allowed here")
-    if kind is dict or kind is list or kind is tuple or isinstance(value, Mapping):
-        if depth > max_depth:
-            raise BadValue(NESTING_MESSAGE.format(depth=max_depth), f"level {depth} is too deep")
-        # Plain leaves are checked inline: a call per leaf would dominate validation.
-        if kind is list or kind is tuple:
-            items: list[JSONValue] = []
-            for index, item in enumerate(value):
-                leaf = type(item)
-                if leaf is str:
-                    if item.isascii():
-                        items.append(item)
-                        continue
-                elif leaf is int:
-                    if item.bit_length() <= _INT_BITS_CHECK:
-                        items.append(item)
-                        continue
-                elif leaf is float:
-                    if _isfinite(item):
-                        items.append(item)
-                        continue
-                elif leaf is bool:
-                    items.append(item)
-                    continue
-                try:
-                    # Inside an array nothing is a delete, so null is refused at any depth.
-                    items.append(normalize(item, depth + 1, max_depth, NULL_IN_ARRAY))
-                except BadValue as bad:
-                    bad.path.append(index)
-                    raise
-            return items
-        out: JSONObject = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                if not isinstance(key, str):
-                    raise BadValue(INVALID_JSON, f"object key {describe(key)} is not a string")
-                key = str(key)
-            if not key.isascii():
-                _check_utf8(key)
+        raise JSONProblem(null)
+    if kind is dict or kind is list:
+        array = kind is list
+    elif not rules.lenient:
+        raise JSONProblem("type", value)
+    elif isinstance(value, (list, tuple)):
+        array = True
+    elif isinstance(value, Mapping):
+        array = False
+    # Subclasses of the JSON scalar types (IntEnum, str-based enums, float subclasses).
+    elif isinstance(value, bool):
+        return bool(value)
+    elif isinstance(value, int):
+        return _walk(int(value), level, max_depth, rules, null)
+    elif isinstance(value, float):
+        return _walk(float(value), level, max_depth, rules, null)
+    elif isinstance(value, str):
+        return _walk(str(value), level, max_depth, rules, null)
+    else:
+        raise JSONProblem("type", value)
+    if level > max_depth:
+        raise JSONProblem("depth", value, level=level)
+    utf8 = rules.utf8
+    # Plain leaves are checked inline: a call per leaf would dominate validation.
+    if array:
+        # Inside an array nothing is a delete, so unless nulls are fine anywhere, a null is
+        # refused at any depth below it.
+        inner = rules.array_null
+        items: list[JSONValue] = []
+        for index, item in enumerate(value):
             leaf = type(item)
             if leaf is str:
                 if item.isascii():
-                    out[key] = item
+                    items.append(item)
                     continue
             elif leaf is int:
                 if item.bit_length() <= _INT_BITS_CHECK:
-                    out[key] = item
+                    items.append(item)
                     continue
             elif leaf is float:
                 if _isfinite(item):
-                    out[key] = item
+                    items.append(item)
                     continue
             elif leaf is bool:
-                out[key] = item
+                items.append(item)
                 continue
             try:
-                out[key] = normalize(item, depth + 1, max_depth, null_error)
-            except BadValue as bad:
-                bad.path.append(key)
+                items.append(_walk(item, level + 1, max_depth, rules, inner))
+            except JSONProblem as bad:
+                bad.trail.append(index)
                 raise
-        return out
-    # Subclasses of the JSON scalar types (IntEnum, str-based enums, float subclasses).
-    if isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, int):
-        return normalize(int(value), depth, max_depth, null_error)
-    if isinstance(value, float):
-        return normalize(float(value), depth, max_depth, null_error)
-    if isinstance(value, str):
-        return normalize(str(value), depth, max_depth, null_error)
-    raise BadValue(INVALID_JSON, f"{type(value).__name__} is not a JSON type")
+        return items
+    out: JSONObject = {}
+    for key, item in value.items():
+        if type(key) is not str:
+            if not (rules.lenient and isinstance(key, str)):
+                raise JSONProblem("key", key)
+            key = str(key)
+        if utf8 and not key.isascii():
+            _check_utf8(key)
+        leaf = type(item)
+        if leaf is str:
+            if item.isascii():
+                out[key] = item
+                continue
+        elif leaf is int:
+            if item.bit_length() <= _INT_BITS_CHECK:
+                out[key] = item
+                continue
+        elif leaf is float:
+            if _isfinite(item):
+                out[key] = item
+                continue
+        elif leaf is bool:
+            out[key] = item
+            continue
+        try:
+            out[key] = _walk(item, level + 1, max_depth, rules, null)
+        except JSONProblem as bad:
+            bad.trail.append(key)
+            raise
+    return out
 
 
 _isfinite = math.isfinite
@@ -345,18 +456,14 @@ def _check_int_digits(value: int) -> None:
     try:
         str(value)
     except ValueError:
-        raise BadValue(
-            INVALID_JSON, "an integer has more digits than this interpreter converts"
-        ) from None
+        raise JSONProblem("digits", value) from None
 
 
 def _check_utf8(text: str) -> None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        raise BadValue(
-            INVALID_JSON, "a string holds a lone UTF-16 surrogate, which is not UTF-8"
-        ) from None
+        raise JSONProblem("surrogate", text) from None
 
 
 def json_equal(a: JSONValue, b: JSONValue) -> bool:

@@ -33,7 +33,6 @@ import contextvars
 import functools
 import hashlib
 import json
-import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal, NoReturn, TypeAlias, get_args
@@ -43,6 +42,7 @@ import attrs
 from shadowsync._document import ShadowDocument
 from shadowsync._json import (
     JSONObject,
+    JSONProblem,
     JSONValue,
     canonical_json,
     copy_json,
@@ -51,6 +51,7 @@ from shadowsync._json import (
     json_equal,
     kind_phrase,
     normalize_section,
+    plain_json,
 )
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH
 from shadowsync._patch import apply_json_patch, make_json_patch
@@ -121,7 +122,6 @@ class AuditLogError(InvalidDocumentError):
 # --------------------------------------------------------------------------------------------
 
 _MAX_NESTING = 64  # bounds the recursion over patches and details
-_INT_BITS_CHECK = 14_000  # ints this large may exceed the int -> str digit limit
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 _OPERATIONS = ("add", "remove", "replace", "move", "copy", "test")
 
@@ -169,68 +169,20 @@ def _text(instance: object, attribute: attrs.Attribute[Any], value: object) -> N
         raise InvalidArgumentError(f"{attribute.name} must be a str, got {describe(value)}")
 
 
-class _NotJSON(Exception):
-    """Internal: a value is not plain JSON; ``path`` is filled in while unwinding."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.path: list[str] = []
-
-
-def _plain(value: object, depth: int) -> JSONValue:
-    """A private copy of ``value`` as plain JSON, or `_NotJSON` saying what is wrong where."""
-    kind = type(value)
-    if value is None or kind is str or kind is bool:
-        return value  # type: ignore[return-value]
-    if kind is int:
-        assert isinstance(value, int)
-        if value.bit_length() > _INT_BITS_CHECK:
-            try:
-                str(value)
-            except ValueError:
-                raise _NotJSON("an integer has too many digits to write as JSON") from None
-        return value
-    if kind is float:
-        assert isinstance(value, float)
-        if not math.isfinite(value):
-            raise _NotJSON(f"{value!r} is not a JSON number")
-        return value
-    if isinstance(value, (Mapping, list, tuple)):
-        if depth >= _MAX_NESTING:
-            raise _NotJSON(f"values nest deeper than {_MAX_NESTING} levels")
-        if isinstance(value, Mapping):
-            out: JSONObject = {}
-            for key, item in value.items():
-                if type(key) is not str:
-                    raise _NotJSON(f"the object key {describe(key)} is not a string")
-                try:
-                    out[key] = _plain(item, depth + 1)
-                except _NotJSON as bad:
-                    bad.path.append(f".{key}")
-                    raise
-            return out
-        items: list[JSONValue] = []
-        for index, item in enumerate(value):
-            try:
-                items.append(_plain(item, depth + 1))
-            except _NotJSON as bad:
-                bad.path.append(f"[{index}]")
-                raise
-        return items
-    # Subclasses of the JSON scalar types (IntEnum, str-based enums) become the plain type.
-    for base in (bool, int, float, str):
-        if isinstance(value, base):
-            return _plain(base(value), depth)
-    raise _NotJSON(f"{type(value).__name__} is not a JSON type")
+# How the audit trail words what `plain_json` finds wrong (the rest: its default wording).
+_NOT_JSON = {
+    "digits": "an integer has too many digits to write as JSON",
+    "key": "the object key {value} is not a string",
+    "depth": f"values nest deeper than {_MAX_NESTING} levels",
+}
 
 
 def _plain_json(value: object, name: str) -> JSONValue:
+    """A private copy of ``value`` as plain JSON (lone surrogates kept: the log is ASCII)."""
     try:
-        return _plain(value, 0)
-    except _NotJSON as bad:
-        where = name + "".join(reversed(bad.path))
-        raise InvalidArgumentError(f"{where}: {bad.reason}") from None
+        return plain_json(value, max_depth=_MAX_NESTING, utf8=False)
+    except JSONProblem as bad:
+        raise InvalidArgumentError(f"{bad.location(name)}: {bad.reason(_NOT_JSON)}") from None
 
 
 def _patch_operations(value: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

@@ -34,7 +34,8 @@ from shadowsync.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from shadowsync._conflict.merge import ConflictReport, ReviewItem
-    from shadowsync._device.queue import DropRecord, Intent
+    from shadowsync._device.intent import Intent
+    from shadowsync._device.queue import DropRecord
     from shadowsync._device.state import SessionState, Trigger
     from shadowsync._json import JSONObject
     from shadowsync.rules import Acknowledgement, Rejection

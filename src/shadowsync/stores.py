@@ -31,23 +31,33 @@ shadowsync raises `StoreSchemaError`, and no raw `sqlite3` error escapes.
 from __future__ import annotations
 
 import json
-import math
 import os
-import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-import attrs
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from shadowsync._conflict.clocks import HLCStamp
-from shadowsync._device.queue import Intent
-from shadowsync._json import JSONObject, canonical_json, describe, dumps_compact
+from shadowsync._device.intent import Intent, stored_intent
+from shadowsync._device.store import (
+    CacheEntry,
+    Store,
+    StoreCorruptError,
+    StoreError,
+    StoreSchemaError,
+)
+from shadowsync._json import (
+    JSONObject,
+    JSONProblem,
+    canonical_json,
+    describe,
+    dumps_compact,
+    plain_json,
+)
 from shadowsync._limits import DEFAULT_LIMITS
 from shadowsync.errors import InvalidArgumentError, ShadowSyncError
 
 if TYPE_CHECKING:
-    from types import TracebackType
+    import sqlite3
 
 __all__ = [
     "CacheEntry",
@@ -65,91 +75,6 @@ _SCHEMA_VERSION = 1
 _MAX_CACHE_DEPTH = 64
 
 
-class StoreError(ShadowSyncError):
-    """A store cannot be opened, read or written (or is closed)."""
-
-
-class StoreCorruptError(StoreError):
-    """A store's file is damaged, or is not a database at all."""
-
-
-class StoreSchemaError(StoreError):
-    """A store's file has a schema this release does not read (newer, or not shadowsync's)."""
-
-
-@attrs.frozen(kw_only=True)
-class CacheEntry:
-    """What a store remembers about one shadow.
-
-    ``document`` is the last known shadow document (a GetThingShadow body); ``base`` is the
-    state both sides last agreed on, the base of the next three-way merge. Either may be
-    ``None``. Both are plain JSON, yours to change.
-    """
-
-    thing_name: str
-    """The thing."""
-    shadow_name: str | None
-    """The named shadow, or ``None`` for the classic shadow."""
-    document: JSONObject | None
-    """The last known shadow document, or ``None``."""
-    base: JSONObject | None
-    """The last synced base, or ``None``."""
-
-
-@runtime_checkable
-class Store(Protocol):
-    """Durable storage for an offline queue and a shadow cache.
-
-    ``append`` assigns increasing seqs and returns only when the intent is durable; ``remove``
-    and ``append``'s own ``remove`` are atomic with it. ``intents`` lists what is stored in
-    seq order, with the seqs it assigned. Implementations must be safe to call from several
-    threads.
-    """
-
-    def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:
-        """Store ``intent`` (its ``seq`` is ignored), remove ``remove``, atomically; the new seq."""
-        ...
-
-    def remove(self, seqs: Iterable[int]) -> None:
-        """Remove intents by seq, atomically (unknown seqs are ignored)."""
-        ...
-
-    def intents(self) -> list[Intent]:
-        """Every stored intent in seq order, each carrying its seq."""
-        ...
-
-    def put_cache(
-        self,
-        thing_name: str,
-        shadow_name: str | None,
-        *,
-        document: Mapping[str, Any] | None,
-        base: Mapping[str, Any] | None,
-    ) -> None:
-        """Remember the last known document and the last synced base of a shadow."""
-        ...
-
-    def get_cache(self, thing_name: str, shadow_name: str | None) -> CacheEntry | None:
-        """What was last remembered about a shadow, or ``None``."""
-        ...
-
-    def delete_cache(self, thing_name: str, shadow_name: str | None) -> None:
-        """Forget a shadow's cache entry (after the shadow was deleted)."""
-        ...
-
-    def put_state(self, name: str, value: Mapping[str, Any]) -> None:
-        """Keep the JSON object ``value`` under ``name``, replacing what was there, atomically."""
-        ...
-
-    def get_state(self, name: str) -> JSONObject | None:
-        """The JSON object last kept under ``name`` (a private copy), or ``None``."""
-        ...
-
-    def close(self) -> None:
-        """Release the store; later calls raise `StoreError`. Closing twice is harmless."""
-        ...
-
-
 # --------------------------------------------------------------------------------------------
 # Encoding shared by both stores
 # --------------------------------------------------------------------------------------------
@@ -161,66 +86,26 @@ def _check_names(thing_name: object, shadow_name: object) -> tuple[str, str | No
     return thing, shadow
 
 
-class _NotJSON(Exception):
-    """What `_walk_json` found, and where: the keys and indexes are added while unwinding, so
-    a valid value (the usual case) never pays for building locations."""
+# How the stores word what `plain_json` finds wrong in a cached document.
+_NOT_JSON = {
+    "number": "holds {value}, which is not JSON",
+    "digits": "holds an integer with more digits than this interpreter converts",
+    "surrogate": "holds a lone surrogate (not UTF-8)",
+    "key": "has a key that is not a str: {value}",
+    "type": "holds a {type}, which is not JSON",
+    "depth": f"nests more than {_MAX_CACHE_DEPTH} levels",
+}
 
-    def __init__(self, problem: str) -> None:
-        self.problem = problem
-        self.path: list[str | int] = []
 
-
-def _check_json(value: object, where: str) -> None:
-    """Plain JSON only: what `json.dumps` writes and `json.loads` reads back unchanged."""
+def _check_json(value: object, where: str) -> JSONObject:
+    """A plain copy of ``value``: only what `json.dumps` writes and `json.loads` reads back
+    unchanged (so no tuples, no subclasses, no lone surrogates)."""
     try:
-        _walk_json(value, 0)
-    except _NotJSON as bad:
-        location = where + "".join(
-            f"[{part}]" if type(part) is int else f".{part}" for part in reversed(bad.path)
-        )
-        raise InvalidArgumentError(f"{location} {bad.problem}") from None
-
-
-def _walk_json(value: object, depth: int) -> None:
-    if depth > _MAX_CACHE_DEPTH:
-        raise _NotJSON(f"nests more than {_MAX_CACHE_DEPTH} levels")
-    if value is None or type(value) is bool or type(value) is int:
-        return
-    if type(value) is float:
-        if not math.isfinite(value):
-            raise _NotJSON(f"holds {value!r}, which is not JSON")
-        return
-    if type(value) is str:
-        _check_text(value)
-        return
-    if type(value) is list:
-        for index, item in enumerate(value):
-            try:
-                _walk_json(item, depth + 1)
-            except _NotJSON as bad:
-                bad.path.append(index)
-                raise
-        return
-    if type(value) is dict:
-        for key, member in value.items():
-            if type(key) is not str:
-                raise _NotJSON(f"has a key that is not a str: {describe(key)}")
-            _check_text(key)
-            try:
-                _walk_json(member, depth + 1)
-            except _NotJSON as bad:
-                bad.path.append(key)
-                raise
-        return
-    raise _NotJSON(f"holds a {type(value).__name__}, which is not JSON")
-
-
-def _check_text(text: str) -> None:
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise _NotJSON("holds a lone surrogate (not UTF-8)") from None
+        plain = plain_json(value, max_depth=_MAX_CACHE_DEPTH, lenient=False)
+    except JSONProblem as bad:
+        raise InvalidArgumentError(f"{bad.location(where)} {bad.reason(_NOT_JSON)}") from None
+    assert type(plain) is dict
+    return plain
 
 
 def _encode_cache(value: object, where: str) -> str | None:
@@ -232,8 +117,7 @@ def _encode_cache(value: object, where: str) -> str | None:
         raise InvalidArgumentError(
             f"{where} must be a JSON object or None, got {type(value).__name__}"
         )
-    _check_json(value, where)
-    return canonical_json(value)
+    return canonical_json(_check_json(value, where))
 
 
 def _decode_cache(text: str | None) -> JSONObject | None:
@@ -309,19 +193,34 @@ def _check_seqs(seqs: Iterable[int]) -> list[int]:
     return items
 
 
+_S = TypeVar("_S", bound="_Closing")
+
+
+class _Closing:
+    """What both stores are as context managers: ``with store:`` closes it at the end."""
+
+    def close(self) -> None:
+        raise NotImplementedError  # pragma: no cover - each store has its own
+
+    def __enter__(self: _S) -> _S:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
 # --------------------------------------------------------------------------------------------
 # Memory
 # --------------------------------------------------------------------------------------------
 
 
-class MemoryStore:
+class MemoryStore(_Closing):
     """A `Store` in memory: the same behaviour as `SQLiteStore`, gone when the process ends.
 
     It keeps private copies: what goes in and what comes out share nothing mutable.
 
     ```pycon
-    >>> from shadowsync import HLCStamp
-    >>> from shadowsync._device.queue import Intent
+    >>> from shadowsync import HLCStamp, Intent
     >>> store = MemoryStore()
     >>> stamp = HLCStamp(wall_ms=1, counter=0, node="d")
     >>> store.append(Intent(thing_name="t", shadow_name=None, kind="report", path=("a",),
@@ -352,7 +251,7 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             self._last_seq += 1
-            self._intents[self._last_seq] = intent._queued(self._last_seq)
+            self._intents[self._last_seq] = stored_intent(intent, self._last_seq)
             for seq in gone:
                 self._intents.pop(seq, None)
             return self._last_seq
@@ -370,7 +269,7 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             stored = sorted(self._intents.items())
-        return [intent._queued(seq) for seq, intent in stored]
+        return [stored_intent(intent, seq) for seq, intent in stored]
 
     def put_cache(
         self,
@@ -430,17 +329,6 @@ class MemoryStore:
         with self._lock:
             self._closed = True
 
-    def __enter__(self) -> MemoryStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 # --------------------------------------------------------------------------------------------
 # SQLite
@@ -488,7 +376,7 @@ _STATE_TABLE = (
 )
 
 
-class SQLiteStore:
+class SQLiteStore(_Closing):
     """A `Store` in a SQLite file: WAL, ``synchronous=FULL``, schema version, integrity check.
 
     ``path`` is created with the current schema if it does not exist. Opening an existing file
@@ -501,14 +389,21 @@ class SQLiteStore:
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         if not isinstance(path, (str, os.PathLike)):
             raise InvalidArgumentError(f"path must be a str or a path, got {type(path).__name__}")
+        # sqlite3 is imported when a SQLiteStore is opened, not with this module: a device that
+        # keeps its queue in a MemoryStore (or its own Store) loads no database driver, as the
+        # core promises, and SQLiteStore stays a plain class of this module for its users.
+        import sqlite3
+
         self._path = os.fspath(path)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        # Every sqlite3 failure is caught as this, so the methods need no module of their own.
+        self._sqlite_error: type[sqlite3.Error] = sqlite3.Error
         try:
             conn = sqlite3.connect(
                 self._path, timeout=timeout, isolation_level=None, check_same_thread=False
             )
-        except sqlite3.Error as exc:
+        except self._sqlite_error as exc:
             raise StoreError(f"cannot open the store {self._path!r}: {exc}") from None
         try:
             self._open(conn)
@@ -530,7 +425,7 @@ class SQLiteStore:
     def _open(self, conn: sqlite3.Connection) -> None:
         try:
             problems = [row[0] for row in conn.execute("PRAGMA integrity_check").fetchall()]
-        except sqlite3.Error as exc:
+        except self._sqlite_error as exc:
             raise self._fail(exc, "check") from None
         if problems != ["ok"]:
             shown = "; ".join(str(problem) for problem in problems[:5])
@@ -548,7 +443,7 @@ class SQLiteStore:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
-        except sqlite3.Error as exc:
+        except self._sqlite_error as exc:
             raise self._fail(exc, "open") from None
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
@@ -614,7 +509,7 @@ class SQLiteStore:
                     if conn.in_transaction:
                         conn.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as exc:
+            except self._sqlite_error as exc:
                 raise self._fail(exc, doing) from None
             return rowid
 
@@ -653,7 +548,7 @@ class SQLiteStore:
             conn = self._connection()
             try:
                 return conn.execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
+            except self._sqlite_error as exc:
                 raise self._fail(exc, doing) from None
 
     def intents(self) -> list[Intent]:
@@ -761,19 +656,8 @@ class SQLiteStore:
         if conn is not None:
             try:
                 conn.close()
-            except sqlite3.Error as exc:
+            except self._sqlite_error as exc:
                 raise self._fail(exc, "close") from None
-
-    def __enter__(self) -> SQLiteStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._conn is None else "open"

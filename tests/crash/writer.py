@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from shadowsync import HLCStamp
-from shadowsync._device.queue import Intent
+from shadowsync._device.intent import Intent
 from shadowsync.stores import SQLiteStore
 
 

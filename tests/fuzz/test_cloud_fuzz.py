@@ -33,7 +33,7 @@ from tests.strategies import (
     hostile_payloads,
     outcome,
 )
-from tests.strategies_cloud import as_wire, hostile_events, hostile_requests
+from tests.strategies.cloud import as_wire, hostile_events, hostile_requests
 
 NOW = 1_700_000_600
 DEEP = 100_000

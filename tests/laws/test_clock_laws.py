@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shadowsync._conflict.clocks import HLCStamp, HybridLogicalClock, Ordering, VectorClock
-from tests.strategies_causality import (
+from tests.strategies.causality import (
     ClockEvent,
     clock_events,
     hlc_stamps,

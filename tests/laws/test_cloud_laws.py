@@ -2,7 +2,7 @@
 
 Each history mixes cloud writes (desired), device writes (reported), time passing and
 resolutions with random policies and rules; every resolution's update is applied and its record
-added to the log (see `tests.strategies_cloud`).
+added to the log (see `tests.strategies.cloud`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from shadowsync.audit import AuditLog
 from shadowsync.cloud import handle_delta_event
 from shadowsync.strategies import MISSING, ConflictKind
 from tests.strategies import leaf_paths, lookup
-from tests.strategies_cloud import (
+from tests.strategies.cloud import (
     POLICIES,
     RULES,
     THING,

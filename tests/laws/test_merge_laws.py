@@ -26,7 +26,7 @@ from shadowsync.strategies import (
     Severity,
     Strategy,
 )
-from tests import strategies_merge as sm
+from tests.strategies import merge as sm
 from tests.strategies import shadow_documents
 
 if TYPE_CHECKING:

@@ -13,11 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shadowsync import HLCStamp, ShadowLimits, UpdateRequest, json_equal
-from shadowsync._device.queue import Intent, OfflineQueue, QueueLimits
+from shadowsync._device.queue import OfflineQueue, QueueLimits
 from shadowsync._json import encoded_size
 from shadowsync.stores import MemoryStore, SQLiteStore
-from tests.strategies_causality import slow
-from tests.strategies_device import (
+from tests.strategies.causality import slow
+from tests.strategies.device import (
     QUEUE_NOW,
     apply_batches,
     initial_reported,
@@ -31,7 +31,8 @@ from tests.strategies_device import (
 if TYPE_CHECKING:
     import random as random_module
 
-    from shadowsync._device.queue import ReplayBatch
+    from shadowsync._device.intent import Intent
+    from shadowsync._device.replay import ReplayBatch
     from shadowsync._json import JSONObject
 
 document_limits = st.sampled_from([8192, 200, 90, 60]).map(

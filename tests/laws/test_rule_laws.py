@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from shadowsync import JSONObject, json_equal
 from shadowsync.rules import RuleSet, SemanticVersion, rule_from_dict
-from tests import strategies_rules as sr
+from tests.strategies import rules as sr
 
 
 @st.composite

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shadowsync._conflict.stamped import StampedState
-from tests.strategies_causality import (
+from tests.strategies.causality import (
     Operation,
     model_value,
     operation_logs,

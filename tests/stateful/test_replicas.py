@@ -17,7 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from shadowsync._conflict.clocks import HLCStamp, HybridLogicalClock
 from shadowsync._conflict.stamped import StampedState
-from tests.strategies_causality import (
+from tests.strategies.causality import (
     Operation,
     leaf_values,
     model_apply,

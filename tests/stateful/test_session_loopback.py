@@ -16,7 +16,7 @@ last value unless a drop record says it was lost, and every desired value is rep
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -24,13 +24,13 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from shadowsync import ShadowDocument
 from shadowsync._device.config import SessionConfig
-from shadowsync._device.queue import DropRecord, Intent, QueueLimits
+from shadowsync._device.queue import DropRecord, QueueLimits
 from shadowsync._device.state import SessionState
 from shadowsync._fakes.loopback import LoopbackPair
 from shadowsync.events import Dropped, IntentsConfirmed, IntentsQueued
 from shadowsync.rules import ACK_KEY, Range, RuleSet
 from shadowsync.strategies import MISSING
-from tests.strategies_device import (
+from tests.strategies.device import (
     SESSION_DELAYS,
     SESSION_DESIRED_KEYS,
     SESSION_TARGET_RANGE,
@@ -39,6 +39,9 @@ from tests.strategies_device import (
     session_fault_settings,
     session_reports,
 )
+
+if TYPE_CHECKING:
+    from shadowsync._device.intent import Intent
 
 RULES = RuleSet(
     rules=[Range(path="target", minimum=SESSION_TARGET_RANGE[0], maximum=SESSION_TARGET_RANGE[1])]

@@ -1,7 +1,8 @@
 """sync_check, conflict_summary, health_report, the SyncManager and explain_change.
 
-The fleet tests build hundreds of devices with `tests.fleet.build_fleet` and compare every
-report with what the fleet's own model says it should be, computed here without the library.
+The fleet tests build hundreds of devices with `tests.strategies.fleet.build_fleet` and compare
+every report with what the fleet's own model says it should be, computed here without the
+library.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from shadowsync.cloud import (
 )
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules import Range, RuleSet
-from tests.fleet import HOUR, NOW, SHADOWS, THRESHOLDS, DeviceModel, Fleet, build_fleet
+from tests.strategies.fleet import HOUR, NOW, SHADOWS, THRESHOLDS, DeviceModel, Fleet, build_fleet
 
 CONFLICT_TYPES = {"conflict_resolved", "manual_review", "rule_rejected"}
 

@@ -32,7 +32,7 @@ from shadowsync.strategies import (
     Resolution,
     Severity,
 )
-from tests.strategies_merge import Path, Value, nested, with_edit
+from tests.strategies.merge import Path, Value, nested, with_edit
 
 THERMOSTAT: JSONObject = {
     "mode": "heat",

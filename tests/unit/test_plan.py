@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shadowsync import HLCStamp, ResolutionPolicy, ShadowDocument
+from shadowsync._device.intent import Intent
 from shadowsync._device.plan import (
     Planned,
     escalation,
@@ -14,9 +15,9 @@ from shadowsync._device.plan import (
     plan_updates,
     update_body,
 )
-from shadowsync._device.queue import Intent, ReplayBatch
+from shadowsync._device.replay import ReplayBatch
 from shadowsync.strategies import OwnerWins
-from tests.strategies_device import token_counter
+from tests.strategies.device import token_counter
 
 if TYPE_CHECKING:
     from shadowsync._json import JSONObject, JSONValue

@@ -265,6 +265,7 @@ FORBIDDEN_IN_CORE = (
     "paho",
     "deepdiff",
     "moto",
+    "sqlite3",
     "urllib",
     "http",
     "aws_lambda_powertools",

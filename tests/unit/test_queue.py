@@ -9,24 +9,23 @@ import attrs
 import pytest
 
 from shadowsync import HLCStamp, ShadowLimits, UpdateRequest, apply_update
+from shadowsync._device.intent import ACK_PATH, Intent
 from shadowsync._device.queue import (
-    ACK_PATH,
     DropRecord,
-    Intent,
     OfflineQueue,
     PutResult,
     QueueLimits,
     QueueStats,
-    ReplayBatch,
 )
 from shadowsync._json import encoded_size
 from shadowsync.errors import InvalidArgumentError, InvalidNameError, ShadowSyncError
 from shadowsync.stores import MemoryStore, SQLiteStore
-from tests.strategies_device import token_counter
+from tests.strategies.device import token_counter
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from shadowsync._device.replay import ReplayBatch
     from shadowsync._json import JSONObject, JSONValue
 
 NOW = 1_700_000_000
@@ -358,7 +357,7 @@ def test_the_queued_intent_is_a_private_copy() -> None:
     assert queue.pending()[0].value == {"b": [1]}
 
 
-@pytest.mark.parametrize("now", [-1, 1.5, True, "now"])
+@pytest.mark.parametrize("now", [-1, math.nan, math.inf, True, "now"])
 def test_now_must_be_epoch_seconds(now: Any) -> None:
     queue = fresh()
     with pytest.raises(InvalidArgumentError, match="now"):
@@ -369,6 +368,16 @@ def test_now_must_be_epoch_seconds(now: Any) -> None:
         queue.replay(now=now, token=token_counter())
     with pytest.raises(InvalidArgumentError, match="now"):
         queue.stats(now=now)
+
+
+def test_a_fractional_now_counts_as_the_whole_second_it_falls_in() -> None:
+    queue = fresh(limits=QueueLimits(max_age_seconds=1))
+    assert queue.put(intent("a", 1, created_at=0), now=1.5).seq == 1  # one second old: kept
+    assert queue.stats(now=1.5).oldest_age == 1
+    assert queue.expire(now=1.999) == ()
+    [record] = queue.expire(now=2.5)
+    assert (record.reason, record.at) == ("expired", 2)
+    assert type(record.at) is int
 
 
 def test_put_takes_only_intents() -> None:

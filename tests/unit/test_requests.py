@@ -10,7 +10,7 @@ from shadowsync import DEFAULT_LIMITS
 from shadowsync._device.plan import Planned
 from shadowsync._device.requests import Requests
 from shadowsync.errors import InvalidArgumentError
-from tests.strategies_device import token_counter
+from tests.strategies.device import token_counter
 
 
 def requests(token: object = None) -> Requests:

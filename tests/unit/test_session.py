@@ -49,7 +49,7 @@ from shadowsync.rules import ACK_KEY, Range, RuleSet
 from shadowsync.stores import MemoryStore
 from shadowsync.strategies import LastWriterWins
 from shadowsync.testing import InMemoryShadowService
-from tests.strategies_device import hostile_payloads, token_counter
+from tests.strategies.device import hostile_payloads, token_counter
 
 THING = "lamp"
 START = 1_700_000_000.0

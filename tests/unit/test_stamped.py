@@ -20,7 +20,7 @@ from shadowsync._conflict.stamped import (
     check_path,
 )
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError
-from tests.strategies_causality import Operation, leaf_values, model_apply, paths
+from tests.strategies.causality import Operation, leaf_values, model_apply, paths
 
 
 def t(wall_ms: int, node: str = "n", counter: int = 0) -> HLCStamp:

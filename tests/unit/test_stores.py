@@ -3,15 +3,18 @@ and clear errors for damaged, foreign or newer files."""
 
 from __future__ import annotations
 
+import json
 import math
 import sqlite3
+import subprocess
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from shadowsync import HLCStamp
-from shadowsync._device.queue import Intent
+from shadowsync._device.intent import Intent
 from shadowsync.errors import InvalidArgumentError, InvalidNameError, ShadowSyncError
 from shadowsync.stores import (
     CacheEntry,
@@ -279,6 +282,7 @@ def test_the_cache_survives_a_reopen(make_store: Callable[[], Store]) -> None:
         {"x": "\ud800"},
         {"\udfff": 1},
         {"x": b"bytes"},
+        {"x": [10**5000]},
         ["not", "an", "object"],
         "text",
     ],
@@ -300,6 +304,12 @@ def test_the_cache_refuses_absurd_nesting(make_store: Callable[[], Store]) -> No
         node = node["a"]
     with pytest.raises(InvalidArgumentError, match="nests more than"):
         make_store().put_cache("lamp", None, document=deep, base=None)
+
+
+def test_a_bad_cache_value_is_named_by_where_it_is(make_store: Callable[[], Store]) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        make_store().put_cache("lamp", None, document=None, base={"a": [1, {"b": math.inf}]})
+    assert str(caught.value) == "base.a[1].b holds inf, which is not JSON"
 
 
 @pytest.mark.parametrize(
@@ -611,3 +621,30 @@ def test_an_unreadable_state_row_is_reported_as_corrupt(tmp_path: Path) -> None:
         raw.close()
     with SQLiteStore(path) as store, pytest.raises(StoreCorruptError, match="state 's'"):
         store.get_state("s")
+
+
+# --- no database driver unless a SQLiteStore is opened ---
+
+
+def test_a_queue_in_a_memory_store_loads_no_database_driver(tmp_path: Path) -> None:
+    code = (
+        "import json, sys\n"
+        "from shadowsync.stores import MemoryStore\n"
+        "from shadowsync import OfflineQueue\n"
+        "OfflineQueue(MemoryStore())\n"
+        "loaded = sorted(name for name in sys.modules if 'sqlite' in name)\n"
+        "import shadowsync.stores\n"
+        "with shadowsync.stores.SQLiteStore(sys.argv[1]) as store:\n"
+        "    store.put_cache('lamp', None, document=None, base={'on': True})\n"
+        "    base = store.get_cache('lamp', None).base\n"
+        "print(json.dumps([loaded, base, 'sqlite3' in sys.modules]))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "device.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout) == [[], {"on": True}, True]

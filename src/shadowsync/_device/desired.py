@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from shadowsync._conflict.policy import ResolutionPolicy
-    from shadowsync._device.queue import Intent
+    from shadowsync._device.intent import Intent
     from shadowsync._device.view import CloudView
     from shadowsync._json import JSONObject
     from shadowsync.rules import Rejection, RuleSet

@@ -30,8 +30,9 @@ if TYPE_CHECKING:
     from shadowsync._conflict.merge import ReviewItem
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._device.desired import DesiredTracker
+    from shadowsync._device.intent import Intent
     from shadowsync._device.plan import Planned
-    from shadowsync._device.queue import Intent, OfflineQueue
+    from shadowsync._device.queue import OfflineQueue
     from shadowsync._device.view import CloudView
     from shadowsync._json import JSONObject
     from shadowsync._limits import ShadowLimits

@@ -41,7 +41,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from shadowsync._conflict.policy import ResolutionPolicy
-    from shadowsync._device.queue import Intent, ReplayBatch
+    from shadowsync._device.intent import Intent
+    from shadowsync._device.replay import ReplayBatch
     from shadowsync._document import ShadowDocument
     from shadowsync._json import JSONObject, JSONValue
     from shadowsync._tree import Path

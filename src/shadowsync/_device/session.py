@@ -34,6 +34,7 @@ from shadowsync._conflict.clocks import HybridLogicalClock
 from shadowsync._conflict.policy import ResolutionPolicy
 from shadowsync._device.config import SessionConfig, SessionHealth
 from shadowsync._device.desired import DesiredTracker, Source
+from shadowsync._device.intent import Intent, stored_intent
 from shadowsync._device.messages import (
     Incoming,
     read_changes,
@@ -42,7 +43,7 @@ from shadowsync._device.messages import (
     rejection,
 )
 from shadowsync._device.outbox import Outbox
-from shadowsync._device.queue import Intent, OfflineQueue
+from shadowsync._device.queue import OfflineQueue
 from shadowsync._device.requests import Request, Requests
 from shadowsync._device.state import (
     CONNECTED_STATES,
@@ -535,7 +536,7 @@ class ShadowSession:
             )
             result = self._queue.put(intent, now=int(now))
             if result.seq is not None:
-                queued.append(intent._queued(result.seq))
+                queued.append(stored_intent(intent, result.seq))
         if queued:
             out.append(IntentsQueued(intents=queued))
         self._outbox.collect_drops(out)  # refusals included: put records them as drops

@@ -39,8 +39,8 @@ from shadowsync.events import CacheReset
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from shadowsync._device.intent import Intent
     from shadowsync._device.messages import Notification
-    from shadowsync._device.queue import Intent
     from shadowsync._json import JSONObject, JSONValue
     from shadowsync._limits import ShadowLimits
     from shadowsync._tree import Path

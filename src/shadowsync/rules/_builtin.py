@@ -11,7 +11,7 @@ from typing import Any, ClassVar, cast
 import attrs
 
 from shadowsync._json import (
-    BadValue,
+    JSONProblem,
     JSONValue,
     copy_json,
     describe,
@@ -201,9 +201,9 @@ def _to_values(value: Iterable[JSONValue]) -> tuple[JSONValue, ...]:
             )
         try:
             json_copy(item)
-        except BadValue as bad:
+        except JSONProblem as bad:
             raise RuleConfigError(
-                f"{show(item)} is not a JSON value ({bad.reason})", owner="OneOf", key="values"
+                f"{show(item)} is not a JSON value ({bad.reason()})", owner="OneOf", key="values"
             ) from None
     if not items:
         raise RuleConfigError("needs at least one value", owner="OneOf", key="values")

@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeGuard, cast
 
-from shadowsync._json import describe, dumps_compact, normalize
+from shadowsync._json import describe, dumps_compact, plain_json
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
 from shadowsync._tree import MISSING, Path
 from shadowsync.errors import InvalidArgumentError, InvalidDocumentError
@@ -108,11 +108,10 @@ def show(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def json_copy(value: object, null_error: str = "null is not a value") -> Any:
-    """A plain JSON copy of ``value``, nested no deeper than a shadow may be, or `BadValue`
-    (whose ``reason`` says why not). ``null_error`` is the message for a null: rules never take
-    one as a value."""
-    return normalize(value, 1, MAX_CONFIGURABLE_DEPTH, null_error)
+def json_copy(value: object) -> Any:
+    """A plain JSON copy of ``value``, nested no deeper than a shadow may be, or `JSONProblem`
+    (whose ``reason()`` says why not). Rules never take a null as a value."""
+    return plain_json(value, max_depth=MAX_CONFIGURABLE_DEPTH, nulls="nowhere")
 
 
 def loads(text: str | bytes, error: Callable[[str], Exception], not_json: str) -> Any:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
 
-from shadowsync._json import BadValue, JSONValue, describe
+from shadowsync._json import JSONProblem, JSONValue, describe
 from shadowsync._tree import MISSING, Missing, Path
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.rules._model import (
@@ -35,9 +35,9 @@ def _json_or(sentinel: object, what: str) -> Callable[[Any, Any, Any], None]:
             return
         try:
             json_copy(value)
-        except BadValue as bad:
+        except JSONProblem as bad:
             raise InvalidArgumentError(
-                f"{what} must be a JSON value or {describe(sentinel)}: {bad.reason}"
+                f"{what} must be a JSON value or {describe(sentinel)}: {bad.reason()}"
             ) from None
 
     return check

@@ -8,8 +8,8 @@ from typing import Any, cast
 import attrs
 
 from shadowsync._json import (
-    BadValue,
     JSONObject,
+    JSONProblem,
     JSONValue,
     copy_json,
     describe,
@@ -92,9 +92,9 @@ def _section_copy(value: object, what: str) -> JSONObject:
     if not isinstance(value, Mapping):
         raise InvalidArgumentError(f"{what} must be a JSON object, got {kind_phrase(value)}")
     try:
-        result = json_copy(value, "null is not a value in a section (leave the key out)")
-    except BadValue as bad:
-        raise InvalidArgumentError(f"{what} is not a valid section: {bad.reason}") from None
+        result = json_copy(value)
+    except JSONProblem as bad:
+        raise InvalidArgumentError(f"{what} is not a valid section: {bad.reason()}") from None
     assert isinstance(result, dict)
     return result
 

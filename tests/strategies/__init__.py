@@ -1,7 +1,11 @@
 """Hypothesis strategies shared by every test suite of shadowsync, and the oracles they feed.
 
-Every feature extends this one module instead of growing private generators, so that all suites
-draw shadow states, update requests, names and hostile inputs from the same definitions.
+Every feature extends this one package instead of growing private generators, so that all suites
+draw shadow states, update requests, names and hostile inputs from the same definitions. This
+module holds what every layer draws from (JSON values, documents, update requests, names, hostile
+input, oracles); each layer's own strategies are a module beside it: `causality` (clocks and
+version checks), `merge`, `rules`, `device` (queue, stores, session), `cloud`, and `fleet` (a
+fleet of devices with history, for the cloud side).
 
 The first half generates *valid* input: JSON values within the AWS limits (depth <= 6 counting
 the ``desired``/``reported`` object as level 1, no ``null`` in stored state, no ``null`` in arrays),

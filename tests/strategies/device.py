@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any
 from hypothesis import strategies as st
 
 from shadowsync import HLCStamp, ShadowDocument, ShadowLimits, apply_update
-from shadowsync._device.queue import ACK_PATH, Intent
+from shadowsync._device.intent import ACK_PATH, Intent
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
-    from shadowsync._device.queue import IntentKind, ReplayBatch
+    from shadowsync._device.intent import IntentKind
+    from shadowsync._device.replay import ReplayBatch
     from shadowsync._json import JSONObject, JSONValue
 
 QUEUE_THINGS = ("lamp", "pump")

@@ -1,0 +1,109 @@
+"""The store contract: what the offline queue and the session need from durable storage.
+
+`Store` is the protocol that `shadowsync.stores.MemoryStore` and `shadowsync.stores.SQLiteStore`
+implement (and that a device agent may implement itself), with `CacheEntry`, what a store
+remembers about one shadow, and the errors a store raises. It lives here, beside the queue and
+the session that use it, so that the core depends on no store implementation; everything here is
+public as `shadowsync.stores`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import attrs
+
+from shadowsync.errors import ShadowSyncError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from shadowsync._device.intent import Intent
+    from shadowsync._json import JSONObject
+
+__all__ = ["CacheEntry", "Store", "StoreCorruptError", "StoreError", "StoreSchemaError"]
+
+
+class StoreError(ShadowSyncError):
+    """A store cannot be opened, read or written (or is closed)."""
+
+
+class StoreCorruptError(StoreError):
+    """A store's file is damaged, or is not a database at all."""
+
+
+class StoreSchemaError(StoreError):
+    """A store's file has a schema this release does not read (newer, or not shadowsync's)."""
+
+
+@attrs.frozen(kw_only=True)
+class CacheEntry:
+    """What a store remembers about one shadow.
+
+    ``document`` is the last known shadow document (a GetThingShadow body); ``base`` is the
+    state both sides last agreed on, the base of the next three-way merge. Either may be
+    ``None``. Both are plain JSON, yours to change.
+    """
+
+    thing_name: str
+    """The thing."""
+    shadow_name: str | None
+    """The named shadow, or ``None`` for the classic shadow."""
+    document: JSONObject | None
+    """The last known shadow document, or ``None``."""
+    base: JSONObject | None
+    """The last synced base, or ``None``."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable storage for an offline queue, a shadow cache and named device state.
+
+    ``append`` assigns increasing seqs and returns only when the intent is durable; ``remove``
+    and ``append``'s own ``remove`` are atomic with it. ``intents`` lists what is stored in
+    seq order, with the seqs it assigned. Implementations must be safe to call from several
+    threads.
+    """
+
+    def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:
+        """Store ``intent`` (its ``seq`` is ignored), remove ``remove``, atomically; the new seq."""
+        ...
+
+    def remove(self, seqs: Iterable[int]) -> None:
+        """Remove intents by seq, atomically (unknown seqs are ignored)."""
+        ...
+
+    def intents(self) -> list[Intent]:
+        """Every stored intent in seq order, each carrying its seq."""
+        ...
+
+    def put_cache(
+        self,
+        thing_name: str,
+        shadow_name: str | None,
+        *,
+        document: Mapping[str, Any] | None,
+        base: Mapping[str, Any] | None,
+    ) -> None:
+        """Remember the last known document and the last synced base of a shadow."""
+        ...
+
+    def get_cache(self, thing_name: str, shadow_name: str | None) -> CacheEntry | None:
+        """What was last remembered about a shadow, or ``None``."""
+        ...
+
+    def delete_cache(self, thing_name: str, shadow_name: str | None) -> None:
+        """Forget a shadow's cache entry (after the shadow was deleted)."""
+        ...
+
+    def put_state(self, name: str, value: Mapping[str, Any]) -> None:
+        """Keep the JSON object ``value`` under ``name``, replacing what was there, atomically."""
+        ...
+
+    def get_state(self, name: str) -> JSONObject | None:
+        """The JSON object last kept under ``name`` (a private copy), or ``None``."""
+        ...
+
+    def close(self) -> None:
+        """Release the store; later calls raise `StoreError`. Closing twice is harmless."""
+        ...
