@@ -16,8 +16,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $@
 
-demo: $(STAMP)
-	$(PY) -m shadowsync.demo
+# The demo needs the core only (attrs, jsonpatch): its own small environment, not the toolchain.
+DEMO_VENV ?= .venv-demo
+DEMO_STAMP := $(DEMO_VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+$(DEMO_STAMP): pyproject.toml
+	rm -f $(DEMO_VENV)/.installed-*
+	$(PYTHON) -m venv $(DEMO_VENV)
+	$(DEMO_VENV)/bin/python -m pip install --quiet -e .
+	touch $@
+
+demo: $(DEMO_STAMP)
+	$(DEMO_VENV)/bin/python -m shadowsync.demo
 
 check: lint typecheck test deploy-check docs bench-smoke
 	@echo "all checks passed"
@@ -74,4 +84,4 @@ bench-smoke: $(STAMP) services
 	$(PY) -m benchmarks.reconcile --smoke
 
 clean:
-	rm -rf $(VENV) site .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(DEMO_VENV) site .mypy_cache .ruff_cache .pytest_cache .hypothesis
