@@ -195,6 +195,17 @@ class HandlerDependencies:
         """The resolution policy of a thing: the stack's default for every thing."""
         return self.settings.policy
 
+    def handler_arguments(self) -> dict[str, Any]:
+        """The keyword arguments both handler factories take, from these dependencies."""
+        return {
+            "shadows": self.shadows,
+            "history": self.history,
+            "events_client": self.events_client,
+            "cloudwatch_client": self.cloudwatch_client,
+            "policy_for": self.policy_for,
+            "event_bus": self.settings.event_bus,
+        }
+
 
 @attrs.frozen
 class FleetMetrics:
@@ -246,26 +257,11 @@ def dependencies_from_environ(
 
 
 def _resolver(deps: HandlerDependencies) -> LambdaHandler:
-    return conflict_resolver_handler(
-        shadows=deps.shadows,
-        history=deps.history,
-        events_client=deps.events_client,
-        cloudwatch_client=deps.cloudwatch_client,
-        policy_for=deps.policy_for,
-        event_bus=deps.settings.event_bus,
-    )
+    return conflict_resolver_handler(**deps.handler_arguments())
 
 
 def _manager(deps: HandlerDependencies) -> LambdaHandler:
-    return sync_manager_handler(
-        shadows=deps.shadows,
-        history=deps.history,
-        events_client=deps.events_client,
-        cloudwatch_client=deps.cloudwatch_client,
-        policy_for=deps.policy_for,
-        thresholds=deps.settings.thresholds,
-        event_bus=deps.settings.event_bus,
-    )
+    return sync_manager_handler(**deps.handler_arguments(), thresholds=deps.settings.thresholds)
 
 
 class _EntryPoint:
