@@ -134,26 +134,8 @@ def describe(value: object, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def kind_phrase(value: object) -> str:
-    """The JSON type of ``value`` as a phrase for messages (``"a string"``, ``"null"``)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, tuple)):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return f"a {type(value).__name__}"
-
-
-def json_type_name(value: object) -> str:
-    """The JSON type of a value: ``boolean``, ``number``, ``string``, ``array``, ``object``,
-    ``null`` (anything else counts as ``object``)."""
+def _json_kind(value: object) -> str | None:
+    """The JSON type of ``value`` (``"string"``), ``None`` for a value JSON has no type for."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -164,7 +146,27 @@ def json_type_name(value: object) -> str:
         return "string"
     if isinstance(value, list):
         return "array"
-    return "object"
+    if isinstance(value, Mapping):
+        return "object"
+    return None
+
+
+def kind_phrase(value: object) -> str:
+    """The JSON type of ``value`` as a phrase for messages (``"a string"``, ``"null"``)."""
+    # A tuple is how Python code usually hands over an array, so it is named as one here.
+    kind = "array" if isinstance(value, tuple) else _json_kind(value)
+    if kind is None:
+        return f"a {type(value).__name__}"
+    if kind == "null":
+        return kind
+    return f"an {kind}" if kind in ("array", "object") else f"a {kind}"
+
+
+def json_type_name(value: object) -> str:
+    """The JSON type of a value: ``boolean``, ``number``, ``string``, ``array``, ``object``,
+    ``null`` (anything else counts as ``object``)."""
+    kind = _json_kind(value)
+    return "object" if kind is None else kind
 
 
 def format_path(parts: list[str | int] | tuple[str | int, ...]) -> str:

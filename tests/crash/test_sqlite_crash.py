@@ -46,6 +46,7 @@ def _run_and_kill(database: Path, first_n: int, rng: random.Random) -> list[tupl
         stderr=subprocess.PIPE,
         bufsize=0,
     )
+    early = b""
     try:
         assert child.stdout is not None
         if rng.random() < 0.1:
@@ -54,9 +55,13 @@ def _run_and_kill(database: Path, first_n: int, rng: random.Random) -> list[tupl
         else:
             ready = child.stdout.readline()
             assert ready == b"ready\n", child.stderr.read() if child.stderr else b""
+            # Wait for the first acknowledged append, so that the kill lands among appends
+            # however slowly a loaded machine starts the writer.
+            early = child.stdout.readline()
             time.sleep(rng.uniform(0.0, 0.02))
         child.send_signal(signal.SIGKILL)
         raw_out, raw_err = child.communicate(timeout=60)
+        raw_out = early + raw_out
         out, err = raw_out.decode(), raw_err.decode()
     finally:
         if child.poll() is None:

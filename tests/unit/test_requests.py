@@ -15,7 +15,13 @@ from tests.strategies.device import token_counter
 
 def requests(token: object = None) -> Requests:
     factory = token_counter("t") if token is None else (lambda: token)
-    return Requests("lamp", "hvac", limits=DEFAULT_LIMITS, token=factory, timeout=10)  # type: ignore[arg-type]
+    return Requests(
+        thing_name="lamp",
+        shadow_name="hvac",
+        limits=DEFAULT_LIMITS,
+        token=factory,  # type: ignore[arg-type]
+        timeout=10,
+    )
 
 
 def test_a_get_goes_to_the_named_shadow_with_a_new_token() -> None:

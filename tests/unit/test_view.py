@@ -43,9 +43,9 @@ def test_the_view_survives_a_reboot_through_the_store() -> None:
     assert again.load() is None
     assert again.document == first.document
     assert again.last_seen == 6
-    assert again.accepted_desired == {"mode": "cool"}
-    assert again.accepted_metadata == first.accepted_metadata
-    assert again.base_reported == {"on": True}
+    assert again.agreed.accepted_desired == {"mode": "cool"}
+    assert again.agreed.accepted_metadata == first.agreed.accepted_metadata
+    assert again.agreed.base_reported == {"on": True}
     assert not again.is_fresh()  # only a snapshot makes a view exact
     assert view(store).load() is None  # the classic shadow has no entry of its own
 
@@ -113,7 +113,12 @@ def test_forgetting_the_shadow_clears_what_was_agreed() -> None:
     cloud.persist()
     again = view(store)
     assert again.load() is None
-    assert (again.document, again.last_seen, again.accepted_desired, again.base_reported) == (
+    assert (
+        again.document,
+        again.last_seen,
+        again.agreed.accepted_desired,
+        again.agreed.base_reported,
+    ) == (
         None,
         None,
         {},

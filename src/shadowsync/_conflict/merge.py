@@ -199,36 +199,24 @@ class MergeResult:
         return bool(self.report)
 
 
+@attrs.define(kw_only=True, eq=False)
 class _Resolver:
-    """Carries one merge's settings through the recursion."""
+    """Carries one merge's settings through the recursion, and collects what it found."""
 
-    def __init__(
-        self,
-        *,
-        section: Section,
-        strategy_for: Any,
-        severity_for: Any,
-        review_severity: Severity | None,
-        force_review: bool,
-        ours_source: str,
-        theirs_source: str,
-        ours_stamps: Mapping[Path, Any],
-        theirs_stamps: Mapping[Path, Any],
-        base_stamps: Mapping[Path, Any],
-    ) -> None:
-        self.section = section
-        self.strategy_for = strategy_for
-        self.severity_for = severity_for
-        self.review_severity = review_severity
-        self.force_review = force_review
-        self.ours_source = ours_source
-        self.theirs_source = theirs_source
-        self.ours_stamps = ours_stamps
-        self.theirs_stamps = theirs_stamps
-        self.base_stamps = base_stamps
-        self.records: list[ConflictRecord] = []
-        self.reviews: list[ReviewItem] = []
-        self.changes: list[PathChange] = []
+    policy: ResolutionPolicy
+    section: Section
+    thing_name: str | None
+    shadow_name: str | None
+    force_review: bool
+    """Hold every conflict for review: the merge found more than the policy allows."""
+    ours_source: str
+    theirs_source: str
+    ours_stamps: Mapping[Path, Any]
+    theirs_stamps: Mapping[Path, Any]
+    base_stamps: Mapping[Path, Any]
+    records: list[ConflictRecord] = attrs.field(init=False, factory=list)
+    reviews: list[ReviewItem] = attrs.field(init=False, factory=list)
+    changes: list[PathChange] = attrs.field(init=False, factory=list)
 
     def merge_object(
         self,
@@ -288,7 +276,7 @@ class _Resolver:
         ours_stamp: Any,
         theirs_stamp: Any,
     ) -> Value:
-        severity = self.severity_for(path)
+        severity = self.policy.severity_for(path)
         conflict = Conflict(
             path=path,
             section=self.section,
@@ -301,10 +289,11 @@ class _Resolver:
             theirs_source=self.theirs_source,
             severity=severity,
         )
-        strategy: Strategy = self.strategy_for(path)
-        if self.force_review or (
-            self.review_severity is not None and severity >= self.review_severity
-        ):
+        strategy: Strategy = self.policy.strategy_for(
+            section=self.section, path=path, thing=self.thing_name, shadow=self.shadow_name
+        )
+        review_severity = self.policy.manual_review_severity
+        if self.force_review or (review_severity is not None and severity >= review_severity):
             why = (
                 "too many conflicts in one merge"
                 if self.force_review
@@ -560,12 +549,10 @@ def merge(
 
     def run(force_review: bool) -> tuple[_Resolver, JSONObject]:
         resolver = _Resolver(
+            policy=resolved_policy,
             section=section,
-            strategy_for=lambda path: resolved_policy.strategy_for(
-                section=section, path=path, thing=thing_name, shadow=shadow_name
-            ),
-            severity_for=resolved_policy.severity_for,
-            review_severity=resolved_policy.manual_review_severity,
+            thing_name=thing_name,
+            shadow_name=shadow_name,
             force_review=force_review,
             ours_source=ours_source,
             theirs_source=theirs_source,

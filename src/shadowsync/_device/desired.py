@@ -56,50 +56,36 @@ class Judgement:
     """The acknowledgement to queue as ``reported["$ack"]``, when it changed."""
 
 
+@attrs.define(kw_only=True, eq=False)
 class DesiredTracker:
     """The desired state as one session deals with it (see the module's description).
 
     ``acknowledge`` and ``auto_report`` are the settings of `SessionConfig`.
     """
 
-    def __init__(
-        self,
-        view: CloudView,
-        *,
-        policy: ResolutionPolicy,
-        rules: RuleSet | None,
-        acknowledge: bool,
-        auto_report: bool,
-        thing_name: str,
-        shadow_name: str | None,
-    ) -> None:
-        self._view = view
-        self._policy = policy
-        self._rules = rules
-        self._acknowledge = acknowledge
-        self._auto_report = auto_report
-        self._thing_name = thing_name
-        self._shadow_name = shadow_name
-        self._announced: list[Any] = []
-        self._last_delta: tuple[int, JSONObject] | None = None
-        self._delta_since: float | None = None
-        self._patch: JSONObject = {}
-        self._patch_since: float | None = None
-
-    @property
-    def delta_since(self) -> float | None:
-        """Since when the device owes the cloud a delta (``None`` while it owes none)."""
-        return self._delta_since
+    _view: CloudView
+    _policy: ResolutionPolicy
+    _rules: RuleSet | None
+    _acknowledge: bool
+    _auto_report: bool
+    _thing_name: str
+    _shadow_name: str | None
+    _announced: list[Any] = attrs.field(init=False, factory=list)
+    _last_delta: tuple[int, JSONObject] | None = attrs.field(init=False, default=None)
+    _delta_since: float | None = attrs.field(init=False, default=None)
+    _patch: JSONObject = attrs.field(init=False, factory=dict)
+    _patch_since: float | None = attrs.field(init=False, default=None)
 
     @property
     def patch(self) -> JSONObject:
         """The desired changes made on the device and not sent yet (``{}`` if none)."""
         return self._patch
 
-    @property
-    def patch_since(self) -> float | None:
-        """Since when `patch` waits to be sent (``None`` while it is empty)."""
-        return self._patch_since
+    def behind_since(self) -> float | None:
+        """Since when the desired state differs between device and cloud: the older of a
+        delta the device still owes and a `patch` not sent yet (``None`` while neither)."""
+        times = [t for t in (self._delta_since, self._patch_since) if t is not None]
+        return min(times, default=None)
 
     def change(self, section: JSONObject, now: float) -> None:
         """Add the desired changes ``section`` (``None`` deletes a key) to `patch`."""
@@ -124,8 +110,8 @@ class DesiredTracker:
         theirs = view.theirs_desired()
         version = view.desired_version()
         result = merge_desired(
-            accepted=view.accepted_desired,
-            metadata=view.accepted_metadata,
+            accepted=view.agreed.accepted_desired,
+            metadata=view.agreed.accepted_metadata,
             theirs=theirs,
             version=version,
             policy=self._policy,
@@ -166,7 +152,7 @@ class DesiredTracker:
         """The delta between the accepted desired state and the device's ``reported`` state:
         the event that announces it (``None`` if it is no news), and the part to report at
         once (all of it under ``auto_report``, else nothing)."""
-        delta = compute_delta(self._view.accepted_desired, reported)
+        delta = compute_delta(self._view.agreed.accepted_desired, reported)
         if not delta:
             self._delta_since = None
             return None, {}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from shadowsync._device.plan import (
     escalation,
     merge_events,
@@ -43,6 +45,7 @@ __all__ = ["Outbox"]
 _MAX_ROUNDS = 10_000
 
 
+@attrs.define(kw_only=True, eq=False)
 class Outbox:
     """The updates one session has to send, in order (see the module's description).
 
@@ -50,32 +53,22 @@ class Outbox:
     `SessionConfig`. Methods that take ``out`` append the events for the application to it.
     """
 
-    def __init__(
-        self,
-        queue: OfflineQueue,
-        view: CloudView,
-        desired: DesiredTracker,
-        *,
-        policy: ResolutionPolicy,
-        compare_and_set: bool,
-        limits: ShadowLimits,
-        token: Callable[[], str],
-        thing_name: str,
-        shadow_name: str | None,
-    ) -> None:
-        self._queue = queue
-        self._view = view
-        self._desired = desired
-        self._policy = policy
-        self._compare_and_set = compare_and_set
-        self._limits = limits
-        self._token = token
-        self._thing_name = thing_name
-        self._shadow_name = shadow_name
-        self._plan: list[Planned] = []
-        self._plan_version: int | None = None
-        self._last_reviews: tuple[ReviewItem, ...] = ()
-        self._drops_seen = queue.drop_count
+    _queue: OfflineQueue
+    _view: CloudView
+    _desired: DesiredTracker
+    _policy: ResolutionPolicy
+    _compare_and_set: bool
+    _limits: ShadowLimits
+    _token: Callable[[], str]
+    _thing_name: str
+    _shadow_name: str | None
+    _plan: list[Planned] = attrs.field(init=False, factory=list)
+    _plan_version: int | None = attrs.field(init=False, default=None)
+    _last_reviews: tuple[ReviewItem, ...] = attrs.field(init=False, default=())
+    # Drops from before the session started are not this session's news.
+    _drops_seen: int = attrs.field(
+        init=False, default=attrs.Factory(lambda self: self._queue.drop_count, takes_self=True)
+    )
 
     # -- the queue -------------------------------------------------------------------------
 
@@ -142,7 +135,7 @@ class Outbox:
         target: JSONObject = {}
         if batches:
             result = merge_reported(
-                base=self._view.base_reported,
+                base=self._view.agreed.base_reported,
                 pending=self.pending(),
                 cloud=cloud,
                 policy=self._policy,
@@ -222,7 +215,7 @@ class Outbox:
             previous=self._last_reviews,
             pending=self.pending(),
             theirs=self._view.theirs_reported,
-            base=self._view.base_reported,
+            base=self._view.agreed.base_reported,
             conflicts=conflicts,
             max_conflict_retries=max_conflict_retries,
         )

@@ -19,11 +19,12 @@ sent; `escalation` is what to hold for review when updates keep meeting version 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
 from shadowsync._conflict.merge import (
+    ConflictRecord,
     ConflictReport,
     MergeResult,
     ReviewItem,
@@ -79,6 +80,9 @@ class Planned:
 
 # -- the reported merge ------------------------------------------------------------------------
 
+_Found = TypeVar("_Found", ConflictRecord, ReviewItem)
+"""A merge's finding whose values `unmark` scrubs."""
+
 _WRITTEN = "\x00shadowsync: written since the base\x00"
 """Stands in the merge base for a path the device wrote back to its base value.
 
@@ -128,24 +132,15 @@ def _scrub(value: Any, path: Path, base: JSONObject) -> Any:
     return value
 
 
+def _scrubbed(item: _Found, fields: tuple[str, ...], base: JSONObject) -> _Found:
+    """``item`` with its value ``fields`` scrubbed (each value stands at ``item.path``)."""
+    return attrs.evolve(item, **{f: _scrub(getattr(item, f), item.path, base) for f in fields})
+
+
 def unmark(result: MergeResult, base: JSONObject) -> MergeResult:
     """The merge result as if the markers of `mark_written` had never been there."""
-    records = tuple(
-        attrs.evolve(
-            record,
-            base=_scrub(record.base, record.path, base),
-            value=_scrub(record.value, record.path, base),
-        )
-        for record in result.report
-    )
-    reviews = tuple(
-        attrs.evolve(
-            item,
-            base=_scrub(item.base, item.path, base),
-            current=_scrub(item.current, item.path, base),
-        )
-        for item in result.reviews
-    )
+    records = tuple(_scrubbed(record, ("base", "value"), base) for record in result.report)
+    reviews = tuple(_scrubbed(item, ("base", "current"), base) for item in result.reviews)
     return attrs.evolve(
         result,
         merged=_scrub(result.merged, (), base),
@@ -176,8 +171,6 @@ def merge_reported(
         section="reported",
         thing_name=thing_name,
         shadow_name=shadow_name,
-        ours_source="device",
-        theirs_source="cloud",
         ours_stamps={intent.path: intent.created_at for intent in pending},
         theirs_stamps={} if cloud is None else stamps_from_metadata(cloud.reported_metadata),
     )
@@ -222,8 +215,6 @@ def merge_desired(
         section="desired",
         thing_name=thing_name,
         shadow_name=shadow_name,
-        ours_source="device",
-        theirs_source="cloud",
         rules=rules,
         timestamp=int(now),
         desired_version=version,

@@ -8,7 +8,9 @@ business.
 
 ```pycon
 >>> from shadowsync._limits import DEFAULT_LIMITS
->>> requests = Requests("lamp", None, limits=DEFAULT_LIMITS, token=lambda: "t1", timeout=30)
+>>> requests = Requests(
+...     thing_name="lamp", shadow_name=None, limits=DEFAULT_LIMITS, token=lambda: "t1", timeout=30
+... )
 >>> requests.send("get", now=100.0).payload
 b'{"clientToken":"t1"}'
 >>> requests.answered("get", {"clientToken": "t1"}).deadline
@@ -50,27 +52,19 @@ class Request:
     body: dict[str, Any] | None = attrs.field(default=None, eq=False)
 
 
+@attrs.define(kw_only=True, eq=False)
 class Requests:
     """The requests of one shadow: the messages that carry them, and the one in flight.
 
     ``token`` makes the client tokens; an answer must come within ``timeout`` seconds.
     """
 
-    def __init__(
-        self,
-        thing_name: str,
-        shadow_name: str | None,
-        *,
-        limits: ShadowLimits,
-        token: Callable[[], str],
-        timeout: float,
-    ) -> None:
-        self._thing_name = thing_name
-        self._shadow_name = shadow_name
-        self._limits = limits
-        self._token = token
-        self._timeout = timeout
-        self._in_flight: Request | None = None
+    _thing_name: str
+    _shadow_name: str | None
+    _limits: ShadowLimits
+    _token: Callable[[], str]
+    _timeout: float
+    _in_flight: Request | None = attrs.field(init=False, default=None)
 
     @property
     def in_flight(self) -> Request | None:

@@ -173,8 +173,8 @@ class ShadowSession:
             else OfflineQueue(store, limits=config.queue_limits, shadow_limits=self._limits)
         )
         self._requests = Requests(
-            thing_name,
-            shadow_name,
+            thing_name=thing_name,
+            shadow_name=shadow_name,
             limits=self._limits,
             token=token,
             timeout=config.request_timeout,
@@ -196,7 +196,7 @@ class ShadowSession:
         if reset is not None:
             self._startup.append(reset)
         self._desired = DesiredTracker(
-            self._view,
+            view=self._view,
             policy=policy,
             rules=rules,
             acknowledge=config.acknowledge,
@@ -205,9 +205,9 @@ class ShadowSession:
             shadow_name=shadow_name,
         )
         self._outbox = Outbox(
-            self._queue,
-            self._view,
-            self._desired,
+            queue=self._queue,
+            view=self._view,
+            desired=self._desired,
             policy=policy,
             compare_and_set=config.compare_and_set,
             limits=self._limits,
@@ -250,7 +250,7 @@ class ShadowSession:
     @property
     def accepted_desired(self) -> JSONObject:
         """The desired state the device accepted (after the business rules); a copy."""
-        return copy_object(self._view.accepted_desired)
+        return copy_object(self._view.agreed.accepted_desired)
 
     def device_reported(self) -> JSONObject:
         """The reported state as the device sees it: the cloud's plus every queued intent."""
@@ -268,11 +268,7 @@ class ShadowSession:
         now = check_now(now)
         pending = self._outbox.pending()
         oldest = min((i.created_at for i in pending), default=None)
-        since = [
-            t
-            for t in (oldest, self._desired.delta_since, self._desired.patch_since)
-            if t is not None
-        ]
+        since = [t for t in (oldest, self._desired.behind_since()) if t is not None]
         return SessionHealth(
             state=self._state,
             connected=self.connected_now,

@@ -27,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from shadowsync._conflict.merge import same
 from shadowsync._conflict.versioning import MessageClass, classify_message
 from shadowsync._document import ShadowDocument
@@ -46,9 +48,48 @@ if TYPE_CHECKING:
     from shadowsync._tree import Path
     from shadowsync.stores import Store
 
-__all__ = ["CloudView", "apply_at", "apply_patch"]
+__all__ = ["Agreed", "CloudView", "apply_at", "apply_patch"]
 
 _BASE_SECTIONS = ("acceptedDesired", "acceptedDesiredMetadata", "reported", "reportedMetadata")
+
+
+@attrs.frozen(kw_only=True)
+class Agreed:
+    """What the device agreed with the cloud: the desired state it accepted (after the business
+    rules) and the reported state both sides last agreed on (the base of the three-way merge),
+    each with its metadata. The objects are live: callers copy before they change them."""
+
+    accepted_desired: JSONObject = attrs.field(factory=dict)
+    accepted_metadata: JSONObject = attrs.field(factory=dict)
+    base_reported: JSONObject = attrs.field(factory=dict)
+    base_metadata: JSONObject = attrs.field(factory=dict)
+
+    @classmethod
+    def from_cache(cls, base: Mapping[str, Any]) -> Agreed:
+        """The sections of a cache entry's ``base``, checked: a `ShadowSyncError` if one is
+        not a usable section."""
+        desired, desired_meta, reported, reported_meta = (
+            normalize_section(base.get(name, {}), section=name, max_depth=64, nulls=False)
+            for name in _BASE_SECTIONS
+        )
+        return cls(
+            accepted_desired=desired,
+            accepted_metadata=desired_meta,
+            base_reported=reported,
+            base_metadata=reported_meta,
+        )
+
+    def to_cache(self) -> JSONObject:
+        """The sections as a cache entry's ``base`` holds them (copies)."""
+        values = (
+            self.accepted_desired,
+            self.accepted_metadata,
+            self.base_reported,
+            self.base_metadata,
+        )
+        return {
+            name: copy_object(value) for name, value in zip(_BASE_SECTIONS, values, strict=True)
+        }
 
 
 def apply_patch(target: JSONObject, patch: Mapping[str, Any]) -> None:
@@ -76,9 +117,9 @@ def apply_at(tree: JSONObject, path: Path, value: JSONValue) -> None:
 class CloudView:
     """The device's knowledge of one shadow in the cloud; persisted in the store's cache.
 
-    Reading: `document`, `version`, `last_seen`, `accepted_desired`, `accepted_metadata`,
-    `base_reported`, `theirs_reported` (the live objects: callers copy before they change
-    them), `is_fresh`, `theirs_desired`, `desired_version`, `device_reported`.
+    Reading: `document`, `version`, `last_seen`, `theirs_reported`, `agreed` (the live objects:
+    callers copy before they change them), `is_fresh`, `theirs_desired`, `desired_version`,
+    `device_reported`.
 
     Changing: `load` and `persist` (the cache), `see` (a version was mentioned), `expect_snapshot`,
     `take_snapshot`, `take_notification` (after `ignores`), `take_update` (what the cloud said),
@@ -99,10 +140,7 @@ class CloudView:
         self._overlay_version: int | None = None
         self._seen_at_get: int | None = None
         self._last_seen: int | None = None
-        self._accepted_desired: JSONObject = {}
-        self._accepted_meta: JSONObject = {}
-        self._base_reported: JSONObject = {}
-        self._base_meta: JSONObject = {}
+        self._agreed = Agreed()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -122,24 +160,14 @@ class CloudView:
         return self._last_seen
 
     @property
-    def accepted_desired(self) -> JSONObject:
-        """The desired state the device accepted (after the business rules)."""
-        return self._accepted_desired
-
-    @property
-    def accepted_metadata(self) -> JSONObject:
-        """The metadata of `accepted_desired`."""
-        return self._accepted_meta
-
-    @property
-    def base_reported(self) -> JSONObject:
-        """The reported state both sides last agreed on: the base of the three-way merge."""
-        return self._base_reported
-
-    @property
     def theirs_reported(self) -> JSONObject:
         """The cloud's reported state as far as known (empty if there is no document)."""
         return {} if self._cloud is None else self._cloud.reported
+
+    @property
+    def agreed(self) -> Agreed:
+        """What the device agreed with the cloud (empty before anything was agreed)."""
+        return self._agreed
 
     def is_fresh(self) -> bool:
         """Whether the view is the cloud's document and nothing newer was seen since."""
@@ -182,13 +210,7 @@ class CloudView:
             self._thing_name,
             self._shadow_name,
             document=None if self._cloud is None else self._cloud.to_dict(),
-            base={
-                "lastSeenVersion": self._last_seen,
-                "acceptedDesired": copy_object(self._accepted_desired),
-                "acceptedDesiredMetadata": copy_object(self._accepted_meta),
-                "reported": copy_object(self._base_reported),
-                "reportedMetadata": copy_object(self._base_meta),
-            },
+            base={"lastSeenVersion": self._last_seen, **self._agreed.to_cache()},
         )
 
     def load(self) -> CacheReset | None:
@@ -210,18 +232,12 @@ class CloudView:
             seen = base.get("lastSeenVersion")
             if seen is not None and (type(seen) is not int or seen < 0):
                 raise InvalidArgumentError(f"lastSeenVersion is {describe(seen)}")
-            sections = {
-                name: normalize_section(base.get(name, {}), section=name, max_depth=64, nulls=False)
-                for name in _BASE_SECTIONS
-            }
+            agreed = Agreed.from_cache(base)
         except ShadowSyncError as exc:
             return CacheReset(reason=str(exc))
         self._cloud = cloud
         self._last_seen = seen if seen is not None else (None if cloud is None else cloud.version)
-        self._accepted_desired = sections["acceptedDesired"]
-        self._accepted_meta = sections["acceptedDesiredMetadata"]
-        self._base_reported = sections["reported"]
-        self._base_meta = sections["reportedMetadata"]
+        self._agreed = agreed
         return None
 
     # -- what the cloud said ---------------------------------------------------------------
@@ -330,28 +346,30 @@ class CloudView:
         self._exact = True
         self._overlay, self._overlay_version = {}, None
         self._last_seen = None
-        self._accepted_desired = {}
-        self._accepted_meta = {}
-        self._base_reported = {}
-        self._base_meta = {}
+        self._agreed = Agreed()
 
     # -- what the device agreed to ---------------------------------------------------------
 
     def accept_desired(self, merged: JSONObject, theirs: JSONObject) -> None:
         """The device accepted ``merged`` as its desired state, judged from ``theirs``."""
-        self._accepted_meta = _metadata_for(
+        metadata = _metadata_for(
             merged,
             theirs,
             {} if self._cloud is None else self._cloud.desired_metadata,
-            self._accepted_meta,
+            self._agreed.accepted_metadata,
         )
-        self._accepted_desired = merged
+        self._agreed = attrs.evolve(
+            self._agreed, accepted_desired=merged, accepted_metadata=metadata
+        )
 
     def rebase(self) -> None:
         """Device and cloud agree: the cloud's reported state becomes the merge base."""
         if self._cloud is not None and self.is_fresh():
-            self._base_reported = copy_object(self._cloud.reported)
-            self._base_meta = copy_object(self._cloud.reported_metadata)
+            self._agreed = attrs.evolve(
+                self._agreed,
+                base_reported=copy_object(self._cloud.reported),
+                base_metadata=copy_object(self._cloud.reported_metadata),
+            )
 
 
 def _metadata_for(section: Any, cloud: Any, fresh: Any, old: Any) -> JSONObject:

@@ -17,6 +17,7 @@ from shadowsync.rules._model import (
     epoch_seconds,
     is_listlike,
     is_non_negative_int,
+    items_of,
     loads,
     show,
 )
@@ -56,13 +57,14 @@ def _to_paths(value: Iterable[Sequence[str]]) -> tuple[Path, ...]:
 
 
 def _to_rejections(value: Iterable[Rejection]) -> tuple[Rejection, ...]:
-    if not is_listlike(value):
-        raise InvalidArgumentError(f"expected a sequence of Rejection, got {describe(value)}")
-    items = tuple(value)
-    for item in items:
-        if not isinstance(item, Rejection):
-            raise InvalidArgumentError(f"expected a Rejection, got {describe(item)}")
-    return items
+    return items_of(
+        value,
+        Rejection,
+        not_a_list=lambda v: InvalidArgumentError(
+            f"expected a sequence of Rejection, got {describe(v)}"
+        ),
+        wrong_item=lambda item: InvalidArgumentError(f"expected a Rejection, got {describe(item)}"),
+    )
 
 
 _ACK_KEYS = ("desiredVersion", "timestamp", "applied", "rejected", "pending")

@@ -24,6 +24,7 @@ from shadowsync.rules._model import (
     RuleConfigError,
     is_listlike,
     is_number,
+    items_of,
     json_copy,
     show,
 )
@@ -337,13 +338,12 @@ def _states(
     value: object, fail: Callable[[str], RuleConfigError], not_a_list: str, where: str = ""
 ) -> tuple[str, ...]:
     """``value``'s states (strings); ``not_a_list`` says what ``value`` should have been."""
-    if not is_listlike(value):
-        raise fail(f"{not_a_list}, got {show(value)}")
-    states = tuple(value)
-    for state in states:
-        if not isinstance(state, str):
-            raise fail(f"states must be strings, got {show(state)}{where}")
-    return states
+    return items_of(
+        value,
+        str,
+        not_a_list=lambda v: fail(f"{not_a_list}, got {show(v)}"),
+        wrong_item=lambda state: fail(f"states must be strings, got {show(state)}{where}"),
+    )
 
 
 def _to_initial(value: bool | Iterable[str]) -> bool | tuple[str, ...]:

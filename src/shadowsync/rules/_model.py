@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeGuard, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, TypeGuard, TypeVar, cast
 
 from shadowsync._json import describe, dumps_compact, plain_json
 from shadowsync._limits import MAX_CONFIGURABLE_DEPTH
@@ -137,6 +137,27 @@ def is_listlike(value: object) -> TypeGuard[Iterable[Any]]:
     """Whether ``value`` is an iterable of items: not a ``str``, ``bytes`` or mapping, which
     iterate as characters, bytes or keys."""
     return isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
+
+
+_Item = TypeVar("_Item")
+
+
+def items_of(
+    value: object,
+    kind: type[_Item],
+    *,
+    not_a_list: Callable[[object], Exception],
+    wrong_item: Callable[[object], Exception],
+) -> tuple[_Item, ...]:
+    """``value``'s items as a tuple, each a ``kind``; else the error ``not_a_list(value)`` or
+    ``wrong_item(item)`` makes (each caller words its own)."""
+    if not is_listlike(value):
+        raise not_a_list(value)
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, kind):
+            raise wrong_item(item)
+    return items
 
 
 def check_path(value: object, what: str) -> Path:
