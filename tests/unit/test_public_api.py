@@ -269,7 +269,17 @@ EXPECTED_ALL: dict[str, set[str]] = {
 }
 
 PUBLIC_MODULES = sorted(EXPECTED_ALL)
-FORBIDDEN_IN_CORE = ("boto3", "botocore", "paho", "deepdiff", "moto", "sqlite3", "urllib", "http")
+FORBIDDEN_IN_CORE = (
+    "boto3",
+    "botocore",
+    "paho",
+    "deepdiff",
+    "moto",
+    "sqlite3",
+    "urllib",
+    "http",
+    "aws_lambda_powertools",
+)
 
 
 def _public_names() -> list[tuple[str, str]]:
