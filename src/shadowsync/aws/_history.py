@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from shadowsync._json import canonical_json, describe
 from shadowsync.audit import AuditLog, AuditLogError, HistoryRecord, VerificationResult
 from shadowsync.aws._errors import HistoryConflictError, aws_call
+from shadowsync.aws._tables import create_keyed_table
 from shadowsync.cloud import CLASSIC_SHADOW_NAME, HistoryHead, ShadowHead
 from shadowsync.errors import InvalidArgumentError
 
@@ -127,23 +128,7 @@ def create_history_table(client: Any, table_name: str, *, wait: bool = True) -> 
               - {AttributeName: thingName, KeyType: HASH}
               - {AttributeName: sequence, KeyType: RANGE}
     """
-    with aws_call("CreateTable"):
-        client.create_table(
-            TableName=table_name,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "thingName", "AttributeType": "S"},
-                {"AttributeName": "sequence", "AttributeType": "N"},
-            ],
-            KeySchema=[
-                {"AttributeName": "thingName", "KeyType": "HASH"},
-                {"AttributeName": "sequence", "KeyType": "RANGE"},
-            ],
-        )
-        if wait:
-            client.get_waiter("table_exists").wait(
-                TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-            )
+    create_keyed_table(client, table_name, sort_key="sequence", sort_type="N", wait=wait)
 
 
 @attrs.frozen(kw_only=True)
