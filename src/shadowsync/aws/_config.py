@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer
 
 from shadowsync.aws._errors import aws_call
+from shadowsync.aws._tables import create_keyed_table
 from shadowsync.cloud import FLEET, POLICY_CONFIG, RULES_CONFIG
 from shadowsync.cloud._config import parse_config
 from shadowsync.errors import InvalidArgumentError
@@ -28,23 +29,7 @@ __all__ = ["DeviceConfigTable", "create_device_config_table"]
 
 def create_device_config_table(client: Any, table_name: str, *, wait: bool = True) -> None:
     """Create the device-configuration table (on-demand billing), keyed as the recipe's."""
-    with aws_call("CreateTable"):
-        client.create_table(
-            TableName=table_name,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "thingName", "AttributeType": "S"},
-                {"AttributeName": "configType", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "thingName", "KeyType": "HASH"},
-                {"AttributeName": "configType", "KeyType": "RANGE"},
-            ],
-        )
-        if wait:
-            client.get_waiter("table_exists").wait(
-                TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-            )
+    create_keyed_table(client, table_name, sort_key="configType", sort_type="S", wait=wait)
 
 
 class DeviceConfigTable:

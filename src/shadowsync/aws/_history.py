@@ -28,11 +28,12 @@ from botocore.exceptions import ClientError
 from shadowsync._json import canonical_json, describe
 from shadowsync.audit import AuditLog, AuditLogError, HistoryRecord, VerificationResult
 from shadowsync.aws._errors import HistoryConflictError, aws_call
+from shadowsync.aws._tables import create_keyed_table
 from shadowsync.cloud import CLASSIC_SHADOW_NAME, HistoryHead, ShadowHead
 from shadowsync.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from shadowsync._json import JSONObject
 
@@ -104,6 +105,19 @@ def _thing_head_item(head: HistoryHead, newest: HistoryRecord) -> dict[str, Any]
     }
 
 
+def _every_item(page: Callable[..., Any], **request: Any) -> list[dict[str, Any]]:
+    """The items of every page of a Query or Scan ``request``, following LastEvaluatedKey."""
+    items: list[dict[str, Any]] = []
+    start: dict[str, Any] | None = None
+    while True:
+        extra = {"ExclusiveStartKey": start} if start else {}
+        answer = page(**request, **extra)
+        items.extend(answer.get("Items") or [])
+        start = answer.get("LastEvaluatedKey")
+        if not start:
+            return items
+
+
 def _number(item: dict[str, Any], name: str) -> int:
     try:
         return int(item[name]["N"])
@@ -127,23 +141,7 @@ def create_history_table(client: Any, table_name: str, *, wait: bool = True) -> 
               - {AttributeName: thingName, KeyType: HASH}
               - {AttributeName: sequence, KeyType: RANGE}
     """
-    with aws_call("CreateTable"):
-        client.create_table(
-            TableName=table_name,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "thingName", "AttributeType": "S"},
-                {"AttributeName": "sequence", "AttributeType": "N"},
-            ],
-            KeySchema=[
-                {"AttributeName": "thingName", "KeyType": "HASH"},
-                {"AttributeName": "sequence", "KeyType": "RANGE"},
-            ],
-        )
-        if wait:
-            client.get_waiter("table_exists").wait(
-                TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-            )
+    create_keyed_table(client, table_name, sort_key="sequence", sort_type="N", wait=wait)
 
 
 @attrs.frozen(kw_only=True)
@@ -665,42 +663,26 @@ class DynamoDBHistoryStore:
                 ":first": {"N": str(after + 1)},
                 ":through": {"N": str(through)},
             }
-        items: list[dict[str, Any]] = []
-        start: dict[str, Any] | None = None
         with aws_call("Query"):
-            while True:
-                extra = {"ExclusiveStartKey": start} if start else {}
-                page = self.client.query(
-                    TableName=self.table_name,
-                    KeyConditionExpression=condition,
-                    ExpressionAttributeNames={"#seq": "sequence"},
-                    ExpressionAttributeValues=values,
-                    ConsistentRead=True,
-                    **extra,
-                )
-                items.extend(page.get("Items") or [])
-                start = page.get("LastEvaluatedKey")
-                if not start:
-                    return items
+            return _every_item(
+                self.client.query,
+                TableName=self.table_name,
+                KeyConditionExpression=condition,
+                ExpressionAttributeNames={"#seq": "sequence"},
+                ExpressionAttributeValues=values,
+                ConsistentRead=True,
+            )
 
     def _scan(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        start: dict[str, Any] | None = None
         with aws_call("Scan"):
-            while True:
-                extra = {"ExclusiveStartKey": start} if start else {}
-                page = self.client.scan(
-                    TableName=self.table_name,
-                    ConsistentRead=True,
-                    FilterExpression="#seq > :zero",
-                    ExpressionAttributeNames={"#seq": "sequence"},
-                    ExpressionAttributeValues={":zero": {"N": "0"}},
-                    **extra,
-                )
-                items.extend(page.get("Items") or [])
-                start = page.get("LastEvaluatedKey")
-                if not start:
-                    break
+            items = _every_item(
+                self.client.scan,
+                TableName=self.table_name,
+                ConsistentRead=True,
+                FilterExpression="#seq > :zero",
+                ExpressionAttributeNames={"#seq": "sequence"},
+                ExpressionAttributeValues={":zero": {"N": "0"}},
+            )
         # A scan returns partitions in no useful order: each thing's chain, oldest first.
         return sorted(items, key=lambda item: (_text(item, "thingName"), self._sequence(item)))
 

@@ -1,6 +1,6 @@
 """The end of every cloud-side decision: rules, the update, the history record, the signals.
 
-An operation settles a shadow's section with `settle`, builds one `DecisionContext`, and
+An operation settles a shadow's section and builds one `DecisionContext` (`settled_context`), and
 `conclude` takes it through five steps, each a function of the context and what the steps
 before it made: `apply_rules`, `plan_update`, `classify`, `make_records`, `make_signals`.
 """
@@ -18,6 +18,7 @@ from shadowsync._conflict.merge import (
     ConflictReport,
     MergeResult,
     ReviewItem,
+    Section,
     merge,
     same,
 )
@@ -313,14 +314,12 @@ class DecisionContext:
     @property
     def reported(self) -> JSONObject:
         """The shadow's reported section (empty when there is no shadow)."""
-        return self.document.reported if self.document is not None else {}
+        return _section(self.document, "reported")
 
     @property
     def current(self) -> JSONObject:
         """The decided section as the shadow holds it now."""
-        if self.section == "reported":
-            return self.reported
-        return self.document.desired if self.document is not None else {}
+        return _section(self.document, self.section)
 
     @property
     def version(self) -> int:
@@ -331,6 +330,59 @@ class DecisionContext:
     def resolved(self) -> list[ConflictRecord]:
         """The merge's conflicts that its strategies settled (not held for review)."""
         return [r for r in self.merge.report if r.review_id is None]
+
+
+def settled_context(
+    entries: list[tuple[Path, Value, Value, Value]],
+    *,
+    section: Section,
+    document: ShadowDocument | None,
+    thing_name: str,
+    shadow_name: str | None,
+    history: HistoryPosition,
+    details: dict[str, Any],
+    fast_forward: str,
+    stale_event: bool = False,
+    policy: ResolutionPolicy | Strategy | None,
+    rules: RuleSet | None,
+    now: int,
+    event_bus: str | None,
+    limits: ShadowLimits,
+    cloud_stamps: dict[Path, int],
+    device_stamps: dict[Path, int],
+) -> DecisionContext:
+    """The `DecisionContext` of ``entries`` once `settle` has merged them.
+
+    First what is decided (the context's fields), then how: the operation's ``policy``,
+    ``rules``, time and limits, and each side's stamps for the merge. The section is settled
+    against its value in the shadow now (``document``).
+    """
+    result, final = settle(
+        entries,
+        section=section,
+        current=_section(document, section),
+        policy=policy,
+        thing_name=thing_name,
+        shadow_name=shadow_name,
+        cloud_stamps=cloud_stamps,
+        device_stamps=device_stamps,
+    )
+    return DecisionContext(
+        thing_name=thing_name,
+        shadow_name=shadow_name,
+        document=document,
+        section=section,
+        merge=result,
+        settled=final,
+        rules=rules,
+        now=now,
+        history=history,
+        event_bus=event_bus,
+        limits=limits,
+        details=details,
+        fast_forward=fast_forward,
+        stale_event=stale_event,
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -627,6 +679,12 @@ def conclude(context: DecisionContext, judgement: Judgement | None = None) -> Sh
         stale_event=context.stale_event,
         records=records,
     )
+
+
+def _section(document: ShadowDocument | None, section: Section) -> JSONObject:
+    if document is None:
+        return {}
+    return document.desired if section == "desired" else document.reported
 
 
 def _remove(target: JSONObject, path: Path) -> None:

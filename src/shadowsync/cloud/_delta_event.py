@@ -14,11 +14,10 @@ from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLim
 from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup
 from shadowsync.audit import HistoryRecord
 from shadowsync.cloud._decision import (
-    DecisionContext,
     ShadowDecision,
     conclude,
     history_position,
-    settle,
+    settled_context,
 )
 from shadowsync.cloud._history import History, check_now, decision_history
 from shadowsync.cloud._requests import (
@@ -227,28 +226,13 @@ def handle_delta_event(
         # desired value that was still pending there was never agreed.
         agreed = reported_now if base is None else copy_value(lookup(base["reported"], path))
         entries.append((path, agreed, copy_value(lookup(desired, path)), reported_now))
-    result, final = settle(
+    context = settled_context(
         entries,
         section="desired",
-        current=desired,
-        policy=policy,
-        thing_name=thing,
-        shadow_name=shadow_name,
-        cloud_stamps=stamps_at(document.section_metadata("desired"), paths),
-        device_stamps=stamps_at(document.section_metadata("reported"), paths),
-    )
-    context = DecisionContext(
-        thing_name=thing,
-        shadow_name=shadow_name,
         document=document,
-        section="desired",
-        merge=result,
-        settled=final,
-        rules=rules,
-        now=now,
+        thing_name=thing,
+        shadow_name=shadow_name,
         history=position,
-        event_bus=event_bus,
-        limits=limits,
         details={
             "eventVersion": parsed.version,
             "shadowVersion": document.version,
@@ -256,5 +240,12 @@ def handle_delta_event(
         },
         fast_forward="desired follows the device's own change",
         stale_event=stale_event,
+        policy=policy,
+        rules=rules,
+        now=now,
+        event_bus=event_bus,
+        limits=limits,
+        cloud_stamps=stamps_at(document.section_metadata("desired"), paths),
+        device_stamps=stamps_at(document.section_metadata("reported"), paths),
     )
     return conclude(context)

@@ -11,13 +11,12 @@ from shadowsync._json import json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, overlaps
 from shadowsync.cloud._decision import (
-    DecisionContext,
     ShadowDecision,
     apply_rules,
     conclude,
     conflicts_json,
     history_position,
-    settle,
+    settled_context,
 )
 from shadowsync.cloud._delta_event import shadow_document
 from shadowsync.cloud._history import History, check_now, decision_history
@@ -242,34 +241,26 @@ def offline_sync(
                 cloud_stamps[path] = written
 
         position = history_position(log, thing, shadow_name, document, previous=previous, now=now)
-        result, final = settle(
+        context = settled_context(
             entries,
             section="reported",
-            current=reported,
-            policy=policy,
-            thing_name=thing,
-            shadow_name=shadow_name,
-            cloud_stamps=cloud_stamps,
-            device_stamps=device_stamps,
-        )
-        context = DecisionContext(
-            thing_name=thing,
-            shadow_name=shadow_name,
             document=document,
-            section="reported",
-            merge=result,
-            settled=final,
-            rules=rules,
-            now=now,
+            thing_name=thing,
+            shadow_name=shadow_name,
             history=position,
-            event_bus=event_bus,
-            limits=limits,
             details={
                 "offlineDurationSeconds": parsed.offline_duration_seconds,
                 "cachedChanges": len(indexed),
                 "shadowVersion": document.version if document is not None else None,
             },
             fast_forward="applied the device's offline changes",
+            policy=policy,
+            rules=rules,
+            now=now,
+            event_bus=event_bus,
+            limits=limits,
+            cloud_stamps=cloud_stamps,
+            device_stamps=device_stamps,
         )
         try:
             # The judgement is kept: it says what the rules left of each cached value.

@@ -37,7 +37,7 @@ from shadowsync._json import JSONObject, copy_object, describe
 from shadowsync._validators import check_now, fraction, is_count, positive
 from shadowsync.errors import InvalidArgumentError
 from shadowsync.reconcile._errors import ReconcileStateError, TargetError
-from shadowsync.reconcile._state import StateStore
+from shadowsync.reconcile._state import StateStore, is_object, is_text, optional_field
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -100,19 +100,12 @@ class PolledTarget:
     """Whether the server sent a new body (200) rather than a 304."""
 
 
-def _state_field(check: Callable[[object], bool], what: str) -> Callable[..., None]:
-    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if value is not None and not check(value):
-            raise ReconcileStateError(
-                f"poller state.{attribute.name}: expected {what}, got {describe(value)}"
-            )
-
-    return validate
-
-
 def _check_store(store: object) -> None:
     if not isinstance(store, StateStore):
         raise InvalidArgumentError(f"store must have put_state/get_state, got {describe(store)}")
+
+
+_OWNER = "poller state"
 
 
 @attrs.frozen(kw_only=True)
@@ -120,14 +113,16 @@ class PollerState:
     """The durable part of a `TargetPoller`: the ETag and the target it names."""
 
     etag: str | None = attrs.field(
-        default=None, validator=_state_field(lambda v: type(v) is str, "a string")
+        default=None, validator=optional_field(is_text, "a string", owner=_OWNER)
     )
     """The last ETag the server sent."""
     target: JSONObject | None = attrs.field(
-        default=None, hash=False, validator=_state_field(lambda v: type(v) is dict, "an object")
+        default=None, hash=False, validator=optional_field(is_object, "an object", owner=_OWNER)
     )
     """The last target read."""
-    version: int | None = attrs.field(default=None, validator=_state_field(is_count, "a version"))
+    version: int | None = attrs.field(
+        default=None, validator=optional_field(is_count, "a version", owner=_OWNER)
+    )
     """Its version."""
 
     def to_dict(self) -> JSONObject:

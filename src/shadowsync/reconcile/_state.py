@@ -55,11 +55,13 @@ class StateStore(Protocol):
         ...
 
 
-def _is_object(value: object) -> bool:
+def is_object(value: object) -> bool:
+    """True for a plain ``dict`` (a JSON object as parsed), not any mapping."""
     return type(value) is dict
 
 
-def _is_text(value: object) -> bool:
+def is_text(value: object) -> bool:
+    """True for a ``str`` exactly."""
     return type(value) is str
 
 
@@ -71,13 +73,16 @@ def _is_time(value: object) -> bool:
     return is_finite_number(value) and value >= 0  # type: ignore[operator]
 
 
-def _optional(check: Callable[[object], bool], what: str) -> Callable[..., None]:
-    """An attrs validator: ``None``, or a value ``check`` accepts."""
+def optional_field(
+    check: Callable[[object], bool], what: str, *, owner: str = "ReconcilerState"
+) -> Callable[..., None]:
+    """An attrs validator of a stored state's field (``owner`` names the state in the error):
+    ``None``, or a value ``check`` accepts."""
 
     def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is not None and not check(value):
             raise ReconcileStateError(
-                f"ReconcilerState.{attribute.name}: expected {what}, got {describe(value)}"
+                f"{owner}.{attribute.name}: expected {what}, got {describe(value)}"
             )
 
     return validate
@@ -125,29 +130,29 @@ class ReconcilerState:
     """The durable part of a `Reconciler` (see the module docstring)."""
 
     target: JSONObject | None = attrs.field(
-        default=None, hash=False, validator=_optional(_is_object, "an object")
+        default=None, hash=False, validator=optional_field(is_object, "an object")
     )
     """The target in force (after a rollback: the last good one)."""
-    version: int | None = attrs.field(default=None, validator=_optional(is_count, "a version"))
+    version: int | None = attrs.field(default=None, validator=optional_field(is_count, "a version"))
     """Its version."""
     last_good: JSONObject | None = attrs.field(
-        default=None, hash=False, validator=_optional(_is_object, "an object")
+        default=None, hash=False, validator=optional_field(is_object, "an object")
     )
     """The last target that converged."""
     last_good_version: int | None = attrs.field(
-        default=None, validator=_optional(is_count, "a version")
+        default=None, validator=optional_field(is_count, "a version")
     )
     """Its version."""
     baseline: JSONObject | None = attrs.field(
-        default=None, hash=False, validator=_optional(_is_object, "an object")
+        default=None, hash=False, validator=optional_field(is_object, "an object")
     )
     """What was observed first, the rollback target when no target ever converged."""
     rolled_back_from: int | None = attrs.field(
-        default=None, validator=_optional(is_count, "a version")
+        default=None, validator=optional_field(is_count, "a version")
     )
     """The version given up by a rollback."""
     rejected_target: JSONObject | None = attrs.field(
-        default=None, hash=False, validator=_optional(_is_object, "an object")
+        default=None, hash=False, validator=optional_field(is_object, "an object")
     )
     """The target given up, so that its redelivery is not tried again."""
     attempts: Mapping[str, int] = attrs.field(
@@ -162,10 +167,12 @@ class ReconcilerState:
     )
     """When each backing-off component retries (epoch seconds)."""
     errors: Mapping[str, str] = attrs.field(
-        factory=dict, converter=_to_dict, validator=_per_component(_is_text, "a string"), hash=False
+        factory=dict, converter=_to_dict, validator=_per_component(is_text, "a string"), hash=False
     )
     """The last error of each component on the target in force."""
-    last_error: str | None = attrs.field(default=None, validator=_optional(_is_text, "a string"))
+    last_error: str | None = attrs.field(
+        default=None, validator=optional_field(is_text, "a string")
+    )
     """The most recent error, prefixed with its component."""
     acknowledgements: tuple[Acknowledgement, ...] = attrs.field(
         default=(), converter=_to_acks, validator=_acks
@@ -260,17 +267,17 @@ class ReconcilerState:
         except ShadowSyncError as exc:
             raise ReconcileStateError(f"reconciler state.acknowledgements: {exc}") from None
         return cls(
-            target=take("target", _is_object, "an object"),
+            target=take("target", is_object, "an object"),
             version=take("version", is_count, "a version"),
-            last_good=take("lastGood", _is_object, "an object"),
+            last_good=take("lastGood", is_object, "an object"),
             last_good_version=take("lastGoodVersion", is_count, "a version"),
-            baseline=take("baseline", _is_object, "an object"),
+            baseline=take("baseline", is_object, "an object"),
             rolled_back_from=take("rolledBackFrom", is_count, "a version"),
-            rejected_target=take("rejectedTarget", _is_object, "an object"),
+            rejected_target=take("rejectedTarget", is_object, "an object"),
             attempts=mapping("attempts", _is_attempt_count, "a positive count"),
             retry_at=mapping("retryAt", _is_time, "a time"),
-            errors=mapping("errors", _is_text, "a string"),
-            last_error=take("lastError", _is_text, "a string"),
+            errors=mapping("errors", is_text, "a string"),
+            last_error=take("lastError", is_text, "a string"),
             acknowledgements=acknowledgements,
         )
 
