@@ -203,6 +203,7 @@ class ShadowSession:
             auto_report=config.auto_report,
             thing_name=thing_name,
             shadow_name=shadow_name,
+            store=store,
         )
         self._outbox = Outbox(
             queue=self._queue,
@@ -362,8 +363,13 @@ class ShadowSession:
     def desire(self, changes: Mapping[str, Any], now: float) -> list[Event]:
         """Change the desired state (for a session used on the cloud side, or a local UI).
 
-        Desired changes are kept in memory (not in the durable queue), merged together, and sent
-        after the queued reports, with the same version check and retries.
+        Desired changes are merged together and kept durably in the store (``put_state``, with
+        the cloud's desired state they were made against), so they survive a crash or a reboot.
+        They are sent after the queued reports, with the same version check and retries. Before
+        that, they are merged three ways against the cloud's desired state through the
+        session's ``policy``: with the default (`OwnerWins`: the cloud owns desired) a path the
+        cloud changed since wins over the local change, announced by a `ConflictResolved`; a
+        path the cloud did not change is sent.
         """
         now, out = self._begin(now)
         section = read_changes(changes, section="desired", limits=self._limits)
@@ -520,19 +526,21 @@ class ShadowSession:
         out: list[Event],
     ) -> list[Intent]:
         queued: list[Intent] = []
-        for kind, path, value in items:
-            intent = Intent(
-                thing_name=self.thing_name,
-                shadow_name=self.shadow_name,
-                kind=kind,
-                path=path,
-                value=value,
-                created_at=int(now),
-                stamp=self._hlc.now(int(now * 1000)),
-            )
-            result = self._queue.put(intent, now=int(now))
-            if result.seq is not None:
-                queued.append(stored_intent(intent, result.seq))
+        # One store transaction: after a crash a multi-key report is queued whole or not at all.
+        with self._queue.transaction():
+            for kind, path, value in items:
+                intent = Intent(
+                    thing_name=self.thing_name,
+                    shadow_name=self.shadow_name,
+                    kind=kind,
+                    path=path,
+                    value=value,
+                    created_at=int(now),
+                    stamp=self._hlc.now(int(now * 1000)),
+                )
+                result = self._queue.put(intent, now=int(now))
+                if result.seq is not None:
+                    queued.append(stored_intent(intent, result.seq))
         if queued:
             out.append(IntentsQueued(intents=queued))
         self._outbox.collect_drops(out)  # refusals included: put records them as drops
@@ -556,6 +564,7 @@ class ShadowSession:
     def _evaluate_desired(self, now: float, out: list[Event], *, source: Source) -> None:
         """Judge the cloud's desired state with the rules; emit the delta; queue reports/acks."""
         judgement = self._desired.judge(now, self._outbox.pending)
+        out.extend(judgement.local)
         if judgement.conflicts is not None:
             out.append(judgement.conflicts)
         if judgement.ack is not None:
