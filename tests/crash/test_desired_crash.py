@@ -1,6 +1,6 @@
 """Crash test of local desired changes: a device making them is killed with SIGKILL.
 
-Each round starts ``desired_writer.py`` on the same SQLite file, kills it at a random moment,
+Each round starts ``session_writer.py desire`` on the same SQLite file, kills it at a random moment,
 and reopens the store: the saved local desired changes must read back whole (every key of the
 last change together, never a torn one) and never older than the last change acknowledged.
 Then a rebooted device sends them to the (fake) cloud.
@@ -8,12 +8,8 @@ Then a rebooted device sends them to the (fake) cloud.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,44 +18,21 @@ import pytest
 from shadowsync._device.desired import patch_state_name
 from shadowsync.stores import SQLiteStore
 from shadowsync.testing import LoopbackPair
-from tests.crash.desired_writer import THING, changes_for
+from tests.crash.child import run_and_kill
+from tests.crash.session_writer import THING, desire_for
 
-WRITER = Path(__file__).with_name("desired_writer.py")
+WRITER = Path(__file__).with_name("session_writer.py")
 KILLS = 30
 SEED = 20_261_208
-ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-
-
-def _run_and_kill(database: Path, first_n: int, rng: random.Random) -> list[int]:
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-    child = subprocess.Popen(
-        [sys.executable, str(WRITER), str(database), str(first_n)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment,
-    )
-    try:
-        assert child.stdout is not None
-        ready = child.stdout.readline()
-        assert ready == "ready\n", child.stderr.read() if child.stderr else ""
-        time.sleep(rng.uniform(0.0, 0.03))
-        child.send_signal(signal.SIGKILL)
-        out, _ = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    return [int(line) for line in out.splitlines(keepends=True) if line.endswith("\n")]
 
 
 def _expected(last: int) -> dict[str, object]:
     """Every change from 0 to ``last`` merged, as the durable patch must hold it."""
     patch: dict[str, object] = {}
     for n in range(max(0, last - 4), last + 1):
-        patch.update(changes_for(n))
+        patch.update(desire_for(n))
     return patch
 
 
@@ -68,7 +41,7 @@ def test_local_desired_changes_survive_sigkill_whole(tmp_path: Path) -> None:
     database = tmp_path / "device.db"
     next_n = 0
     for _ in range(KILLS):
-        acknowledged = _run_and_kill(database, next_n, rng)
+        acknowledged = run_and_kill(WRITER, ["desire", str(database), str(next_n)], rng)
         with SQLiteStore(database) as store:
             saved = store.get_state(patch_state_name(THING, None))
         patch: Any = None if saved is None else saved["patch"]

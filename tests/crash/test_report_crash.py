@@ -1,6 +1,6 @@
 """Crash test of multi-key reports: a device reporting is killed with SIGKILL at random moments.
 
-Each round starts ``report_writer.py`` on the same SQLite file, kills it at a random moment,
+Each round starts ``session_writer.py report`` on the same SQLite file, kills it at a random moment,
 and reopens the store: every key of the shadow must hold the value of one and the same report
 (a report is queued whole or not at all, never in part), no older than the last acknowledged.
 Then a rebooted device sends it to the (fake) cloud.
@@ -8,12 +8,8 @@ Then a rebooted device sends it to the (fake) cloud.
 
 from __future__ import annotations
 
-import os
 import random
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,37 +18,14 @@ import pytest
 from shadowsync._tree import place
 from shadowsync.stores import SQLiteStore
 from shadowsync.testing import LoopbackPair
-from tests.crash.report_writer import KEYS, THING, report_for
+from tests.crash.child import run_and_kill
+from tests.crash.session_writer import KEYS, THING, report_for
 
-WRITER = Path(__file__).with_name("report_writer.py")
+WRITER = Path(__file__).with_name("session_writer.py")
 KILLS = 30
 SEED = 20_261_209
-ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-
-
-def _run_and_kill(database: Path, first_n: int, rng: random.Random) -> list[int]:
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
-    child = subprocess.Popen(
-        [sys.executable, str(WRITER), str(database), str(first_n)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=environment,
-    )
-    try:
-        assert child.stdout is not None
-        ready = child.stdout.readline()
-        assert ready == "ready\n", child.stderr.read() if child.stderr else ""
-        time.sleep(rng.uniform(0.0, 0.03))
-        child.send_signal(signal.SIGKILL)
-        out, _ = child.communicate(timeout=60)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-    return [int(line) for line in out.splitlines(keepends=True) if line.endswith("\n")]
 
 
 def _queued_report(database: Path) -> int | None:
@@ -78,7 +51,7 @@ def test_a_multi_key_report_is_queued_whole_or_not_at_all(tmp_path: Path) -> Non
     database = tmp_path / "device.db"
     next_n = 0
     for _ in range(KILLS):
-        acknowledged = _run_and_kill(database, next_n, rng)
+        acknowledged = run_and_kill(WRITER, ["report", str(database), str(next_n)], rng)
         n = _queued_report(database)
         if acknowledged:
             assert n in (acknowledged[-1], acknowledged[-1] + 1)

@@ -1,14 +1,16 @@
-"""Local desired changes (`ShadowSession.desire`): durable, merged three ways on reconnect."""
+"""Local desired changes (`ShadowSession.desire`): durable, merged three ways on reconnect; and
+the periodic GET that catches what a dead subscription missed."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from shadowsync import SessionConfig, SessionState, ShadowSession
 from shadowsync._device.desired import patch_state_name
-from shadowsync.events import ConflictResolved, DeltaReceived, Event
+from shadowsync.events import ConflictResolved, DeltaReceived, Event, Publish, Subscribe
 from shadowsync.stores import MemoryStore, SQLiteStore
 from shadowsync.strategies import LastWriterWins
-from shadowsync.testing import LoopbackPair
+from shadowsync.testing import InMemoryShadowService, LoopbackPair, ManualClock
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -163,3 +165,50 @@ def test_the_patch_is_one_state_entry_per_shadow() -> None:
     assert len(long_name) <= 128
     store.put_state(long_name, {"patch": {}})
     assert store.get_state(long_name) == {"patch": {}}
+
+
+def _drive(
+    session: ShadowSession, service: InMemoryShadowService, outputs: list[Event]
+) -> list[Event]:
+    """Carry a session's publishes to the service and every answer back."""
+    pending, seen = list(outputs), []
+    while pending:
+        output = pending.pop(0)
+        if isinstance(output, Publish):
+            for topic, payload in service.handle(output.topic, output.payload):
+                pending += session.receive_message(topic, payload, service.now())
+        elif not isinstance(output, Subscribe):
+            seen.append(output)
+    return seen
+
+
+def test_a_periodic_get_finds_what_a_dead_subscription_missed() -> None:
+    clock = ManualClock(1_700_000_000.0)
+    service = InMemoryShadowService(clock=clock)
+    session = ShadowSession(
+        "lamp",
+        store=MemoryStore(),
+        token=iter(f"t{n}" for n in range(100)).__next__,
+        random=lambda: 0.5,
+        config=SessionConfig(refresh_interval=300),
+    )
+    _drive(session, service, session.connected(clock()))
+    assert session.state is SessionState.IN_SYNC
+    assert session.next_deadline() == clock() + 300
+    # The cloud writes; its delta never reaches the device (the subscription died silently).
+    service.update("lamp", {"state": {"desired": {"on": True}}})
+    clock.advance(299)
+    assert session.tick(clock()) == []
+    clock.advance(1)
+    events = _drive(session, service, session.tick(clock()))
+    assert [e.state for e in events if isinstance(e, DeltaReceived)] == [{"on": True}]
+    assert session.next_deadline() == clock() + 300
+
+
+def test_without_a_refresh_interval_an_idle_session_has_no_deadline() -> None:
+    clock = ManualClock(1_700_000_000.0)
+    service = InMemoryShadowService(clock=clock)
+    session = ShadowSession("lamp", store=MemoryStore(), token=lambda: "t", random=lambda: 0.5)
+    _drive(session, service, session.connected(clock()))
+    assert session.state is SessionState.IN_SYNC
+    assert session.next_deadline() is None

@@ -105,7 +105,9 @@ class SessionConfig:
     - ``limits``: the shadow limits (size, depth, names, client tokens);
     - ``queue_limits``: the offline queue's bounds, when the session builds the queue;
     - ``max_payload_bytes``: bigger incoming messages are ignored unread;
-    - ``node``: the node id of the session's hybrid logical clock (default: the thing name).
+    - ``node``: the node id of the session's hybrid logical clock (default: the thing name);
+    - ``refresh_interval``: seconds in sync after which the session fetches the snapshot again,
+      a safety net against subscriptions that die silently (``None``, the default: never).
     """
 
     request_timeout: float = attrs.field(default=30.0, validator=positive)
@@ -118,6 +120,9 @@ class SessionConfig:
     queue_limits: QueueLimits = attrs.field(factory=_default_queue_limits)
     max_payload_bytes: int = attrs.field(default=256 * 1024, validator=count)
     node: str | None = None
+    refresh_interval: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(positive)
+    )
 
     @backoff.validator
     def _check_backoff(self, attribute: attrs.Attribute[Any], value: object) -> None:

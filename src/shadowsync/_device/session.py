@@ -188,6 +188,7 @@ class ShadowSession:
         self._conflicts = 0
         self._last_sync_at: int | None = None
         self._refresh_wanted = False
+        self._refresh_at: float | None = None
         self._startup: list[Event] = []
 
         # What the device knows of the cloud, and the last state both sides agreed on.
@@ -262,6 +263,8 @@ class ShadowSession:
         times = [t for t in (self._retry_at,) if t is not None]
         if self._requests.in_flight is not None:
             times.append(self._requests.in_flight.deadline)
+        elif self._refresh_at is not None and self._state is SessionState.IN_SYNC:
+            times.append(self._refresh_at)
         return min(times) if times else None
 
     def health(self, now: float) -> SessionHealth:
@@ -312,6 +315,7 @@ class ShadowSession:
         self._outbox.forget_plan()
         self._early = []
         self._retry_at = None
+        self._refresh_at = None
         self._view.doubt()
         self._fire(Trigger.DISCONNECTED, out)
         return out
@@ -438,6 +442,17 @@ class ShadowSession:
         ):
             self._retry_at = None
             self._fire(Trigger.RETRY, out)
+            self._send_get(now, out)
+        if (
+            self._state is SessionState.IN_SYNC
+            and self._refresh_at is not None
+            and now >= self._refresh_at
+            and self._requests.in_flight is None
+        ):
+            # The periodic GET: a notification lost to a subscription that died silently is
+            # found in the snapshot.
+            self._refresh_at = None
+            self._fire(Trigger.REFRESH, out)
             self._send_get(now, out)
         return out
 
@@ -626,6 +641,8 @@ class ShadowSession:
         self._failures = 0
         self._conflicts = 0
         self._last_sync_at = int(now)
+        if self._config.refresh_interval is not None:
+            self._refresh_at = now + self._config.refresh_interval
         self._view.persist()
         out.append(SyncCompleted(version=self._view.version, at=int(now)))
 
