@@ -182,6 +182,9 @@ if TYPE_CHECKING:
     from shadowsync._device.intent import (
         Intent as Intent,
     )
+    from shadowsync._device.pacing import (
+        ReportPolicy as ReportPolicy,
+    )
     from shadowsync._device.queue import (
         DropRecord as DropRecord,
     )
@@ -263,6 +266,7 @@ _LAZY_FROM: dict[str, tuple[str, ...]] = {
     "shadowsync._device.state": ("SessionState", "SessionStateError", "Trigger"),
     "shadowsync._device.config": ("Backoff", "SessionConfig", "SessionHealth"),
     "shadowsync._device.session": ("ShadowSession",),
+    "shadowsync._device.pacing": ("ReportPolicy",),
     "shadowsync._device.thing": ("ThingHealth", "ThingSession"),
 }
 _LAZY_MODULES = ("events", "rules", "stores", "strategies")

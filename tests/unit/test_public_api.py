@@ -86,6 +86,7 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "QueueLimits",
         "QueueStats",
         "ReplayBatch",
+        "ReportPolicy",
         "stores",
         "Backoff",
         "SessionConfig",

@@ -43,6 +43,7 @@ from shadowsync._device.messages import (
     rejection,
 )
 from shadowsync._device.outbox import Outbox
+from shadowsync._device.pacing import ReportPacer
 from shadowsync._device.queue import OfflineQueue
 from shadowsync._device.requests import Request, Requests
 from shadowsync._device.state import (
@@ -62,7 +63,7 @@ from shadowsync._json import (
     copy_object,
     describe,
 )
-from shadowsync._tree import leaves
+from shadowsync._tree import leaves, lookup
 from shadowsync._validators import check_now
 from shadowsync.errors import (
     InvalidArgumentError,
@@ -189,6 +190,8 @@ class ShadowSession:
         self._last_sync_at: int | None = None
         self._refresh_wanted = False
         self._refresh_at: float | None = None
+        self._pacer = ReportPacer(config.report_policy)
+        self._hold_until: float | None = None
         self._startup: list[Event] = []
 
         # What the device knows of the cloud, and the last state both sides agreed on.
@@ -263,8 +266,8 @@ class ShadowSession:
         times = [t for t in (self._retry_at,) if t is not None]
         if self._requests.in_flight is not None:
             times.append(self._requests.in_flight.deadline)
-        elif self._refresh_at is not None and self._state is SessionState.IN_SYNC:
-            times.append(self._refresh_at)
+        elif self._state is SessionState.IN_SYNC:
+            times += [t for t in (self._refresh_at, self._hold_until) if t is not None]
         return min(times) if times else None
 
     def health(self, now: float) -> SessionHealth:
@@ -277,6 +280,7 @@ class ShadowSession:
             state=self._state,
             connected=self.connected_now,
             pending_intents=len(pending),
+            held_back=self._pacer.held_back(i.seq for i in pending),
             oldest_pending_age=None if oldest is None else max(0.0, now - oldest),
             last_sync_at=self._last_sync_at,
             consecutive_failures=self._failures,
@@ -316,6 +320,7 @@ class ShadowSession:
         self._early = []
         self._retry_at = None
         self._refresh_at = None
+        self._hold_until = None
         self._view.doubt()
         self._fire(Trigger.DISCONNECTED, out)
         return out
@@ -342,7 +347,13 @@ class ShadowSession:
         changed = leaves(read_changes(changes, section="reported", limits=self._limits))
         if not changed:
             return out
-        self._put([("report", path, value) for path, value in changed], now, out)
+        before = self.device_reported()
+        queued = self._put([("report", path, value) for path, value in changed], now, out)
+        small = [
+            i for i in queued if self._pacer.below_deadband(i.path, i.value, lookup(before, i.path))
+        ]
+        if queued and len(small) == len(queued):
+            self._pacer.hold((i.seq for i in small), now)
         if self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
         return out
@@ -443,6 +454,14 @@ class ShadowSession:
             self._retry_at = None
             self._fire(Trigger.RETRY, out)
             self._send_get(now, out)
+        if (
+            self._state is SessionState.IN_SYNC
+            and self._hold_until is not None
+            and now >= self._hold_until
+            and self._requests.in_flight is None
+        ):
+            self._hold_until = None
+            self._sync_step(now, out)
         if (
             self._state is SessionState.IN_SYNC
             and self._refresh_at is not None
@@ -611,9 +630,19 @@ class ShadowSession:
             self._fire(Trigger.REFRESH, out)
             self._send_get(now, out)
             return
+        self._hold_until = None
+        if pending and self._outbox.pending():
+            # The report policy: held changes wait for company, updates for their interval.
+            wait = self._pacer.wait_until((i.seq for i in self._outbox.pending()), now)
+            if wait is not None:
+                self._hold_until = wait
+                if self._state is not SessionState.IN_SYNC:
+                    self._fire(Trigger.SYNCED, out)
+                return
         update = self._outbox.next_update(now, out) if pending else None
         if update is not None:
             out.append(self._requests.send_update(*update, now))
+            self._pacer.sent(now)
             self._fire(Trigger.PUBLISH, out)
             return
         if self._state is SessionState.IN_SYNC and not pending:

@@ -68,14 +68,16 @@ def _wildcards(thing_name: str) -> tuple[str, ...]:
 class ThingHealth:
     """The health of every shadow of a thing (``shadows``), and their sum.
 
-    ``pending_intents`` and ``consecutive_failures`` are summed; ``oldest_pending_age`` and
-    ``divergence_age`` are the largest of the shadows'; ``in_sync`` is true when every shadow
-    is in sync; ``subscriptions`` is how many filters the connection holds.
+    ``pending_intents``, ``held_back`` and ``consecutive_failures`` are summed;
+    ``oldest_pending_age`` and ``divergence_age`` are the largest of the shadows'; ``in_sync``
+    is true when every shadow is in sync; ``subscriptions`` is how many filters the connection
+    holds.
     """
 
     shadows: dict[str | None, SessionHealth]
     connected: bool
     pending_intents: int
+    held_back: int
     consecutive_failures: int
     oldest_pending_age: float | None
     divergence_age: float | None
@@ -88,6 +90,7 @@ class ThingHealth:
         return {
             "connected": self.connected,
             "pendingIntents": self.pending_intents,
+            "heldBack": self.held_back,
             "consecutiveFailures": self.consecutive_failures,
             "oldestPendingAge": self.oldest_pending_age,
             "divergenceAge": self.divergence_age,
@@ -382,6 +385,7 @@ class ThingSession:
             shadows=shadows,
             connected=self._online,
             pending_intents=sum(h.pending_intents for h in values),
+            held_back=sum(h.held_back for h in values),
             consecutive_failures=sum(h.consecutive_failures for h in values),
             oldest_pending_age=_largest(h.oldest_pending_age for h in values),
             divergence_age=_largest(h.divergence_age for h in values),
