@@ -182,6 +182,9 @@ if TYPE_CHECKING:
     from shadowsync._device.intent import (
         Intent as Intent,
     )
+    from shadowsync._device.pacing import (
+        ReportPolicy as ReportPolicy,
+    )
     from shadowsync._device.queue import (
         DropRecord as DropRecord,
     )
@@ -211,6 +214,12 @@ if TYPE_CHECKING:
     )
     from shadowsync._device.state import (
         Trigger as Trigger,
+    )
+    from shadowsync._device.thing import (
+        ThingHealth as ThingHealth,
+    )
+    from shadowsync._device.thing import (
+        ThingSession as ThingSession,
     )
 
 # The conflict engine and the device side are imported on first use, so that a device agent or
@@ -257,6 +266,8 @@ _LAZY_FROM: dict[str, tuple[str, ...]] = {
     "shadowsync._device.state": ("SessionState", "SessionStateError", "Trigger"),
     "shadowsync._device.config": ("Backoff", "SessionConfig", "SessionHealth"),
     "shadowsync._device.session": ("ShadowSession",),
+    "shadowsync._device.pacing": ("ReportPolicy",),
+    "shadowsync._device.thing": ("ThingHealth", "ThingSession"),
 }
 _LAZY_MODULES = ("events", "rules", "stores", "strategies")
 _LAZY = {name: module for module, names in _LAZY_FROM.items() for name in names}

@@ -47,6 +47,7 @@ __all__ = [
     "DeltaReceived",
     "Dropped",
     "Event",
+    "FromShadow",
     "IntentsConfirmed",
     "IntentsQueued",
     "MessageIgnored",
@@ -60,6 +61,7 @@ __all__ = [
     "StateChanged",
     "Subscribe",
     "SyncCompleted",
+    "Unsubscribe",
     "UpdateAccepted",
     "UpdateRejected",
 ]
@@ -129,6 +131,14 @@ class Event:
 @attrs.frozen(kw_only=True)
 class Subscribe(Event):
     """Subscribe to ``topics`` (each an exact topic; send before the next `Publish`)."""
+
+    topics: tuple[str, ...] = attrs.field(converter=_topics)
+
+
+@attrs.frozen(kw_only=True)
+class Unsubscribe(Event):
+    """Unsubscribe from ``topics`` (filters subscribed before; a `ThingSession` that dropped a
+    shadow, or moved its named shadows to wildcards to stay within the subscription budget)."""
 
     topics: tuple[str, ...] = attrs.field(converter=_topics)
 
@@ -303,7 +313,27 @@ class CacheReset(Event):
     reason: str = attrs.field(validator=_text)
 
 
-Output: TypeAlias = Subscribe | Publish
+def _shadow_name(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, str) or not value):
+        raise InvalidArgumentError(
+            f"shadow_name must be a non-empty string or None, got {describe(value)}"
+        )
+
+
+def _event(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, Event):
+        raise InvalidArgumentError(f"event must be an Event, got {describe(value)}")
+
+
+@attrs.frozen(kw_only=True)
+class FromShadow(Event):
+    """An application ``event`` of one shadow of a `ThingSession` (``None``: the classic one)."""
+
+    shadow_name: str | None = attrs.field(validator=_shadow_name)
+    event: Event = attrs.field(validator=_event)
+
+
+Output: TypeAlias = Subscribe | Unsubscribe | Publish
 """A message for the transport."""
 
 SessionEvent: TypeAlias = (

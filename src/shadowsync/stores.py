@@ -30,10 +30,11 @@ shadowsync raises `StoreSchemaError`, and no raw `sqlite3` error escapes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from shadowsync._conflict.clocks import HLCStamp
@@ -233,12 +234,33 @@ class MemoryStore(_Closing):
     """
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._intents: dict[int, Intent] = {}
         self._cache: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}
         self._state: dict[str, str] = {}
         self._last_seq = 0
         self._closed = False
+        self._depth = 0
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every write inside happens together, or (if the block raises) none of them does.
+
+        Re-entrant; other threads wait until it ends. The seqs handed out inside a block that
+        raised are not handed out again.
+        """
+        with self._lock:
+            self._check_open()
+            saved = (dict(self._intents), dict(self._cache), dict(self._state))
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                if self._depth == 1:
+                    self._intents, self._cache, self._state = saved
+                raise
+            finally:
+                self._depth -= 1
 
     def _check_open(self) -> None:
         if self._closed:
@@ -395,7 +417,8 @@ class SQLiteStore(_Closing):
         import sqlite3
 
         self._path = os.fspath(path)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._depth = 0
         self._conn: sqlite3.Connection | None = None
         # Every sqlite3 failure is caught as this, so the methods need no module of their own.
         self._sqlite_error: type[sqlite3.Error] = sqlite3.Error
@@ -493,17 +516,16 @@ class SQLiteStore(_Closing):
         insert: tuple[str, tuple[Any, ...]] | None = None,
         delete: tuple[str, list[tuple[Any, ...]]] | None = None,
     ) -> int | None:
-        """Run an insert and a batch of deletes in one immediate transaction; the new rowid."""
+        """Run an insert and a batch of deletes in one immediate transaction (or in the
+        `transaction` in progress); the new rowid."""
         with self._lock:
             conn = self._connection()
             try:
+                if self._depth:
+                    return self._statements(conn, insert, delete)
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    rowid = None
-                    if insert is not None:
-                        rowid = conn.execute(*insert).lastrowid
-                    if delete is not None:
-                        conn.executemany(*delete)
+                    rowid = self._statements(conn, insert, delete)
                     conn.execute("COMMIT")
                 except BaseException:
                     if conn.in_transaction:
@@ -512,6 +534,56 @@ class SQLiteStore(_Closing):
             except self._sqlite_error as exc:
                 raise self._fail(exc, doing) from None
             return rowid
+
+    @staticmethod
+    def _statements(
+        conn: sqlite3.Connection,
+        insert: tuple[str, tuple[Any, ...]] | None,
+        delete: tuple[str, list[tuple[Any, ...]]] | None,
+    ) -> int | None:
+        rowid = None
+        if insert is not None:
+            rowid = conn.execute(*insert).lastrowid
+        if delete is not None:
+            conn.executemany(*delete)
+        return rowid
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every write inside is one SQLite transaction, committed (``synchronous=FULL``) at
+        the end: durable together, or (after a crash, or if the block raises) not at all.
+
+        Re-entrant; other threads wait until it ends. One commit for many writes is also what
+        makes a round trip cheap: the device bridge writes each message's changes in one.
+        """
+        with self._lock:
+            conn = self._connection()
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except self._sqlite_error as exc:
+                raise self._fail(exc, "begin a transaction on") from None
+            self._depth = 1
+            try:
+                yield
+            except BaseException:
+                self._depth = 0
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            self._depth = 0
+            try:
+                conn.execute("COMMIT")
+            except self._sqlite_error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise self._fail(exc, "commit to") from None
 
     def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:
         """Store ``intent`` and remove ``remove`` in one transaction; return the new seq.

@@ -648,3 +648,32 @@ def test_a_queue_in_a_memory_store_loads_no_database_driver(tmp_path: Path) -> N
     )
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout) == [[], {"on": True}, True]
+
+
+def test_a_transaction_keeps_every_write_together(make_store: Callable[[], Store]) -> None:
+    store: Any = make_store()
+    with store.transaction():
+        first = store.append(_intent(1, path=("a",)))
+        with store.transaction():  # re-entrant: one transaction still
+            second = store.append(_intent(2, path=("b",)), remove=[first])
+        store.put_state("s", {"n": 1})
+    assert [intent.seq for intent in make_store().intents()] == [second]
+    assert make_store().get_state("s") == {"n": 1}
+
+
+def test_a_transaction_that_raises_writes_nothing(make_store: Callable[[], Store]) -> None:
+    store: Any = make_store()
+    kept = store.append(_intent(1, path=("a",)))
+
+    def half_way() -> None:
+        with store.transaction():
+            store.append(_intent(2, path=("b",)), remove=[kept])
+            store.put_state("s", {"n": 2})
+            raise RuntimeError("half way")
+
+    with pytest.raises(RuntimeError, match="half way"):
+        half_way()
+    assert [intent.seq for intent in make_store().intents()] == [kept]
+    assert make_store().get_state("s") is None
+    later = store.append(_intent(3, path=("c",)))
+    assert later > kept

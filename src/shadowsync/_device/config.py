@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from shadowsync._device.pacing import ReportPolicy
 from shadowsync._device.queue import QueueLimits
 from shadowsync._device.state import SessionState
 from shadowsync._json import describe
@@ -105,7 +106,11 @@ class SessionConfig:
     - ``limits``: the shadow limits (size, depth, names, client tokens);
     - ``queue_limits``: the offline queue's bounds, when the session builds the queue;
     - ``max_payload_bytes``: bigger incoming messages are ignored unread;
-    - ``node``: the node id of the session's hybrid logical clock (default: the thing name).
+    - ``node``: the node id of the session's hybrid logical clock (default: the thing name);
+    - ``refresh_interval``: seconds in sync after which the session fetches the snapshot again,
+      a safety net against subscriptions that die silently (``None``, the default: never);
+    - ``report_policy``: how often updates go out and which small changes wait
+      (`ReportPolicy`; the default sends at once).
     """
 
     request_timeout: float = attrs.field(default=30.0, validator=positive)
@@ -118,6 +123,17 @@ class SessionConfig:
     queue_limits: QueueLimits = attrs.field(factory=_default_queue_limits)
     max_payload_bytes: int = attrs.field(default=256 * 1024, validator=count)
     node: str | None = None
+    refresh_interval: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(positive)
+    )
+    report_policy: ReportPolicy = attrs.field(factory=ReportPolicy)
+
+    @report_policy.validator
+    def _check_report_policy(self, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, ReportPolicy):
+            raise InvalidArgumentError(
+                f"report_policy must be a ReportPolicy, got {describe(value)}"
+            )
 
     @backoff.validator
     def _check_backoff(self, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -147,6 +163,9 @@ class SessionHealth:
     divergence_age: float | None
     next_retry_at: float | None
     last_seen_version: int | None
+    held_back: int = 0
+    """Queued changes the report policy holds back (under their deadband, or waiting for the
+    minimum interval); they go out with the next update."""
 
     @property
     def in_review(self) -> bool:
@@ -165,5 +184,6 @@ class SessionHealth:
             "divergenceAge": self.divergence_age,
             "nextRetryAt": self.next_retry_at,
             "lastSeenVersion": self.last_seen_version,
+            "heldBack": self.held_back,
             "inReview": self.in_review,
         }

@@ -11,20 +11,31 @@ message), the session asks its `DesiredTracker` two things, in order:
 
 The tracker remembers what it announced, so that the application hears of a change once.
 It also holds the desired changes made on the device (`ShadowSession.desire`), merged into
-one patch, until an update carries them.
+one patch, until an update carries them. That patch is durable: it is written to the store
+(``put_state``) with the cloud's desired state it was made against (its base) and the time of
+each path, so it survives a crash or a reboot. Every judgement first merges it three ways
+(base, the base with the patch, the cloud's desired state) through the shadow's policy: a path
+the cloud changed since the base is a conflict the policy settles (by default the cloud owns
+desired, so the cloud's value wins and the local one is dropped, with a `ConflictResolved`);
+a path the cloud did not change stays in the patch, and is judged as if the cloud held it
+already, so the application is never told to apply a value the same reconciliation replaces.
 """
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from shadowsync._conflict.merge import merge, same, stamps_from_metadata
 from shadowsync._delta import compute_delta
 from shadowsync._device.messages import rejections
 from shadowsync._device.plan import merge_desired, merge_patches
-from shadowsync._json import copy_object, json_equal
-from shadowsync.events import ConflictResolved, DeltaReceived
+from shadowsync._device.view import apply_at
+from shadowsync._json import copy_json, copy_object, json_equal
+from shadowsync._tree import MISSING, leaves, lookup, place
+from shadowsync.events import ConflictResolved, DeltaReceived, Event, ReviewNeeded
 from shadowsync.rules import ACK_KEY, Acknowledgement
 
 if TYPE_CHECKING:
@@ -32,11 +43,12 @@ if TYPE_CHECKING:
 
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._device.intent import Intent
+    from shadowsync._device.store import Store
     from shadowsync._device.view import CloudView
     from shadowsync._json import JSONObject
     from shadowsync.rules import Rejection, RuleSet
 
-__all__ = ["DesiredTracker", "Judgement", "Source"]
+__all__ = ["DesiredTracker", "Judgement", "Source", "patch_state_name"]
 
 Source = Literal["snapshot", "delta", "other"]
 """What made the session judge the desired state again."""
@@ -54,6 +66,22 @@ class Judgement:
     """The conflicts to announce, when they are news."""
     ack: Acknowledgement | None = None
     """The acknowledgement to queue as ``reported["$ack"]``, when it changed."""
+    local: tuple[Event, ...] = ()
+    """What the merge of the local desired changes settled (`ConflictResolved`) or holds for
+    review (`ReviewNeeded`)."""
+
+
+_MAX_STATE_NAME = 128
+
+
+def patch_state_name(thing_name: str, shadow_name: str | None) -> str:
+    """The store's state name under which a shadow's local desired changes are kept."""
+    name = f"desired/{thing_name}" + ("" if shadow_name is None else f"/{shadow_name}")
+    if len(name) <= _MAX_STATE_NAME:
+        return name
+    # A long thing name and a long shadow name exceed the store's name length: hash them.
+    digest = hashlib.sha256(f"{thing_name}\x00{shadow_name}".encode()).hexdigest()
+    return f"desired#{digest}"
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -70,11 +98,49 @@ class DesiredTracker:
     _auto_report: bool
     _thing_name: str
     _shadow_name: str | None
+    _store: Store | None = None
     _announced: list[Any] = attrs.field(init=False, factory=list)
     _last_delta: tuple[int, JSONObject] | None = attrs.field(init=False, default=None)
     _delta_since: float | None = attrs.field(init=False, default=None)
     _patch: JSONObject = attrs.field(init=False, factory=dict)
     _patch_since: float | None = attrs.field(init=False, default=None)
+    # The cloud's desired state the patch was made against, and when each path was changed.
+    _base: JSONObject = attrs.field(init=False, factory=dict)
+    _stamps: dict[tuple[str, ...], int] = attrs.field(init=False, factory=dict)
+    _state_name: str = attrs.field(init=False, default="")
+
+    def __attrs_post_init__(self) -> None:
+        self._state_name = patch_state_name(self._thing_name, self._shadow_name)
+        self._load()
+
+    def _load(self) -> None:
+        if self._store is None:
+            return
+        saved: Any = self._store.get_state(self._state_name)
+        if not saved or type(saved.get("patch")) is not dict or not saved["patch"]:
+            return
+        self._patch = copy_object(saved["patch"])
+        base = saved.get("base")
+        self._base = copy_object(base) if type(base) is dict else {}
+        since = saved.get("since")
+        self._patch_since = float(since) if isinstance(since, (int, float)) else 0.0
+        for item in saved.get("stamps") or ():
+            if type(item) is list and len(item) == 2 and type(item[0]) is list:
+                self._stamps[tuple(str(key) for key in item[0])] = int(item[1])
+
+    def _save(self) -> None:
+        # One put_state: the patch, its base and its stamps are written together or not at all.
+        if self._store is None:
+            return
+        self._store.put_state(
+            self._state_name,
+            {
+                "patch": copy_object(self._patch),
+                "base": copy_object(self._base),
+                "since": self._patch_since,
+                "stamps": [[list(path), at] for path, at in sorted(self._stamps.items())],
+            },
+        )
 
     @property
     def patch(self) -> JSONObject:
@@ -88,17 +154,92 @@ class DesiredTracker:
         return min(times, default=None)
 
     def change(self, section: JSONObject, now: float) -> None:
-        """Add the desired changes ``section`` (``None`` deletes a key) to `patch`."""
+        """Add the desired changes ``section`` (``None`` deletes a key) to `patch`, durably.
+
+        The first change of a path records the cloud's desired state as known now as its base.
+        """
+        if not self._patch:
+            self._base = copy_object(self._view.theirs_desired())
+            self._stamps = {}
         merge_patches(self._patch, section)
+        for path, _ in leaves(section):
+            self._stamps[path] = int(now)
         if self._patch_since is None:
             self._patch_since = now
+        self._save()
 
     def sent(self, state: JSONObject) -> None:
         """An update of ``state`` (``{"desired": patch}``) is settled: `patch` is done unless
         it changed since."""
         if json_equal(self._patch, state["desired"]):
-            self._patch = {}
-            self._patch_since = None
+            self._clear()
+
+    def _clear(self) -> None:
+        self._patch = {}
+        self._patch_since = None
+        self._base = {}
+        self._stamps = {}
+        self._save()
+
+    def _settle_patch(
+        self, theirs: JSONObject, version: int
+    ) -> tuple[JSONObject, tuple[Event, ...]]:
+        """Merge the local patch three ways against the cloud's desired state ``theirs``.
+
+        Returns the desired state to judge (``theirs`` with what stays of the patch applied)
+        and the events of the merge. Afterwards the patch holds only the paths the policy
+        gave to the device, against ``theirs`` as the new base.
+        """
+        if not self._patch:
+            return theirs, ()
+        ours = copy_object(self._base)
+        for path, value in leaves(self._patch):
+            apply_at(ours, path, value)
+        cloud = self._view.document
+        result = merge(
+            self._base,
+            ours,
+            theirs,
+            policy=self._policy,
+            section="desired",
+            thing_name=self._thing_name,
+            shadow_name=self._shadow_name,
+            ours_source="device",
+            theirs_source="cloud",
+            ours_stamps=self._stamps,
+            theirs_stamps={} if cloud is None else stamps_from_metadata(cloud.desired_metadata),
+        )
+        kept: JSONObject = {}
+        stamps: dict[tuple[str, ...], int] = {}
+        for path, value in leaves(self._patch):
+            wanted = MISSING if value is None else value
+            ours_won = same(lookup(result.merged, path), wanted)
+            if ours_won and not same(lookup(theirs, path), wanted):
+                place(kept, path, copy_json(value))
+                stamps[path] = self._stamps.get(path, 0)
+        events: list[Event] = []
+        if result.report:
+            events.append(
+                ConflictResolved(report=result.report, section="desired", version=version)
+            )
+        if result.reviews:
+            events.append(
+                ReviewNeeded(
+                    items=result.reviews,
+                    reason="the resolution policy holds these local desired changes for review",
+                )
+            )
+        if not kept:
+            self._clear()
+            return theirs, tuple(events)
+        if kept != self._patch or self._base != theirs:
+            self._patch, self._stamps = kept, stamps
+            self._base = copy_object(theirs)
+            self._save()
+        combined = copy_object(theirs)
+        for path, value in leaves(kept):
+            apply_at(combined, path, value)
+        return combined, tuple(events)
 
     def judge(self, now: float, pending: Callable[[], Sequence[Intent]]) -> Judgement:
         """Accept what the rules allow of the cloud's desired state into the view.
@@ -107,8 +248,8 @@ class DesiredTracker:
         new one: an unchanged acknowledgement is not queued again.
         """
         view = self._view
-        theirs = view.theirs_desired()
         version = view.desired_version()
+        theirs, local = self._settle_patch(view.theirs_desired(), version)
         result = merge_desired(
             accepted=view.agreed.accepted_desired,
             metadata=view.agreed.accepted_metadata,
@@ -123,7 +264,7 @@ class DesiredTracker:
         view.accept_desired(result.merged, theirs)
         outcome = result.rule_outcome
         if outcome is None:
-            return Judgement(version=version)
+            return Judgement(version=version, local=local)
         rejected = outcome.acknowledgement.rejected
         conflicts: ConflictResolved | None = None
         ack: Acknowledgement | None = None
@@ -138,7 +279,9 @@ class DesiredTracker:
                 applied=outcome.acknowledgement.applied,
                 rejected=rejected,
             )
-        return Judgement(version=version, rejected=rejected, conflicts=conflicts, ack=ack)
+        return Judgement(
+            version=version, rejected=rejected, conflicts=conflicts, ack=ack, local=local
+        )
 
     def _current_rejections(self, pending: Sequence[Intent]) -> list[Any]:
         for intent in reversed(pending):

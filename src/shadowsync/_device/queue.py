@@ -44,6 +44,7 @@ Nothing is removed from the queue any other way without a `DropRecord` saying so
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 from collections import deque
@@ -59,14 +60,14 @@ from shadowsync._device.replay import (
     plan_updates,
     unfit_reason,
 )
-from shadowsync._device.store import Store
+from shadowsync._device.store import Store, store_transaction
 from shadowsync._json import JSONValue, copy_json, describe, format_path
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._validators import check_now, count, is_count, positive
 from shadowsync.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Iterator
     from types import EllipsisType
 
 __all__ = [
@@ -405,15 +406,35 @@ class OfflineQueue:
         self._counts: dict[str, int] = dict.fromkeys(
             ("puts", "confirmed", "expired", "queue_full", "superseded", "rejected"), 0
         )
+        self._load()
+        self._loaded = len(self._pending)
+
+    def _load(self) -> None:
+        self._pending.clear()
+        self._index.clear()
+        self._order.clear()
+        self._by_age.clear()
+        self._bytes = 0
         last = 0
-        for intent in store.intents():
+        for intent in self._store.intents():
             if intent.seq <= last:
                 raise InvalidArgumentError(
                     f"the store returned seq {intent.seq} after seq {last}: seqs must increase"
                 )
             last = intent.seq
             self._remember(intent)
-        self._loaded = len(self._pending)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Every `put` inside is stored together, in one store transaction (when the store
+        offers ``transaction()``): after a crash, all of them are queued or none is. If the
+        block raises, the queue reads back what the store kept."""
+        try:
+            with store_transaction(self._store):
+                yield
+        except BaseException:
+            self._load()
+            raise
 
     # --- bookkeeping ---
 

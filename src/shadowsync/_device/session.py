@@ -43,6 +43,7 @@ from shadowsync._device.messages import (
     rejection,
 )
 from shadowsync._device.outbox import Outbox
+from shadowsync._device.pacing import ReportPacer
 from shadowsync._device.queue import OfflineQueue
 from shadowsync._device.requests import Request, Requests
 from shadowsync._device.state import (
@@ -62,7 +63,7 @@ from shadowsync._json import (
     copy_object,
     describe,
 )
-from shadowsync._tree import leaves
+from shadowsync._tree import leaves, lookup
 from shadowsync._validators import check_now
 from shadowsync.errors import (
     InvalidArgumentError,
@@ -188,6 +189,9 @@ class ShadowSession:
         self._conflicts = 0
         self._last_sync_at: int | None = None
         self._refresh_wanted = False
+        self._refresh_at: float | None = None
+        self._pacer = ReportPacer(config.report_policy)
+        self._hold_until: float | None = None
         self._startup: list[Event] = []
 
         # What the device knows of the cloud, and the last state both sides agreed on.
@@ -203,6 +207,7 @@ class ShadowSession:
             auto_report=config.auto_report,
             thing_name=thing_name,
             shadow_name=shadow_name,
+            store=store,
         )
         self._outbox = Outbox(
             queue=self._queue,
@@ -261,6 +266,8 @@ class ShadowSession:
         times = [t for t in (self._retry_at,) if t is not None]
         if self._requests.in_flight is not None:
             times.append(self._requests.in_flight.deadline)
+        elif self._state is SessionState.IN_SYNC:
+            times += [t for t in (self._refresh_at, self._hold_until) if t is not None]
         return min(times) if times else None
 
     def health(self, now: float) -> SessionHealth:
@@ -273,6 +280,7 @@ class ShadowSession:
             state=self._state,
             connected=self.connected_now,
             pending_intents=len(pending),
+            held_back=self._pacer.held_back(i.seq for i in pending),
             oldest_pending_age=None if oldest is None else max(0.0, now - oldest),
             last_sync_at=self._last_sync_at,
             consecutive_failures=self._failures,
@@ -311,6 +319,8 @@ class ShadowSession:
         self._outbox.forget_plan()
         self._early = []
         self._retry_at = None
+        self._refresh_at = None
+        self._hold_until = None
         self._view.doubt()
         self._fire(Trigger.DISCONNECTED, out)
         return out
@@ -337,7 +347,13 @@ class ShadowSession:
         changed = leaves(read_changes(changes, section="reported", limits=self._limits))
         if not changed:
             return out
-        self._put([("report", path, value) for path, value in changed], now, out)
+        before = self.device_reported()
+        queued = self._put([("report", path, value) for path, value in changed], now, out)
+        small = [
+            i for i in queued if self._pacer.below_deadband(i.path, i.value, lookup(before, i.path))
+        ]
+        if queued and len(small) == len(queued):
+            self._pacer.hold((i.seq for i in small), now)
         if self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
         return out
@@ -362,8 +378,13 @@ class ShadowSession:
     def desire(self, changes: Mapping[str, Any], now: float) -> list[Event]:
         """Change the desired state (for a session used on the cloud side, or a local UI).
 
-        Desired changes are kept in memory (not in the durable queue), merged together, and sent
-        after the queued reports, with the same version check and retries.
+        Desired changes are merged together and kept durably in the store (``put_state``, with
+        the cloud's desired state they were made against), so they survive a crash or a reboot.
+        They are sent after the queued reports, with the same version check and retries. Before
+        that, they are merged three ways against the cloud's desired state through the
+        session's ``policy``: with the default (`OwnerWins`: the cloud owns desired) a path the
+        cloud changed since wins over the local change, announced by a `ConflictResolved`; a
+        path the cloud did not change is sent.
         """
         now, out = self._begin(now)
         section = read_changes(changes, section="desired", limits=self._limits)
@@ -432,6 +453,25 @@ class ShadowSession:
         ):
             self._retry_at = None
             self._fire(Trigger.RETRY, out)
+            self._send_get(now, out)
+        if (
+            self._state is SessionState.IN_SYNC
+            and self._hold_until is not None
+            and now >= self._hold_until
+            and self._requests.in_flight is None
+        ):
+            self._hold_until = None
+            self._sync_step(now, out)
+        if (
+            self._state is SessionState.IN_SYNC
+            and self._refresh_at is not None
+            and now >= self._refresh_at
+            and self._requests.in_flight is None
+        ):
+            # The periodic GET: a notification lost to a subscription that died silently is
+            # found in the snapshot.
+            self._refresh_at = None
+            self._fire(Trigger.REFRESH, out)
             self._send_get(now, out)
         return out
 
@@ -520,19 +560,21 @@ class ShadowSession:
         out: list[Event],
     ) -> list[Intent]:
         queued: list[Intent] = []
-        for kind, path, value in items:
-            intent = Intent(
-                thing_name=self.thing_name,
-                shadow_name=self.shadow_name,
-                kind=kind,
-                path=path,
-                value=value,
-                created_at=int(now),
-                stamp=self._hlc.now(int(now * 1000)),
-            )
-            result = self._queue.put(intent, now=int(now))
-            if result.seq is not None:
-                queued.append(stored_intent(intent, result.seq))
+        # One store transaction: after a crash a multi-key report is queued whole or not at all.
+        with self._queue.transaction():
+            for kind, path, value in items:
+                intent = Intent(
+                    thing_name=self.thing_name,
+                    shadow_name=self.shadow_name,
+                    kind=kind,
+                    path=path,
+                    value=value,
+                    created_at=int(now),
+                    stamp=self._hlc.now(int(now * 1000)),
+                )
+                result = self._queue.put(intent, now=int(now))
+                if result.seq is not None:
+                    queued.append(stored_intent(intent, result.seq))
         if queued:
             out.append(IntentsQueued(intents=queued))
         self._outbox.collect_drops(out)  # refusals included: put records them as drops
@@ -556,6 +598,7 @@ class ShadowSession:
     def _evaluate_desired(self, now: float, out: list[Event], *, source: Source) -> None:
         """Judge the cloud's desired state with the rules; emit the delta; queue reports/acks."""
         judgement = self._desired.judge(now, self._outbox.pending)
+        out.extend(judgement.local)
         if judgement.conflicts is not None:
             out.append(judgement.conflicts)
         if judgement.ack is not None:
@@ -587,9 +630,19 @@ class ShadowSession:
             self._fire(Trigger.REFRESH, out)
             self._send_get(now, out)
             return
+        self._hold_until = None
+        if pending and self._outbox.pending():
+            # The report policy: held changes wait for company, updates for their interval.
+            wait = self._pacer.wait_until((i.seq for i in self._outbox.pending()), now)
+            if wait is not None:
+                self._hold_until = wait
+                if self._state is not SessionState.IN_SYNC:
+                    self._fire(Trigger.SYNCED, out)
+                return
         update = self._outbox.next_update(now, out) if pending else None
         if update is not None:
             out.append(self._requests.send_update(*update, now))
+            self._pacer.sent(now)
             self._fire(Trigger.PUBLISH, out)
             return
         if self._state is SessionState.IN_SYNC and not pending:
@@ -617,6 +670,8 @@ class ShadowSession:
         self._failures = 0
         self._conflicts = 0
         self._last_sync_at = int(now)
+        if self._config.refresh_interval is not None:
+            self._refresh_at = now + self._config.refresh_interval
         self._view.persist()
         out.append(SyncCompleted(version=self._view.version, at=int(now)))
 

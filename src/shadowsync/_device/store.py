@@ -9,6 +9,7 @@ public as `shadowsync.stores`.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -17,11 +18,19 @@ from shadowsync.errors import ShadowSyncError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
+    from contextlib import AbstractContextManager
 
     from shadowsync._device.intent import Intent
     from shadowsync._json import JSONObject
 
-__all__ = ["CacheEntry", "Store", "StoreCorruptError", "StoreError", "StoreSchemaError"]
+__all__ = [
+    "CacheEntry",
+    "Store",
+    "StoreCorruptError",
+    "StoreError",
+    "StoreSchemaError",
+    "store_transaction",
+]
 
 
 class StoreError(ShadowSyncError):
@@ -63,6 +72,11 @@ class Store(Protocol):
     and ``append``'s own ``remove`` are atomic with it. ``intents`` lists what is stored in
     seq order, with the seqs it assigned. Implementations must be safe to call from several
     threads.
+
+    A store may also offer ``transaction()``, a re-entrant context manager within which every
+    write becomes durable together at its end, or not at all (both stores here do). The
+    session uses it so that a multi-key report is queued whole or not at all; a store without
+    it writes each intent on its own.
     """
 
     def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:
@@ -107,3 +121,11 @@ class Store(Protocol):
     def close(self) -> None:
         """Release the store; later calls raise `StoreError`. Closing twice is harmless."""
         ...
+
+
+def store_transaction(store: object) -> AbstractContextManager[object]:
+    """``store.transaction()`` if the store offers one, else a context that does nothing."""
+    method = getattr(store, "transaction", None)
+    if callable(method):
+        return method()  # type: ignore[no-any-return]
+    return contextlib.nullcontext()

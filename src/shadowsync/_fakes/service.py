@@ -152,8 +152,9 @@ class InMemoryShadowService:
             now = self.now()
             document = self._shadows.get(key)
             if document is None:
+                # AWS answers a missing shadow without a timestamp (aws-semantics.md, 404).
                 raise self._not_found(thing_name, shadow_name).with_context(
-                    client_token=client_token, timestamp=now
+                    client_token=client_token
                 )
             body = document.to_dict(timestamp=now)
         if client_token is not None:
@@ -172,8 +173,9 @@ class InMemoryShadowService:
             now = self.now()
             document = self._shadows.pop(key, None)
             if document is None:
+                # AWS answers a missing shadow without a timestamp (aws-semantics.md, 404).
                 raise self._not_found(thing_name, shadow_name).with_context(
-                    client_token=client_token, timestamp=now
+                    client_token=client_token
                 )
             self._deleted[key] = _Deleted(version=document.version, deleted_at=now)
         body: dict[str, Any] = {"version": document.version, "timestamp": now}

@@ -1,4 +1,5 @@
-"""`DeviceBridge`: one `ShadowSession` on a paho client, with a tick scheduler."""
+"""`DeviceBridge`: a `ShadowSession`, or every shadow of a thing (`ThingSession`), on one paho
+client, with a tick scheduler."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from shadowsync._device.session import ShadowSession
+from shadowsync._device.thing import ThingSession
 from shadowsync._json import describe
 from shadowsync.errors import InvalidArgumentError
-from shadowsync.events import Event, MessageIgnored, Publish, Subscribe
-from shadowsync.mqtt._transport import Bridge, TransportError, check_callback, publish, subscribe
+from shadowsync.events import Event, MessageIgnored, Publish, Subscribe, Unsubscribe
+from shadowsync.mqtt._transport import (
+    Bridge,
+    TransportError,
+    check_callback,
+    publish,
+    subscribe,
+    unsubscribe,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -21,6 +30,7 @@ if TYPE_CHECKING:
 
     from shadowsync._device.config import SessionHealth
     from shadowsync._device.state import SessionState
+    from shadowsync._device.thing import ThingHealth
     from shadowsync._json import JSONObject
     from shadowsync.rules import Acknowledgement
 
@@ -28,8 +38,25 @@ if TYPE_CHECKING:
 _MAX_WAIT = 1.0
 
 
+class _Own:
+    """The default of the commands' ``shadow``: the bridge's only shadow, or the classic one."""
+
+    def __repr__(self) -> str:
+        return "OWN"
+
+
+_OWN = _Own()
+
+
 class DeviceBridge(Bridge):
-    """Runs one `ShadowSession` over a paho-mqtt 2.x client.
+    """Runs one `ShadowSession`, or a `ThingSession` holding every shadow of a thing, over a
+    paho-mqtt 2.x client.
+
+    A device has one connection (AWS IoT allows one per thing): give it a `ThingSession` to
+    serve the classic shadow and any named shadows on it. The commands then take
+    ``shadow=`` (``None``, the default: the classic shadow), application events come wrapped in
+    `FromShadow`, and `device_health` sums the shadows' health. A second bridge on the same
+    client raises `InvalidArgumentError`.
 
     The client is yours: create it with ``CallbackAPIVersion.VERSION2``, set TLS and
     credentials, connect it and run its network loop (``loop_start``). The bridge owns four of
@@ -68,7 +95,7 @@ class DeviceBridge(Bridge):
     def __init__(
         self,
         client: Client,
-        session: ShadowSession,
+        session: ShadowSession | ThingSession,
         *,
         clock: Callable[[], float] = time.time,
         on_event: Callable[[Event], None] | None = None,
@@ -80,8 +107,10 @@ class DeviceBridge(Bridge):
             raise InvalidArgumentError(
                 f"max_kept_events must be an int >= 1, got {describe(max_kept_events)}"
             )
-        if not isinstance(session, ShadowSession):
-            raise InvalidArgumentError(f"session must be a ShadowSession, got {describe(session)}")
+        if not isinstance(session, (ShadowSession, ThingSession)):
+            raise InvalidArgumentError(
+                f"session must be a ShadowSession or a ThingSession, got {describe(session)}"
+            )
         if not callable(clock):
             raise InvalidArgumentError(f"clock must be callable, got {describe(clock)}")
         check_callback("on_event", on_event)
@@ -96,6 +125,7 @@ class DeviceBridge(Bridge):
         self._held: deque[Publish] = deque()
         self._online = False
         self._thread: threading.Thread | None = None
+        self._hold_client()
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -130,35 +160,48 @@ class DeviceBridge(Bridge):
 
     # -- commands --------------------------------------------------------------------------
 
-    def report(self, changes: Mapping[str, Any]) -> list[Event]:
+    def report(
+        self, changes: Mapping[str, Any], *, shadow: str | _Own | None = _OWN
+    ) -> list[Event]:
         """Report ``changes`` (queued durably, sent when online); see `ShadowSession.report`."""
-        return self._command(self._session.report, changes)
+        return self._command("report", shadow, changes)
 
-    def acknowledge(self, acknowledgement: Acknowledgement) -> list[Event]:
+    def acknowledge(
+        self, acknowledgement: Acknowledgement, *, shadow: str | _Own | None = _OWN
+    ) -> list[Event]:
         """Report an acknowledgement in ``reported["$ack"]``; see `ShadowSession.acknowledge`."""
-        return self._command(self._session.acknowledge, acknowledgement)
+        return self._command("acknowledge", shadow, acknowledgement)
 
     @property
     def accepted_desired(self) -> JSONObject:
-        """The desired state the session accepted (a copy); see `ShadowSession.accepted_desired`."""
+        """The desired state the session accepted (a copy); see `ShadowSession.accepted_desired`.
+
+        With a `ThingSession`, the classic shadow's; see `accepted_desired_of`.
+        """
+        return self.accepted_desired_of(_OWN)
+
+    def accepted_desired_of(self, shadow: str | _Own | None = _OWN) -> JSONObject:
+        """The desired state the session of ``shadow`` accepted (a copy)."""
         with self._lock:
-            return self._session.accepted_desired
+            return self._target(shadow).accepted_desired
 
-    def desire(self, changes: Mapping[str, Any]) -> list[Event]:
+    def desire(
+        self, changes: Mapping[str, Any], *, shadow: str | _Own | None = _OWN
+    ) -> list[Event]:
         """Change the desired state; see `ShadowSession.desire`."""
-        return self._command(self._session.desire, changes)
+        return self._command("desire", shadow, changes)
 
-    def get(self) -> list[Event]:
+    def get(self, *, shadow: str | _Own | None = _OWN) -> list[Event]:
         """Fetch the snapshot again and reconcile; see `ShadowSession.get`."""
-        return self._command(self._session.get)
+        return self._command("get", shadow)
 
-    def delete(self) -> list[Event]:
+    def delete(self, *, shadow: str | _Own | None = _OWN) -> list[Event]:
         """Delete the shadow; see `ShadowSession.delete`."""
-        return self._command(self._session.delete)
+        return self._command("delete", shadow)
 
-    def resume(self) -> list[Event]:
+    def resume(self, *, shadow: str | _Own | None = _OWN) -> list[Event]:
         """Resume after manual review, or retry now while backing off."""
-        return self._command(self._session.resume)
+        return self._command("resume", shadow)
 
     def poll(self) -> list[Event]:
         """Call ``session.tick`` if its deadline is due; for users who run their own loop."""
@@ -180,9 +223,16 @@ class DeviceBridge(Bridge):
         with self._lock:
             return self._session.state
 
-    def health(self) -> SessionHealth:
-        """The session's health now."""
+    def health(self, *, shadow: str | _Own | None = _OWN) -> SessionHealth:
+        """The health of the session (of ``shadow``, with a `ThingSession`) now."""
         with self._lock:
+            return self._target(shadow).health(self._clock())
+
+    def device_health(self) -> ThingHealth:
+        """The health of every shadow of a `ThingSession` now, and their sum."""
+        with self._lock:
+            if not isinstance(self._session, ThingSession):
+                raise InvalidArgumentError("device_health needs a ThingSession; use health()")
             return self._session.health(self._clock())
 
     def take_events(self) -> list[Event]:
@@ -195,11 +245,27 @@ class DeviceBridge(Bridge):
             self._events.clear()
             return events
 
-    def _command(self, method: Callable[..., list[Event]], *args: object) -> list[Event]:
+    def _target(self, shadow: str | _Own | None) -> ShadowSession:
+        """The session of ``shadow``: a ThingSession's, or the bridge's only one."""
+        session = self._session
+        if isinstance(session, ThingSession):
+            return session.session(None if isinstance(shadow, _Own) else shadow)
+        if not isinstance(shadow, _Own) and shadow != session.shadow_name:
+            raise InvalidArgumentError(
+                f"this bridge serves shadow {session.shadow_name!r} only, not {shadow!r}"
+            )
+        return session
+
+    def _command(self, name: str, shadow: str | _Own | None, *args: object) -> list[Event]:
         with self._lock:
             if self._closed:
                 raise InvalidArgumentError("this bridge was closed; create a new one")
-            return self._execute(method(*args, self._clock()))
+            session = self._session
+            if isinstance(session, ThingSession):
+                method: Callable[..., list[Event]] = getattr(session, name)
+                chosen = None if isinstance(shadow, _Own) else shadow
+                return self._execute(method(*args, self._clock(), shadow=chosen))
+            return self._execute(getattr(self._target(shadow), name)(*args, self._clock()))
 
     # -- outputs ---------------------------------------------------------------------------
 
@@ -209,6 +275,8 @@ class DeviceBridge(Bridge):
         for output in outputs:
             if isinstance(output, Subscribe):
                 self._subscribe(output)
+            elif isinstance(output, Unsubscribe):
+                self._unsubscribe(output)
             elif isinstance(output, Publish):
                 if self._awaiting_suback:
                     self._held.append(output)
@@ -239,6 +307,14 @@ class DeviceBridge(Bridge):
             self._errors.report(exc)
             return
         self._awaiting_suback.add(mid)
+
+    def _unsubscribe(self, output: Unsubscribe) -> None:
+        if not self._client.is_connected():
+            return  # the subscriptions went with the connection
+        try:
+            unsubscribe(self._client, output.topics)
+        except TransportError as exc:
+            self._errors.report(exc)
 
     def _publish(self, output: Publish) -> None:
         # Offline, the session will send again after the reconnect; paho would otherwise queue

@@ -68,6 +68,7 @@ class ServiceBridge(Bridge):
         self._serving = threading.Lock()
         self._subscription: int | None = None
         self._ready = threading.Event()
+        self._hold_client()
 
     @property
     def service(self) -> InMemoryShadowService:

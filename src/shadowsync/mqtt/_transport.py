@@ -4,6 +4,8 @@ publishing, and the life cycle of the client callbacks they own (`Bridge`)."""
 from __future__ import annotations
 
 import logging
+import threading
+import weakref
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from paho.mqtt.client import Client, error_string
@@ -96,6 +98,13 @@ def subscribe(client: Client, filters: Iterable[str], what: str) -> int:
     return mid
 
 
+def unsubscribe(client: Client, filters: Iterable[str]) -> None:
+    """Unsubscribe from ``filters``; raises `TransportError` when the client refuses."""
+    result, _ = client.unsubscribe(list(filters))
+    if result not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+        raise TransportError(f"cannot unsubscribe: {error_string(result)}")
+
+
 def publish(client: Client, topic: str, payload: bytes, errors: ErrorRoute) -> None:
     """Publish at `QOS`; a refusal other than "not connected" goes to ``errors``."""
     info = client.publish(topic, payload, qos=QOS)
@@ -104,6 +113,33 @@ def publish(client: Client, topic: str, payload: bytes, errors: ErrorRoute) -> N
 
 
 _B = TypeVar("_B", bound="Bridge")
+
+# Which bridge holds each client. Two bridges on one client would overwrite each other's
+# callbacks: the first would go deaf without an error and its reports would queue forever.
+_holders: weakref.WeakKeyDictionary[Client, weakref.ref[Bridge]] = weakref.WeakKeyDictionary()
+_holders_lock = threading.Lock()
+
+
+def _claim(client: Client, bridge: Bridge) -> None:
+    with _holders_lock:
+        holder = _holders.get(client)
+        current = holder() if holder is not None else None
+        if current is not None and not current._closed:
+            raise InvalidArgumentError(
+                f"this paho client already has a {type(current).__name__}; a bridge owns the "
+                "client's callbacks, so a second one would silently disable the first. AWS IoT "
+                "allows one connection per thing: serve every shadow of the device through one "
+                "bridge on one client (see docs/mqtt.md), or close the first bridge before "
+                "creating another"
+            )
+        _holders[client] = weakref.ref(bridge)
+
+
+def _release(client: Client, bridge: Bridge) -> None:
+    with _holders_lock:
+        holder = _holders.get(client)
+        if holder is not None and holder() is bridge:
+            del _holders[client]
 
 
 class Bridge:
@@ -121,6 +157,11 @@ class Bridge:
         self._errors = ErrorRoute(on_error)
         self._started = False
         self._closed = False
+
+    def _hold_client(self) -> None:
+        """Claim the client for this bridge, last in a constructor (after every argument check):
+        raises `InvalidArgumentError` when another bridge that is not closed holds it."""
+        _claim(self._client, self)
 
     def start(self: _B) -> _B:
         """Install the client callbacks and begin."""
@@ -153,6 +194,7 @@ class Bridge:
         if self._closed:
             return False
         self._closed = True
+        _release(self._client, self)
         for name, ours in self._callbacks():
             if getattr(self._client, name) == ours:
                 setattr(self._client, name, None)

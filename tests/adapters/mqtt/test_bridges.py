@@ -209,3 +209,26 @@ def test_the_service_bridge_answers_bad_requests_as_aws_does(
         cloud.update("lamp-1", {"desired": {"on": True}})
     assert service.document("lamp-1") is None
     assert service_errors == []
+
+
+def test_a_second_bridge_on_a_client_that_has_one_is_refused() -> None:
+    client = _client()
+    first = DeviceBridge(client, _session())
+    with pytest.raises(InvalidArgumentError, match="already has a DeviceBridge") as refused:
+        DeviceBridge(client, _session())
+    assert "one connection per thing" in str(refused.value)
+    with pytest.raises(InvalidArgumentError, match="already has a DeviceBridge"):
+        ServiceBridge(client, InMemoryShadowService())
+    with first:
+        assert [type(e) for e in first.report({"on": True})] == [IntentsQueued]
+    # Closed, the first gives the client back.
+    with DeviceBridge(client, _session()) as second:
+        assert client.on_message is not None
+        assert [type(e) for e in second.report({"on": False})] == [IntentsQueued]
+
+
+def test_a_bridge_refused_for_a_bad_argument_does_not_hold_the_client() -> None:
+    client = _client()
+    with pytest.raises(InvalidArgumentError, match="max_kept_events"):
+        DeviceBridge(client, _session(), max_kept_events=0)
+    DeviceBridge(client, _session()).close()
