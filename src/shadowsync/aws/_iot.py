@@ -115,8 +115,15 @@ class IotShadowClient:
     def list_named_shadows(self, thing_name: str) -> list[str]:
         """Every named shadow of a thing (all pages), without the classic shadow.
 
-        AWS answers ``[]`` for a thing with no shadows (and for an unknown thing).
+        AWS answers ``[]`` for a thing with no shadows (and for an unknown thing); a 404, which
+        moto answers for a thing it does not know, means the same.
         """
+        try:
+            return self._list_named_shadows(thing_name)
+        except ShadowNotFoundError:
+            return []
+
+    def _list_named_shadows(self, thing_name: str) -> list[str]:
         names = self._names(thing_name, None)
         results: list[str] = []
         token: str | None = None
