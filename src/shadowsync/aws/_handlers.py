@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -121,6 +122,20 @@ def _signals(
     return summary
 
 
+_RETRY_BASE_SECONDS = 0.01
+_RETRY_CAP_SECONDS = 0.5
+
+
+def _wait_before_retry(attempt: int) -> None:
+    """Full jitter before deciding again after another writer extended the history first.
+
+    Concurrent invocations on one thing (Lambda runs as many as events arrive) all read the
+    same head; without a pause, the ones that lost would race again in step, and on a busy
+    thing one of them could lose every round.
+    """
+    time.sleep(random.uniform(0, min(_RETRY_CAP_SECONDS, _RETRY_BASE_SECONDS * 2**attempt)))
+
+
 def _check_attempts(max_attempts: object) -> int:
     if type(max_attempts) is not int or max_attempts < 1:
         raise InvalidArgumentError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
@@ -211,6 +226,7 @@ def conflict_resolver_handler(
                 # Nothing was written to the shadow, so deciding again is safe.
                 if attempt == attempts_allowed:
                     raise
+                _wait_before_retry(attempt)
                 continue
             if update is not None:
                 try:
@@ -297,6 +313,7 @@ def sync_manager_handler(
             except HistoryConflictError:
                 if attempt == attempts_allowed:
                     raise
+                _wait_before_retry(attempt)
                 continue
             try:
                 for _, shadow, update in response.updates:
