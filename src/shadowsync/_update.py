@@ -261,13 +261,10 @@ class _Growth:
         self.fixed = 0
 
     def total(self) -> int:
-        return (
-            self.fixed
-            + _items_size(self.new_values)
-            - _items_size(self.old_values)
-            + _items_size(self.added_keys)
-            - _items_size(self.removed_keys)
-        )
+        # One encoding for what is added and one for what is removed (each costs a call).
+        added: list[Any] = [*self.new_values, *self.added_keys]
+        removed: list[Any] = [*self.old_values, *self.removed_keys]
+        return self.fixed + _items_size(added) - _items_size(removed)
 
 
 def _items_size(items: list[Any]) -> int:
@@ -298,6 +295,11 @@ def _merge(
         current = value.get(key, MISSING)
         if type(item) is dict:
             if type(current) is dict:
+                if item == current and _encodes_alike(item, current):
+                    # A whole object sent again as stored (a device that reports everything):
+                    # it stays as it is, in size too, and every leaf in it is restamped.
+                    new_metadata[key] = _stamps(item, stamp)
+                    continue
                 current_meta = metadata.get(key)
                 new_value[key], new_metadata[key] = _merge(
                     current,
@@ -348,11 +350,11 @@ def _merge(
 
 
 def _encodes_alike(new: JSONValue, old: JSONValue) -> bool:
-    """Whether two equal values of one type, a zero float or an array, encode alike in JSON.
+    """Whether two equal values of one type (a zero float or a container) encode alike in JSON.
 
-    ``0.0 == -0.0`` and ``[1] == [1.0] == [True]`` although their encodings differ; marshal
-    writes types and float bits exactly, and shares nothing (format 2), so equal bytes mean
-    equal JSON text.
+    ``0.0 == -0.0``, ``[1] == [1.0] == [True]`` and ``{"a": 1, "b": 2} == {"b": 2, "a": 1}``
+    although their encodings differ; marshal writes types, float bits and key order exactly,
+    and shares nothing (format 2), so equal bytes mean equal JSON text.
     """
     if type(new) is float:
         return math.copysign(1.0, new) == math.copysign(1.0, old)  # type: ignore[arg-type]
@@ -370,7 +372,10 @@ def _stamps(value: JSONValue, stamp: JSONObject) -> JSONValue:
             return [stamp] * len(value)  # type: ignore[arg-type]
         return [_stamps(item, stamp) for item in value]  # type: ignore[union-attr]
     if kind is dict:
-        return {key: _stamps(item, stamp) for key, item in value.items()}  # type: ignore[union-attr]
+        return {
+            key: _stamps(item, stamp) if type(item) in _CONTAINERS else stamp
+            for key, item in value.items()  # type: ignore[union-attr]
+        }
     return stamp
 
 
