@@ -295,7 +295,7 @@ def _merge(
         current = value.get(key, MISSING)
         if type(item) is dict:
             if type(current) is dict:
-                if item == current and _encodes_alike(item, current):
+                if item == current and _sent_again(item, current):
                     # A whole object sent again as stored (a device that reports everything):
                     # it stays as it is, in size too, and every leaf in it is restamped.
                     new_metadata[key] = _stamps(item, stamp)
@@ -350,9 +350,9 @@ def _merge(
 
 
 def _encodes_alike(new: JSONValue, old: JSONValue) -> bool:
-    """Whether two equal values of one type (a zero float or a container) encode alike in JSON.
+    """Whether two equal values of one type (a zero float or an array) encode alike in JSON.
 
-    ``0.0 == -0.0``, ``[1] == [1.0] == [True]`` and ``{"a": 1, "b": 2} == {"b": 2, "a": 1}``
+    ``0.0 == -0.0``, ``[1] == [1.0] == [True]`` and ``[{"a": 1, "b": 2}] == [{"b": 2, "a": 1}]``
     although their encodings differ; marshal writes types, float bits and key order exactly,
     and shares nothing (format 2), so equal bytes mean equal JSON text.
     """
@@ -361,6 +361,18 @@ def _encodes_alike(new: JSONValue, old: JSONValue) -> bool:
     try:
         return marshal.dumps(new, 2) == marshal.dumps(old, 2)
     except ValueError:  # not marshallable: count it as changed
+        return False
+
+
+def _sent_again(patch: JSONObject, stored: JSONObject) -> bool:
+    """Whether a patch object equal to the stored one is that object again, exactly (see
+    `_encodes_alike`) and with no ``null`` to delete (a stored document holds none, unless it
+    was built by hand). marshal writes ``null`` as ``N``; a byte ``N`` elsewhere only sends the
+    patch the long way."""
+    try:
+        written = marshal.dumps(patch, 2)
+        return b"N" not in written and written == marshal.dumps(stored, 2)
+    except ValueError:  # not marshallable: merge it key by key
         return False
 
 

@@ -724,6 +724,14 @@ def stamped(value: Any, at: int = T + 1) -> Any:
     return ts(at)
 
 
+def test_a_null_sent_again_deletes_even_where_a_hand_built_document_holds_one() -> None:
+    document = ShadowDocument(reported={"a": {"x": None, "y": 1}}, reported_metadata={})
+    result = apply_update(
+        document, {"state": {"reported": {"a": {"x": None, "y": 1}}}}, timestamp=T
+    )
+    assert result.document.reported == {"a": {"y": 1}}
+
+
 def test_the_bodies_of_an_update_share_nothing_with_the_stored_document() -> None:
     result = run({"state": {"reported": {"a": [1, 2], "b": {"c": 1}, "d": 1}}})
     document = result.document
