@@ -17,11 +17,12 @@ import jsonpointer
 from deepdiff import DeepDiff
 from moto.iotdata.models import FakeShadow
 
+from benchmarks.documents import built_and_decoded, decoded_from_get_body, decoded_separately
 from benchmarks.timing import Bench, Comparison, repeated
 from shadowsync import JSONObject, JSONValue, compute_delta, json_equal
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from benchmarks.documents import Case
     from benchmarks.timing import Check
@@ -127,6 +128,7 @@ def _describe(label: str, ours: object, theirs: object) -> list[str]:
 
 
 def _check_moto(case: Case) -> Check:
+    # Every variant holds the same values as the case, so the case normalises moto's output.
     def check(ours: object, peer: object) -> list[str]:
         normalised = normalise_moto_delta(peer, case.desired, case.reported)
         if ours is None or normalised is None:
@@ -176,10 +178,37 @@ def _jsonpatch(pair: tuple[JSONObject, JSONObject]) -> object:
     return jsonpatch.make_patch(pair[1], pair[0])
 
 
+# How desired and reported were made, for the moto rows: the operation label and the function
+# that builds the pair from a case. The target is held against the separately decoded pair.
+VARIANTS: tuple[tuple[str, Callable[[Case], tuple[JSONObject, JSONObject]], str | None], ...] = (
+    ("compute_delta (one GET body)", decoded_from_get_body, None),
+    ("compute_delta (separate JSON texts)", decoded_separately, "delta"),
+    ("compute_delta (desired built, reported decoded)", built_and_decoded, None),
+)
+
+
 def comparisons(case: Case) -> list[Comparison]:
-    """The delta comparisons for one case; every callable gets ``(desired, reported)``."""
+    """The delta comparisons for one case; every callable gets ``(desired, reported)``.
+
+    The first three rows use the case's own sections (built by Python code); the moto rows after
+    them use the same values decoded from JSON in the ways `VARIANTS` lists.
+    """
     inputs = repeated((case.desired, case.reported))
     ours = Bench("shadowsync.compute_delta(desired, reported)", _compute_delta, inputs)
+    variants = []
+    for operation, make, target in VARIANTS:
+        pair = repeated(make(case))
+        variants.append(
+            Comparison(
+                group="delta",
+                operation=operation,
+                ours=Bench(ours.name, _compute_delta, pair),
+                peer=Bench(MOTO_DELTA, _moto, pair),
+                peer_label="moto delta",
+                check=_check_moto(case),
+                target=target,
+            )
+        )
     return [
         Comparison(
             group="delta",
@@ -188,7 +217,6 @@ def comparisons(case: Case) -> list[Comparison]:
             peer=Bench(MOTO_DELTA, _moto, inputs),
             peer_label="moto delta",
             check=_check_moto(case),
-            target="delta",
         ),
         Comparison(
             group="delta",
@@ -206,4 +234,5 @@ def comparisons(case: Case) -> list[Comparison]:
             peer_label="jsonpatch.make_patch",
             check=_check_derived(case, JSONPATCH),
         ),
+        *variants,
     ]

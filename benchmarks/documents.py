@@ -5,7 +5,8 @@ inputs. A document is a device configuration: top-level groups (``network``, ``h
 nesting objects up to level 5 (the section object is level 1), with strings, integers, floats,
 booleans, arrays of scalars and arrays of small objects. ``reported`` mirrors ``desired`` with
 about 10% of the leaves differing, a few desired leaves not reported yet, and a few keys that
-only the device reports. The update request touches about 10% of the leaves of each section.
+only the device reports. The update request touches about 10% of the leaves of each section;
+a second request carries the whole reported section (a device that reports everything).
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class Case:
     previous: ShadowDocument
     request: JSONObject
     request_bytes: bytes
+    whole_report_bytes: bytes
     size: int
     desired_leaves: int
     differing_leaves: int
@@ -359,6 +361,20 @@ def _is_under(request: JSONObject, path: tuple[str, ...]) -> bool:
     return True
 
 
+def _whole_report(reported: JSONObject, request: JSONObject) -> JSONObject:
+    """The whole reported section after the request's reported changes: what a device that
+    reports everything sends instead of the changes alone (about 90% of its leaves repeat the
+    stored values)."""
+    state = request["state"]
+    assert isinstance(state, dict)
+    changes = state["reported"]
+    assert isinstance(changes, dict)
+    whole = copy.deepcopy(reported)
+    for path in _leaf_paths(changes):
+        _set(whole, path, copy.deepcopy(_get(changes, path)))
+    return {"state": {"reported": whole}}
+
+
 def make_case(label: str, target_bytes: int, seed: int) -> Case:
     """Generate the case for one size; the same ``seed`` always gives the same documents."""
     rng = random.Random(seed)
@@ -388,6 +404,9 @@ def make_case(label: str, target_bytes: int, seed: int) -> Case:
         previous=previous,
         request=request,
         request_bytes=json.dumps(request, separators=(",", ":")).encode("utf-8"),
+        whole_report_bytes=json.dumps(
+            _whole_report(previous.reported, request), separators=(",", ":")
+        ).encode("utf-8"),
         size=previous.size,
         desired_leaves=len(_leaf_paths(desired)),
         differing_leaves=differing,
@@ -402,6 +421,28 @@ SIZES: tuple[tuple[str, int], ...] = (("1 KB", 1024), ("8 KB", 8000), ("30 KB", 
 def make_cases() -> list[Case]:
     """All benchmark cases, smallest first."""
     return [make_case(label, target, seed=7919 + target) for label, target in SIZES]
+
+
+def decoded_separately(case: Case) -> tuple[JSONObject, JSONObject]:
+    """``desired`` and ``reported`` each decoded from a JSON text of its own, as a service holds
+    them after the two requests that wrote them (no object shared between the two)."""
+    desired: JSONObject = json.loads(json.dumps(case.desired))
+    reported: JSONObject = json.loads(json.dumps(case.reported))
+    return desired, reported
+
+
+def decoded_from_get_body(case: Case) -> tuple[JSONObject, JSONObject]:
+    """``desired`` and ``reported`` as a client holds them after decoding one GetThingShadow body
+    (the decoder shares equal keys between the two)."""
+    state = json.loads(case.previous.to_json())["state"]
+    return state["desired"], state["reported"]
+
+
+def built_and_decoded(case: Case) -> tuple[JSONObject, JSONObject]:
+    """``desired`` as built by Python code (strings and keys taken from shared constants, so one
+    object stands in many places) and ``reported`` decoded from the device's JSON text."""
+    reported: JSONObject = json.loads(json.dumps(case.reported))
+    return case.desired, reported
 
 
 def depth(value: JSONValue) -> int:

@@ -57,10 +57,10 @@ def strip_timestamps(value: Any) -> Any:
 class _Fixture:
     """Fresh copies of the previous document for each side, from its JSON text."""
 
-    def __init__(self, case: Case) -> None:
+    def __init__(self, case: Case, request: bytes | None = None) -> None:
         previous = case.previous
         self.case = case
-        self.request = case.request_bytes
+        self.request = case.request_bytes if request is None else request
         self._desired = json.dumps(previous.desired)
         self._reported = json.dumps(previous.reported)
         self._body = previous.to_json()
@@ -170,9 +170,14 @@ def _check_all(case: Case) -> Check:
 
 
 def comparisons(case: Case) -> list[Comparison]:
-    """The update comparisons for one case, all against the same moto update path."""
+    """The update comparisons for one case, all against the same moto update path.
+
+    The first three rows apply the case's update request; the last one a request that carries
+    the whole reported section.
+    """
     fixture = _Fixture(case)
     moto = Bench(MOTO_UPDATE, fixture.moto_update, fixture.moto, cleanup=forget_moto_shadows)
+    whole = _Fixture(case, case.whole_report_bytes)
     return [
         Comparison(
             group="update",
@@ -210,5 +215,23 @@ def comparisons(case: Case) -> list[Comparison]:
             peer=moto,
             peer_label="moto update",
             check=_check_all(case),
+        ),
+        Comparison(
+            group="update",
+            operation="apply_update + accepted (whole reported section)",
+            ours=Bench(
+                "shadowsync.apply_update(previous, whole_report, timestamp=...).accepted",
+                whole.apply_accepted,
+                whole.ours,
+            ),
+            peer=Bench(
+                MOTO_UPDATE.replace("request", "whole_report"),
+                whole.moto_update,
+                whole.moto,
+                cleanup=forget_moto_shadows,
+            ),
+            peer_label="moto update",
+            check=_check_with_accepted,
+            target="update-whole",
         ),
     ]

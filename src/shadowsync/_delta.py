@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import pickle
 from collections.abc import Mapping
 from typing import Any
@@ -42,75 +43,93 @@ def compute_delta(
         reported = {}
     elif not isinstance(reported, Mapping):
         raise InvalidDocumentError(f"reported must be an object, got {type(reported).__name__}")
+    elif type(reported) is not dict:
+        # The walk looks keys up with [] (a dict subclass's __missing__ would answer for them).
+        reported = dict(reported)
     try:
-        pending: list[Any] = []
-        delta = _delta_object(desired, reported, pending)
-        if pending and not _all_exact(pending):
-            # Some subtree equal by Python's == holds a boolean where the other holds a number
-            # (or 1 where the other holds 1.0): compare again, exactly, subtree by subtree.
-            delta = _delta_object(desired, reported, None)
+        ours: list[Any] = []
+        theirs: list[Any] = []
+        delta = _delta_object(desired, reported, ours, theirs)
+        if ours and not _same_json(ours, theirs):
+            delta = _delta_object(desired, reported, None, None)
     except RecursionError:
         raise InvalidDocumentError("desired and reported nest too deeply to compare") from None
     return delta or None
 
 
-def _all_exact(pending: list[Any]) -> bool:
-    """Whether every pair of equal containers is identical JSON, in one C pass over all of them.
-
-    Pickles of equal values differ where their types do (``True`` and ``1``, ``1`` and
-    ``1.0``), where their key order does, or where one shares an object the other repeats; any
-    difference sends the caller to the exact comparison, which tells JSON-equal from
-    JSON-different.
-    """
-    try:
-        return pickle.dumps(pending[0::2], 5) == pickle.dumps(pending[1::2], 5)
-    except Exception:  # not picklable: let the exact comparison decide
-        return False
-
-
-_ABSENT = object()
-
-
 def _delta_object(
-    desired: Mapping[str, Any], reported: Mapping[str, Any], pending: list[Any] | None
+    desired: Mapping[str, Any],
+    reported: dict[str, Any],
+    ours: list[Any] | None,
+    theirs: list[Any] | None,
 ) -> JSONObject:
-    """The delta of two objects, by Python's ``==`` first.
+    """The delta of two objects, in one walk that compares by Python's ``==``.
 
-    Python equality is necessary for JSON equality but not sufficient (``True == 1``,
-    ``[True] == [1]``). With a ``pending`` list, equal containers (most of a document) go there
-    to be checked all at once by `_all_exact`; without one, each is compared exactly here.
+    Python equality is necessary for JSON equality but not sufficient: ``True == 1``. So where
+    ``==`` holds between two scalars, their exact types are compared too (an int facing a float
+    is the one mix JSON calls equal). Two equal containers are not walked: with lists ``ours``
+    and ``theirs``, they are set aside there, to be checked all at once by `_same_json`;
+    without them (the exact pass), each pair is compared with `json_equal` on the spot.
     """
     out: JSONObject = {}
-    get = reported.get
     for key, want in desired.items():
-        have = get(key, _ABSENT)
+        try:
+            have = reported[key]
+        except KeyError:
+            out[key] = want
+            continue
         if want == have:
-            if want is have:
-                continue
             kind = type(want)
-            if kind is type(have):
-                if kind is not dict and kind is not list:
+            if kind is not type(have):
+                if not (
+                    (kind is int or kind is float) and (type(have) is int or type(have) is float)
+                ):
+                    out[key] = want  # true and 1 (or other types Python calls equal)
+            elif (kind is dict or kind is list) and want is not have:
+                if ours is not None and theirs is not None:
+                    ours.append(want)
+                    theirs.append(have)
+                elif json_equal(want, have):
                     continue
-                if pending is not None:
-                    pending.append(want)
-                    pending.append(have)
-                    continue
-            if json_equal(want, have):
-                continue
-            if kind is dict and type(have) is dict:
-                sub = _delta_object(want, have, None)
-                if sub:
-                    out[key] = sub
-            else:
-                out[key] = want
+                elif kind is dict:
+                    sub = _delta_object(want, have, None, None)
+                    if sub:
+                        out[key] = sub
+                else:
+                    out[key] = want
         elif type(want) is dict and type(have) is dict:
-            sub = _delta_object(want, have, pending)
+            sub = _delta_object(want, have, ours, theirs)
             if sub:
                 out[key] = sub
         else:
             # Python inequality implies JSON inequality (1 == 1.0 holds in both).
             out[key] = want
     return out
+
+
+def _same_json(ours: list[Any], theirs: list[Any]) -> bool:
+    """Whether each pair of equal containers the walk set aside is equal as JSON too.
+
+    One pickle of each side, compared, settles it in C for the usual case: pickles of equal
+    values differ where their types do (``True`` and ``1``, ``1`` and ``1.0``) or their key
+    order does. The pickler runs in fast mode, which keeps no memo, so how the values share
+    objects (one string in many places, or a copy in each) cannot change the bytes. Only when
+    the pickles differ is each pair compared with `json_equal`, which tells the JSON-equal
+    (``1`` and ``1.0``, keys in another order) from the JSON-different.
+    """
+    try:
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
+        pickler.fast = True  # no memo: the bytes depend on the values, not on object identity
+        pickler.dump(ours)
+        middle = buffer.tell()
+        pickler.dump(theirs)
+        pickled = buffer.getvalue()
+        if pickled[:middle] == pickled[middle:]:
+            return True
+    except Exception:  # not picklable (not JSON): json_equal decides
+        pass
+    return all(map(json_equal, ours, theirs))
 
 
 def delta_metadata(delta: Mapping[str, Any], desired_metadata: Mapping[str, Any]) -> JSONObject:

@@ -11,7 +11,6 @@ import attrs
 from shadowsync._delta import compute_delta, delta_metadata
 from shadowsync._json import (
     JSONObject,
-    JSONValue,
     copy_object,
     decode_payload,
     describe,
@@ -267,15 +266,3 @@ def _normalize_metadata(meta: object, *, section: str) -> JSONObject:
     if not isinstance(meta, Mapping):
         raise InvalidDocumentError(f"{section} must be an object")
     return normalize_section(meta, section=section, max_depth=32, nulls=False)
-
-
-def leaf_metadata(value: JSONValue, timestamp: int) -> JSONValue:
-    """Metadata for a value written at ``timestamp``: per leaf, arrays per element."""
-    kind = type(value)
-    if kind is dict:
-        assert isinstance(value, dict)
-        return {key: leaf_metadata(item, timestamp) for key, item in value.items()}
-    if kind is list:
-        assert isinstance(value, list)
-        return [leaf_metadata(item, timestamp) for item in value]
-    return {"timestamp": timestamp}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import functools
+import marshal
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from shadowsync._delta import delta_metadata
-from shadowsync._document import ShadowDocument, known_size, leaf_metadata, remember_size
+from shadowsync._document import ShadowDocument, known_size, remember_size
 from shadowsync._json import (
     INVALID_JSON,
     JSONObject,
@@ -22,6 +24,7 @@ from shadowsync._json import (
     normalize_section,
 )
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
+from shadowsync._tree import MISSING
 from shadowsync.errors import (
     InvalidArgumentError,
     InvalidRequestError,
@@ -258,13 +261,10 @@ class _Growth:
         self.fixed = 0
 
     def total(self) -> int:
-        return (
-            self.fixed
-            + _items_size(self.new_values)
-            - _items_size(self.old_values)
-            + _items_size(self.added_keys)
-            - _items_size(self.removed_keys)
-        )
+        # One encoding for what is added and one for what is removed (each costs a call).
+        added: list[Any] = [*self.new_values, *self.added_keys]
+        removed: list[Any] = [*self.old_values, *self.removed_keys]
+        return self.fixed + _items_size(added) - _items_size(removed)
 
 
 def _items_size(items: list[Any]) -> int:
@@ -278,54 +278,120 @@ def _merge(
     value: JSONObject,
     metadata: JSONObject,
     patch: JSONObject,
-    timestamp: int,
+    stamp: JSONObject,
     growth: _Growth,
 ) -> tuple[JSONObject, JSONObject]:
     """Deep-merge ``patch`` into ``value`` and keep ``metadata`` in step with it.
 
     Objects merge recursively, anything else replaces whole, ``None`` deletes. Untouched
-    subtrees (and their timestamps) are shared with the previous version, not copied. The size
-    change of the encoding is recorded in ``growth``.
+    subtrees (and their timestamps) are shared with the previous version, not copied; every
+    leaf the patch writes gets ``stamp``, one ``{"timestamp": t}`` shared by the whole update
+    (stored metadata is read-only, and every body rendered from it is a copy). The size change
+    of the encoding is recorded in ``growth``.
     """
     new_value = dict(value)
     new_metadata = dict(metadata)
     for key, item in patch.items():
-        if item is None:
-            if key in new_value:
-                growth.removed_keys.append(key)
-                growth.old_values.append(new_value.pop(key))
-                growth.fixed -= 1  # its colon
-            new_metadata.pop(key, None)
-            continue
-        present = key in value
-        current = value.get(key)
-        if present:
-            if not (type(item) is dict and type(current) is dict):
-                growth.old_values.append(current)
-        else:
-            growth.added_keys.append(key)
-            growth.fixed += 1  # its colon
+        current = value.get(key, MISSING)
         if type(item) is dict:
             if type(current) is dict:
+                if item == current and _sent_again(item, current):
+                    # A whole object sent again as stored (a device that reports everything):
+                    # it stays as it is, in size too, and every leaf in it is restamped.
+                    new_metadata[key] = _stamps(item, stamp)
+                    continue
                 current_meta = metadata.get(key)
                 new_value[key], new_metadata[key] = _merge(
                     current,
                     current_meta if type(current_meta) is dict else {},
                     item,
-                    timestamp,
+                    stamp,
                     growth,
                 )
+                continue
+            if current is MISSING:
+                growth.added_keys.append(key)
+                growth.fixed += 3  # its colon and the braces of the new object
             else:
+                growth.old_values.append(current)
                 growth.fixed += 2  # the braces of the new object
-                new_value[key], new_metadata[key] = _merge({}, {}, item, timestamp, growth)
+            new_value[key], new_metadata[key] = _merge({}, {}, item, stamp, growth)
+        elif item is None:
+            if current is not MISSING:
+                del new_value[key]
+                growth.removed_keys.append(key)
+                growth.old_values.append(current)
+                growth.fixed -= 1  # its colon
+            new_metadata.pop(key, None)
         else:
+            kind = type(item)
+            new_metadata[key] = _stamps(item, stamp) if kind is list else stamp
+            if current is MISSING:
+                growth.added_keys.append(key)
+                growth.fixed += 1  # its colon
+            elif (
+                kind is type(current)
+                and item == current
+                and (
+                    (kind is not list and (kind is not float or item))
+                    or _encodes_alike(item, current)
+                )
+            ):
+                # The same value again (a device reporting its whole state): its encoding, and
+                # so the size, cannot change; only its timestamp does.
+                continue
+            else:
+                growth.old_values.append(current)
             growth.new_values.append(item)
             new_value[key] = item
-            new_metadata[key] = (
-                leaf_metadata(item, timestamp) if type(item) is list else {"timestamp": timestamp}
-            )
-    growth.fixed += max(len(new_value) - 1, 0) - max(len(value) - 1, 0)  # commas
+    # Commas: an object of n members has max(n - 1, 0) of them, that is (n or 1) - 1.
+    growth.fixed += (len(new_value) or 1) - (len(value) or 1)
     return new_value, new_metadata
+
+
+def _encodes_alike(new: JSONValue, old: JSONValue) -> bool:
+    """Whether two equal values of one type (a zero float or an array) encode alike in JSON.
+
+    ``0.0 == -0.0``, ``[1] == [1.0] == [True]`` and ``[{"a": 1, "b": 2}] == [{"b": 2, "a": 1}]``
+    although their encodings differ; marshal writes types, float bits and key order exactly,
+    and shares nothing (format 2), so equal bytes mean equal JSON text.
+    """
+    if type(new) is float:
+        return math.copysign(1.0, new) == math.copysign(1.0, old)  # type: ignore[arg-type]
+    try:
+        return marshal.dumps(new, 2) == marshal.dumps(old, 2)
+    except ValueError:  # not marshallable: count it as changed
+        return False
+
+
+def _sent_again(patch: JSONObject, stored: JSONObject) -> bool:
+    """Whether a patch object equal to the stored one is that object again, exactly (see
+    `_encodes_alike`) and with no ``null`` to delete (a stored document holds none, unless it
+    was built by hand). marshal writes ``null`` as ``N``; a byte ``N`` elsewhere only sends the
+    patch the long way."""
+    try:
+        written = marshal.dumps(patch, 2)
+        return b"N" not in written and written == marshal.dumps(stored, 2)
+    except ValueError:  # not marshallable: merge it key by key
+        return False
+
+
+def _stamps(value: JSONValue, stamp: JSONObject) -> JSONValue:
+    """Metadata for a value written by this update: ``stamp`` per leaf, arrays per element."""
+    kind = type(value)
+    if kind is list:
+        if _CONTAINERS.isdisjoint(map(type, value)):  # type: ignore[arg-type]
+            return [stamp] * len(value)  # type: ignore[arg-type]
+        return [_stamps(item, stamp) for item in value]  # type: ignore[union-attr]
+    if kind is dict:
+        return {
+            key: _stamps(item, stamp) if type(item) in _CONTAINERS else stamp
+            for key, item in value.items()  # type: ignore[union-attr]
+        }
+    return stamp
+
+
+_CONTAINERS = frozenset((dict, list))
 
 
 # Bytes of ``"desired":`` and ``"reported":`` in the state object's encoding.
@@ -333,22 +399,39 @@ _SECTION_KEY_SIZE = {"desired": 10, "reported": 11}
 
 
 def _echo(value: JSONValue, timestamp: int) -> tuple[JSONValue, JSONValue]:
-    """A copy of a request value and its metadata (``null`` too gets a timestamp), in one walk."""
+    """A copy of a request value and its metadata (``null`` too gets a timestamp), in one walk.
+
+    The body is the caller's to keep, so it shares nothing: every leaf gets its own
+    ``{"timestamp": t}``.
+    """
     kind = type(value)
     if kind is dict:
-        copied: JSONObject = {}
-        metadata: JSONObject = {}
-        for key, item in value.items():  # type: ignore[union-attr]
-            if type(item) is dict or type(item) is list:
-                copied[key], metadata[key] = _echo(item, timestamp)
-            else:
-                copied[key] = item
-                metadata[key] = {"timestamp": timestamp}
-        return copied, metadata
+        return _echo_object(value, timestamp)  # type: ignore[arg-type]
     if kind is list:
-        pairs = [_echo(item, timestamp) for item in value]  # type: ignore[union-attr]
-        return [copy for copy, _ in pairs], [meta for _, meta in pairs]
+        return _echo_array(value, timestamp)  # type: ignore[arg-type]
     return value, {"timestamp": timestamp}
+
+
+def _echo_object(value: JSONObject, timestamp: int) -> tuple[JSONObject, JSONObject]:
+    copied: JSONObject = {}
+    metadata: JSONObject = {}
+    for key, item in value.items():
+        kind = type(item)
+        if kind is dict:
+            copied[key], metadata[key] = _echo_object(item, timestamp)  # type: ignore[arg-type]
+        elif kind is list:
+            copied[key], metadata[key] = _echo_array(item, timestamp)  # type: ignore[arg-type]
+        else:
+            copied[key] = item
+            metadata[key] = {"timestamp": timestamp}
+    return copied, metadata
+
+
+def _echo_array(value: list[JSONValue], timestamp: int) -> tuple[JSONValue, JSONValue]:
+    if _CONTAINERS.isdisjoint(map(type, value)):
+        return value[:], [{"timestamp": timestamp} for _ in value]
+    pairs = [_echo(item, timestamp) for item in value]
+    return [copy for copy, _ in pairs], [meta for _, meta in pairs]
 
 
 def apply_update(
@@ -424,6 +507,7 @@ def _apply(
     sections: dict[str, tuple[JSONObject, JSONObject]] = {}
     known = known_size(base)
     growth: dict[str, int] = {}
+    stamp: JSONObject = {"timestamp": timestamp}
     for name in ("desired", "reported"):
         patch = getattr(request, name)
         value, metadata = base.section(name), base.section_metadata(name)
@@ -432,7 +516,7 @@ def _apply(
             known = None  # the removed section's own size is not known
         elif type(patch) is dict and patch:
             tally = _Growth()
-            value, metadata = _merge(value, metadata, patch, timestamp, tally)
+            value, metadata = _merge(value, metadata, patch, stamp, tally)
             growth[name] = tally.total()
         sections[name] = (value, metadata)
     updated = ShadowDocument(

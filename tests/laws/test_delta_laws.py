@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from hypothesis import given
@@ -159,3 +160,26 @@ def test_compute_delta_leaves_its_inputs_unchanged(pair: tuple[JSONObject, JSONO
     compute_delta(desired, reported)
     assert strict_equal(desired, before[0])
     assert strict_equal(reported, before[1])
+
+
+def _shared(value: Any, seen: dict[str, Any]) -> Any:
+    """``value`` rebuilt so that every subtree whose JSON text equals one seen before *is* that
+    one object (as in documents built by code from shared constants)."""
+    if isinstance(value, dict):
+        value = {key: _shared(item, seen) for key, item in value.items()}
+    elif isinstance(value, list):
+        value = [_shared(item, seen) for item in value]
+    return seen.setdefault(json.dumps(value), value)
+
+
+@given(state_pairs)
+def test_how_the_documents_share_objects_does_not_change_the_delta(
+    pair: tuple[JSONObject, JSONObject],
+) -> None:
+    desired, reported = pair
+    expected = compute_delta(desired, reported)
+    seen: dict[str, Any] = {}
+    shared = _shared(desired, seen), _shared(reported, seen)
+    decoded = json.loads(json.dumps(desired)), json.loads(json.dumps(reported))
+    for variant in (shared, decoded, (shared[0], decoded[1]), (decoded[0], shared[1])):
+        assert strict_equal(compute_delta(*variant), expected)

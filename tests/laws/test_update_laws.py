@@ -35,6 +35,7 @@ from tests.strategies import (
     lookup,
     metadata_timestamps,
     rejected_updates,
+    related_states,
     shadow_documents,
     shadow_states,
     strict_equal,
@@ -381,3 +382,27 @@ def test_size_checks_agree_with_the_exact_size_over_update_chains(
             assert known is None or known == exact
             continue
         assert refused
+
+
+@given(related_states())
+def test_a_whole_section_sent_again_is_stored_as_sent_stamped_and_sized_exactly(
+    pair: tuple[JSONObject, JSONObject],
+) -> None:
+    # A device that reports everything: most values repeat the stored ones, some retyped
+    # (1 -> 1.0, 0 -> false), changed, added or (by their absence) kept.
+    stored, sent = pair
+    first = apply_update(None, {"state": {"reported": stored}}, timestamp=1, limits=ROOMY_LIMITS)
+    result = apply_update(
+        first.document, {"state": {"reported": sent}}, timestamp=2, limits=ROOMY_LIMITS
+    )
+    document = result.document
+    for path, value in leaf_paths(sent).items():
+        found, held = lookup(document.reported, path)
+        assert found
+        if value == {}:  # an empty object merges into what is there
+            assert isinstance(held, dict)
+            continue
+        assert json.dumps(held) == json.dumps(value)  # exactly as sent, type and all
+        metadata = lookup(document.reported_metadata, path)[1]
+        assert set(metadata_timestamps(value, metadata)) <= {2}
+    assert document.size == encoded_size_of(document)

@@ -7,6 +7,8 @@ numbered choices made where the sources are silent.
 from __future__ import annotations
 
 import copy
+import json
+from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -23,6 +25,7 @@ from shadowsync import (
     make_merge_patch,
 )
 from shadowsync.errors import InvalidDocumentError, PatchError
+from tests.strategies import strict_equal
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -409,3 +412,81 @@ def test_equal_containers_in_another_key_order_or_sharing_objects_have_no_delta(
     desired = {"a": {"p": 1, "q": 2}, "b": [shared, shared]}
     reported = {"a": {"q": 2, "p": 1}, "b": [{"mode": "eco"}, {"mode": "eco"}]}
     assert compute_delta(desired, reported) is None
+
+
+# --- Exact typing, whatever objects the two documents share ---
+
+
+def decoded(value: Any) -> Any:
+    """``value`` as a service holds it after decoding its JSON text: no object shared."""
+    return json.loads(json.dumps(value))
+
+
+@pytest.mark.parametrize(
+    ("desired", "reported", "expected"),
+    [
+        ({"a": {"b": [1, [True]]}}, {"a": {"b": [1, [1]]}}, {"a": {"b": [1, [True]]}}),
+        ({"a": {"b": [1, [1]]}}, {"a": {"b": [1, [True]]}}, {"a": {"b": [1, [1]]}}),
+        ({"a": {"b": [{"c": False}]}}, {"a": {"b": [{"c": 0}]}}, {"a": {"b": [{"c": False}]}}),
+        ({"a": {"b": [{"c": 0.0}]}}, {"a": {"b": [{"c": False}]}}, {"a": {"b": [{"c": 0.0}]}}),
+        (
+            {"a": {"b": {"c": True}}, "d": [1]},
+            {"a": {"b": {"c": 1.0}}, "d": [1.0]},
+            {"a": {"b": {"c": True}}},
+        ),
+        ({"a": {"b": [{"c": 0}]}}, {"a": {"b": [{"c": 0.0}]}}, None),
+        ({"a": {"b": {"c": [1.0, 2]}}}, {"a": {"b": {"c": [1, 2.0]}}}, None),
+        ({"a": {"x": 1, "y": [True]}}, {"a": {"y": [True], "x": 1.0}}, None),
+        ({"a": [True], "b": {"c": 1}}, {"a": [True], "b": {"c": True}}, {"b": {"c": 1}}),
+    ],
+)
+def test_booleans_are_not_numbers_and_numbers_compare_by_value_deep_in_equal_containers(
+    desired: dict[str, Any], reported: dict[str, Any], expected: dict[str, Any] | None
+) -> None:
+    # Each pair is equal by Python's ==; only the exact check can tell true from 1 in it.
+    assert desired == reported
+    for pair in ((desired, reported), (decoded(desired), decoded(reported))):
+        assert strict_equal(compute_delta(*pair), expected)
+
+
+def test_documents_sharing_sub_objects_give_the_delta_of_their_decoded_equals() -> None:
+    # Built by code: one object stands in several places, on one side only or on both.
+    shared = {"on": True, "level": 1, "rgb": [255, 0, 0]}
+    word = "eco"
+    desired: dict[str, Any] = {
+        "a": shared,
+        "b": shared,
+        "c": [shared, shared],
+        "d": {"mode": word, "alt": word, "on": True},
+        "e": {"x": [shared]},
+    }
+    reported: dict[str, Any] = {
+        "a": {"on": True, "level": 1.0, "rgb": [255, 0, 0]},
+        "b": {"on": 1, "level": 1, "rgb": [255, 0, 0]},
+        "c": [shared, {"on": True, "level": 1, "rgb": [255, 0, 0]}],
+        "d": {"mode": "eco", "alt": word, "on": True},
+        "e": {"x": [{"on": True, "level": 1, "rgb": [255.0, 0, 0]}]},
+    }
+    expected: dict[str, Any] = {"b": {"on": True}}
+    for pair in _provenances(desired, reported):
+        assert strict_equal(compute_delta(*pair), expected)
+    # A number facing the boolean of the shared object, in an array equal by Python's ==.
+    reported["e"] = {"x": [{"on": 1, "level": 1, "rgb": [255, 0, 0]}]}
+    expected["e"] = {"x": [shared]}
+    for pair in _provenances(desired, reported):
+        assert strict_equal(compute_delta(*pair), expected)
+
+
+def _provenances(desired: Any, reported: Any) -> list[tuple[Any, Any]]:
+    return [
+        (desired, reported),
+        (desired, decoded(reported)),
+        (decoded(desired), reported),
+        (decoded(desired), decoded(reported)),
+    ]
+
+
+def test_reported_given_as_a_mapping_is_read_without_changing_it() -> None:
+    reported: defaultdict[str, int] = defaultdict(int, {"a": 1})
+    assert compute_delta({"a": 1, "b": 0}, reported) == {"b": 0}
+    assert dict(reported) == {"a": 1}

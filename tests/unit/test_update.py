@@ -37,6 +37,10 @@ def ts(t: int) -> JSONObject:
     return {"timestamp": t}
 
 
+def encoded(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
 def run(*payloads: Any, start: int = T, step: int = 1) -> UpdateResult:
     """Apply ``payloads`` in order to a new shadow, at ``start``, ``start + step``, ..."""
     document: ShadowDocument | None = None
@@ -648,6 +652,101 @@ def test_apply_update_refuses_bad_arguments(kwargs: dict[str, Any], fragment: st
 def test_apply_update_refuses_a_document_of_the_wrong_type() -> None:
     with pytest.raises(InvalidArgumentError, match="ShadowDocument"):
         apply_update({"state": {}}, {"state": {}}, timestamp=T)  # type: ignore[arg-type]
+
+
+# --- A device that reports everything, and who owns what ---
+
+
+def test_a_whole_section_sent_again_stamps_every_leaf_sent_and_keeps_the_size_exact() -> None:
+    first = run(
+        {
+            "state": {
+                "reported": {"a": 1, "b": {"c": "x", "d": [1, 2], "e": [{"f": True}]}, "g": 0.5},
+                "desired": {"a": 2},
+            }
+        }
+    )
+    again = {"a": 1, "b": {"c": "x", "d": [1, 2], "e": [{"f": True}]}, "g": 0.75}
+    result = apply_update(first.document, {"state": {"reported": again}}, timestamp=T + 5)
+    document = result.document
+    assert document.reported == again
+    assert document.reported_metadata == {
+        "a": ts(T + 5),
+        "b": {"c": ts(T + 5), "d": [ts(T + 5), ts(T + 5)], "e": [{"f": ts(T + 5)}]},
+        "g": ts(T + 5),
+    }
+    assert document.desired_metadata == {"a": ts(T)}
+    assert document.size == len(encoded({"desired": {"a": 2}, "reported": again}))
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (0.0, -0.0),
+        (-0.0, 0.0),
+        (2.5, 2.5),
+        (1, 1.0),
+        (1.0, 1),
+        (True, 1),
+        (1, True),
+        ([1], [1.0]),
+        ([1.0], [1]),
+        ([True], [1]),
+        ([0.0], [-0.0]),
+        ([{"x": 1, "y": 2}], [{"y": 2, "x": 1}]),
+        ({"x": 1}, {"x": 1.0}),
+        ({"x": [True]}, {"x": [1]}),
+        ({"x": {"y": 0.0}}, {"x": {"y": -0.0}}),
+        ({"x": {"y": "z"}}, {"x": {"y": "z"}}),
+        ("é", "é"),
+        ([], []),
+    ],
+    ids=repr,
+)
+def test_a_value_sent_again_is_stored_as_sent_and_the_size_follows_its_encoding(
+    before: Any, after: Any
+) -> None:
+    document = run({"state": {"reported": {"v": before, "w": {"x": [before]}}}}).document
+    result = apply_update(
+        document, {"state": {"reported": {"v": after, "w": {"x": [after]}}}}, timestamp=T + 1
+    )
+    reported = result.document.reported
+    assert encoded(reported) == encoded({"v": after, "w": {"x": [after]}})
+    assert result.document.size == len(encoded({"reported": reported}).encode())
+    assert result.document.reported_metadata == {"v": stamped(after), "w": {"x": [stamped(after)]}}
+
+
+def stamped(value: Any, at: int = T + 1) -> Any:
+    if isinstance(value, dict):
+        return {key: stamped(item, at) for key, item in value.items()}
+    if isinstance(value, list):
+        return [stamped(item, at) for item in value]
+    return ts(at)
+
+
+def test_a_null_sent_again_deletes_even_where_a_hand_built_document_holds_one() -> None:
+    document = ShadowDocument(reported={"a": {"x": None, "y": 1}}, reported_metadata={})
+    result = apply_update(
+        document, {"state": {"reported": {"a": {"x": None, "y": 1}}}}, timestamp=T
+    )
+    assert result.document.reported == {"a": {"y": 1}}
+
+
+def test_the_bodies_of_an_update_share_nothing_with_the_stored_document() -> None:
+    result = run({"state": {"reported": {"a": [1, 2], "b": {"c": 1}, "d": 1}}})
+    document = result.document
+    accepted = result.accepted
+    get_body = document.to_dict()
+    for body in (accepted, get_body, result.documents["current"]):
+        body["state"]["reported"]["a"].append(3)
+        body["metadata"]["reported"]["d"]["timestamp"] = 0
+        body["metadata"]["reported"]["a"][0]["timestamp"] = 0
+        # Each leaf of a body has its own timestamp object.
+        assert body["metadata"]["reported"]["b"] == {"c": ts(T)}
+        assert body["metadata"]["reported"]["a"][1] == ts(T)
+    assert document.reported == {"a": [1, 2], "b": {"c": 1}, "d": 1}
+    assert document.reported_metadata == {"a": [ts(T), ts(T)], "b": {"c": ts(T)}, "d": ts(T)}
+    assert result.request.reported == {"a": [1, 2], "b": {"c": 1}, "d": 1}
 
 
 # --- Choices where the sources are silent ---
