@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import threading
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import boto3
 import pytest
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
 from moto.server import ThreadedMotoServer
+from werkzeug.serving import make_server
 
 from shadowsync.aws import DynamoDBHistoryStore, IotShadowClient, create_history_table
 
@@ -19,6 +26,30 @@ if TYPE_CHECKING:
 
 REGION = "us-east-1"
 TABLE = "shadow-history"
+
+
+class SerialMotoServer(ThreadedMotoServer):
+    """A moto server that handles one request at a time.
+
+    moto's backends are not thread-safe: concurrent requests can fail inside it ("dictionary
+    changed size during iteration") or see each other's half-made changes. DynamoDB applies
+    each request atomically, so serving requests one at a time is the faithful model; the
+    clients stay concurrent (the race tests depend on that).
+    """
+
+    def _server_entry(self) -> None:
+        app = DomainDispatcherApplication(create_backend_app)
+        lock = threading.Lock()
+
+        def one_at_a_time(environ: Any, start_response: Any) -> Any:
+            with lock:
+                return list(app(environ, start_response))
+
+        self._server = make_server(
+            self._ip_address, self._port, one_at_a_time, True, request_handler=MotoRequestHandler
+        )
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +68,7 @@ def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         }.items():
             env.setenv(name, value)
         env.delenv("AWS_PROFILE", raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server = SerialMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         try:
             host, port = server.get_host_and_port()
