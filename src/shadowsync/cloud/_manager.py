@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypedDict
 import attrs
 
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync.cloud._delta_event import DeltaEvent, handle_delta_event, shadow_document
+from shadowsync.cloud._delta_event import DeltaEvent, handle_delta_event
 from shadowsync.cloud._health import HealthReport, HealthThresholds, health_report
 from shadowsync.cloud._offline import offline_sync
 from shadowsync.cloud._requests import (
@@ -300,7 +300,7 @@ class SyncManager:
         decision = resolve_review(
             found[0],
             parsed.action,
-            shadow_document(self.read_shadow(thing, name)),
+            self.read_shadow(thing, name),
             now=now,
             history=self._history_for(thing, (name,)),
             reviewer=parsed.reviewer,

@@ -16,13 +16,21 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 import attrs
 
 from shadowsync._conflict.merge import ReviewItem, same
-from shadowsync._json import JSONObject, canonical_json, describe, parse_json_pointer
+from shadowsync._json import (
+    JSONObject,
+    JSONValue,
+    canonical_json,
+    copy_json,
+    describe,
+    parse_json_pointer,
+)
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
-from shadowsync._tree import MISSING, Value, lookup
+from shadowsync._tree import MISSING, Value, lookup, nest
 from shadowsync._update import apply_update
 from shadowsync.audit import AuditLogError, HistoryRecord
 from shadowsync.cloud._decision import ShadowDecision, client_token, history_position
-from shadowsync.cloud._history import decision_history
+from shadowsync.cloud._delta_event import shadow_document
+from shadowsync.cloud._history import check_now, decision_history
 from shadowsync.cloud._requests import OperationError, shadow_label
 from shadowsync.cloud._signals import event_entry, iso_time, metric_datum
 
@@ -303,6 +311,17 @@ class ReviewDecision:
         }
 
 
+def _written(held: Value, target: Value) -> JSONValue:
+    """What an update writes so that a path holding ``held`` holds ``target`` afterwards."""
+    if target is MISSING:
+        return None
+    if type(held) is dict and type(target) is dict:
+        written = {key: _written(held.get(key, MISSING), value) for key, value in target.items()}
+        written.update({key: None for key in held if key not in target})
+        return written
+    return copy_json(target)
+
+
 def _shown(value: Value) -> str:
     return "absent" if value is MISSING else canonical_json(value)
 
@@ -314,7 +333,7 @@ def _where(review: HeldReview) -> str:
 def resolve_review(
     review: HeldReview | None,
     action: ReviewAction,
-    shadow: ShadowDocument | None,
+    shadow: ShadowDocument | Mapping[str, Any] | None,
     *,
     now: int,
     history: History | HistoryHead,
@@ -323,9 +342,11 @@ def resolve_review(
     event_bus: str | None = None,
     limits: ShadowLimits = DEFAULT_LIMITS,
 ) -> ReviewDecision:
-    """Approve or reject ``review`` against ``shadow`` as read now.
+    """Approve or reject ``review`` against ``shadow`` as read now (a document, a
+    GetThingShadow body, or None when it no longer exists).
 
-    The update is ``item.approve()`` or ``item.reject()`` with the shadow's current version
+    The update is ``item.approve()`` or ``item.reject()`` (with nulls for the keys an object
+    value loses, so that the path holds exactly the chosen value) with the shadow's version
     and a client token derived from it, so it fails with 409 rather than overwrite a change
     made in between. Raises `ReviewConflictError` (409) when the value at the review's path is
     no longer its ``current`` (the shadow moved on since it was held: decide again rather than
@@ -345,6 +366,8 @@ def resolve_review(
             )
         return ReviewDecision(review=review, update=None, records=(), events=(), metrics=(),
                               replayed=True)  # fmt: skip
+    now = check_now(now)
+    shadow = shadow_document(shadow)
     item = review.item
     dotted = ".".join((item.section, *item.path))
     if shadow is None:
@@ -362,7 +385,10 @@ def resolve_review(
             "the reviews again for the current ones)",
             operation="resolve_pending_conflicts",
         )
-    state = item.approve() if action == "approve" else item.reject()
+    target = item.proposed if action == "approve" else item.current
+    # item.approve() / item.reject(), except that an object losing keys gets them as nulls: an
+    # update merges objects, and the path must end up holding exactly the value chosen.
+    state = nest((item.section, *item.path), _written(held_now, target))
     thing, name = review.thing_name, review.shadow_name
     update: JSONObject = {
         "state": state,
