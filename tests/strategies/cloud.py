@@ -280,6 +280,26 @@ def _cached_changes(draw: st.DrawFn) -> Any:
     return changes
 
 
+def _filled(
+    draw: st.DrawFn,
+    request: dict[Any, Any],
+    fields: tuple[tuple[str, st.SearchStrategy[Any]], ...],
+    *,
+    sometimes: bool,
+) -> dict[Any, Any]:
+    """``request`` with each of ``fields`` valid, hostile or left out (``sometimes``: drawn at
+    all only half the time), and now and then a stray member."""
+    for name, valid in fields:
+        if sometimes and not draw(st.booleans()):
+            continue
+        value = _field(draw, valid, _hostile())
+        if value is not _ABSENT:
+            request[name] = value
+    if draw(st.integers(0, 8)) == 0:
+        request[draw(st.one_of(hostile_strings(), st.integers()))] = draw(_hostile())
+    return request
+
+
 @functools.cache
 @st.composite
 def hostile_requests(draw: st.DrawFn) -> dict[Any, Any]:
@@ -298,14 +318,7 @@ def hostile_requests(draw: st.DrawFn) -> dict[Any, Any]:
         ("offlineDurationSeconds", st.integers(0, 10**6)),
         ("cachedChanges", _cached_changes()),
     )
-    for name, valid in fields:
-        if draw(st.booleans()):
-            value = _field(draw, valid, _hostile())
-            if value is not _ABSENT:
-                request[name] = value
-    if draw(st.integers(0, 8)) == 0:
-        request[draw(st.one_of(hostile_strings(), st.integers()))] = draw(_hostile())
-    return request
+    return _filled(draw, request, fields, sometimes=True)
 
 
 @functools.cache
@@ -324,13 +337,7 @@ def hostile_review_requests(draw: st.DrawFn) -> dict[Any, Any]:
         ("limit", st.integers(1, 100)),
         ("nextToken", st.text(max_size=40)),
     )
-    for name, valid in fields:
-        value = _field(draw, valid, _hostile())
-        if value is not _ABSENT:
-            request[name] = value
-    if draw(st.integers(0, 8)) == 0:
-        request[draw(st.one_of(hostile_strings(), st.integers()))] = draw(_hostile())
-    return request
+    return _filled(draw, request, fields, sometimes=False)
 
 
 REVIEW_IDS = ("0123456789abcdef0123", "review-1", "missing")

@@ -481,6 +481,16 @@ class DynamoDBHistoryStore:
             items.append({"Put": {"TableName": self.table_name, "Item": item, **guard}})
         return self._transact(items + drop_items(self.table_name, reviews))
 
+    def hold(self, reviews: Sequence[HeldReview]) -> None:
+        """Store held ``reviews`` (pending) on their own, in transactions of 100.
+
+        For the reviews of a decision that do not fit in the transaction of its records
+        (`append`'s ``reviews``); the same review stored again is the same item.
+        """
+        for offset in range(0, len(reviews), _MAX_TRANSACTION_ITEMS):
+            chunk = reviews[offset : offset + _MAX_TRANSACTION_ITEMS]
+            self._transact(hold_items(self.table_name, chunk))
+
     def read_reviews(self, query: ReviewQuery) -> ReviewPage:
         """Held reviews of a thing (a `shadowsync.cloud.ReviewReader`).
 

@@ -29,7 +29,18 @@ if TYPE_CHECKING:
     from shadowsync.aws._iot import IotShadowClient
     from shadowsync.cloud import HistoryHead
 
-__all__ = ["holds_update", "reopened", "settle", "stored_decision", "store_records"]
+__all__ = [
+    "REVIEWS_WITH_RECORDS",
+    "holds_update",
+    "reopened",
+    "settle",
+    "stored_decision",
+    "store_records",
+]
+
+REVIEWS_WITH_RECORDS = 90
+"""Held reviews of one shadow written in the transaction of its records (100 items at most,
+with the records and head items)."""
 
 
 def holds_update(document: ShadowDocument | None, update: Mapping[str, Any]) -> bool:
@@ -146,14 +157,28 @@ def store_records(
 ) -> list[HistoryRecord]:
     """Append one thing's ``records`` after ``head``, in transactions that each fit.
 
-    Each shadow's pending update, the reviews it holds and the reviews settled on it go with
-    the batch holding its last record. Raises `HistoryConflictError` when the chain moved on
+    Each shadow's pending update, the reviews it holds (up to `REVIEWS_WITH_RECORDS`; any
+    more are stored just before) and the reviews settled on it go with the batch holding its
+    last record. Raises `HistoryConflictError` when the chain moved on
     since ``head`` was read.
     """
     last_of = {record.shadow_name: index for index, record in enumerate(records)}
     extra: dict[str | None, int] = {}
+    kept: list[HeldReview] = []
+    ahead: list[HeldReview] = []
     for review in reviews:
-        extra[review.shadow_name] = extra.get(review.shadow_name, 0) + 1
+        count = extra.get(review.shadow_name, 0)
+        if count < REVIEWS_WITH_RECORDS:
+            extra[review.shadow_name] = count + 1
+            kept.append(review)
+        else:
+            ahead.append(review)
+    if ahead:
+        # More reviews than fit beside their record: these go first, so that the record never
+        # exists without its reviews (a review without its record, left by a failure here, is
+        # held again by the retried decision; settling one still checks its path).
+        history.hold(ahead)
+    reviews = kept
     for review in resolved:
         extra[review.shadow_name] = extra.get(review.shadow_name, 0) + 2
     placed: list[HistoryRecord] = []

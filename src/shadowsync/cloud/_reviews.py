@@ -454,21 +454,3 @@ def resolve_review(
         events=(event_entry("Conflict Resolved", detail, timestamp=now, event_bus=event_bus),),
         metrics=(metric_datum("ConflictResolved", 1, timestamp=now, shadow_label=label),),
     )
-
-
-__all__ = [
-    "HeldReview",
-    "ReviewAction",
-    "ReviewConflictError",
-    "ReviewDecision",
-    "ReviewNotFoundError",
-    "ReviewPage",
-    "ReviewQuery",
-    "ReviewReader",
-    "ReviewResolution",
-    "ReviewStatus",
-    "held_reviews",
-    "page_reviews",
-    "resolve_review",
-    "review_item_from_json",
-]

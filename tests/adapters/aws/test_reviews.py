@@ -17,7 +17,16 @@ from shadowsync.aws import (
 )
 from shadowsync.cloud import ReviewQuery
 from tests.adapters.aws.conftest import TABLE, CountingClient
-from tests.adapters.aws.test_crash_points import Budget, Crash, FailingClient
+from tests.adapters.aws.test_crash_points import (
+    CLOUD,
+    DEVICE,
+    INITIAL,
+    SHADOW,
+    T0,
+    Budget,
+    Crash,
+    FailingClient,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,11 +34,6 @@ if TYPE_CHECKING:
     from shadowsync.cloud import HeldReview
     from tests.adapters.aws.conftest import Aws
 
-T0 = 1_700_000_000
-SHADOW = "configuration"
-INITIAL = {"samplingRate": 30, "alertThreshold": 80, "operatingMode": "normal"}
-CLOUD = {"samplingRate": 60, "alertThreshold": 90, "operatingMode": "high_performance"}
-DEVICE = {"samplingRate": 30, "alertThreshold": 85, "operatingMode": "power_save"}
 STRICT = ResolutionPolicy.recommended()  # a configuration shadow's conflicts go to a person
 
 
@@ -407,3 +411,31 @@ def test_an_approval_whose_update_never_landed_is_held_again(aws: Aws) -> None:
     assert [r.decision for r in history][2:] == ["merge", "accept", "merge"]
     assert _review(aws, "sensor-1", review_id).resolution is not None
     _consistent(aws, "sensor-1", review_id)
+
+
+def test_a_decision_holding_more_reviews_than_a_transaction_fits_stores_them_all(
+    aws: Aws,
+) -> None:
+    thing, keys = "mixer", [f"k{index}" for index in range(130)]
+    aws.create_thing(thing)
+    zero = dict.fromkeys(keys, 0)
+    aws.shadows.update(thing, {"state": {"desired": zero, "reported": zero}}, SHADOW)
+    event = {"thingName": thing, "shadowName": SHADOW, "state": {}, "version": 1}
+    assert _resolver(aws)(event, None)["decision"] == "accept"
+    aws.shadows.update(thing, {"state": {"desired": dict.fromkeys(keys, 1)}}, SHADOW)
+    aws.shadows.update(thing, {"state": {"reported": dict.fromkeys(keys, 2)}}, SHADOW)
+    event = {"thingName": thing, "shadowName": SHADOW, "state": {}, "version": 3}
+    summary = _resolver(aws)(event, None)
+    assert (summary["decision"], len(summary["reviews"])) == ("review", 130)
+    history = aws.history.read(thing)
+    assert [r.change_type for r in history] == ["update", "manual_review"]
+    found: list[HeldReview] = []
+    token = None
+    while True:
+        page = aws.history.read_reviews(ReviewQuery(thing_name=thing, limit=50, after=token))
+        found.extend(page.reviews)
+        token = page.next_token
+        if token is None:
+            break
+    assert sorted(r.item.path[0] for r in found) == sorted(keys)
+    assert {r.record for r in found} == {history.head}
