@@ -208,8 +208,9 @@ class ReviewQuery:
     """What a `ReviewReader` is asked for: one thing's reviews, in pages.
 
     ``shadow_names`` limits them to some shadows (None: every shadow); ``review_id`` to one
-    review; ``resolved`` asks for settled reviews as well as pending ones. ``after`` is the
-    ``next_token`` of the page before.
+    review; ``resolved`` asks for settled reviews as well as pending ones (a store may answer
+    that only for one ``review_id``: `SyncManager` asks for settled ones only so, to find a
+    review's resolution). ``after`` is the ``next_token`` of the page before.
     """
 
     thing_name: str
@@ -229,7 +230,8 @@ class ReviewPage:
 
 
 ReviewReader = Callable[[ReviewQuery], ReviewPage]
-"""Reads held reviews: ``(query) -> page``; pending ones come before settled ones."""
+"""Reads held reviews: ``(query) -> page``. For one ``review_id``, a pending review comes
+before settled copies of it, and settled copies newest first."""
 
 
 def _key(review: HeldReview) -> str:
