@@ -243,7 +243,8 @@ def _allows(statement: dict[str, Any], call: tuple[str, str, str | None]) -> boo
 # Actions a handler needs on paths a single scenario does not reach, each with its path.
 _OTHER_PATHS = {
     "dynamodb:BatchGetItem": "the head items of several shadows are read in one call",
-    "dynamodb:DeleteItem": "a 409 takes back the records it stored (a transaction's Delete)",
+    "dynamodb:DeleteItem": "a 409 takes back the records it stored, an approved review leaves "
+    "the pending range (a transaction's Delete)",
     "dynamodb:BatchWriteItem": "a table written before head items is migrated on first use",
     "dynamodb:Query": "a thing without head items has its records read once to build them",
 }

@@ -12,17 +12,21 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from shadowsync import ShadowDocument, apply_update
+from shadowsync._conflict.merge import ReviewItem
 from shadowsync.audit import AuditLog
 from shadowsync.cloud import (
+    HeldReview,
     OperationError,
     SyncManager,
     handle_delta_event,
     offline_sync,
+    page_reviews,
     parse_request,
 )
 from shadowsync.errors import ShadowSyncError
@@ -33,7 +37,13 @@ from tests.strategies import (
     hostile_payloads,
     outcome,
 )
-from tests.strategies.cloud import as_wire, hostile_events, hostile_requests
+from tests.strategies.cloud import (
+    REVIEW_IDS,
+    as_wire,
+    hostile_events,
+    hostile_requests,
+    hostile_review_requests,
+)
 
 NOW = 1_700_000_600
 DEEP = 100_000
@@ -266,3 +276,33 @@ def test_the_largest_version_is_still_a_valid_event() -> None:
         {"thingName": "pump-7", "state": {}, "version": 2**63 - 1}, None, now=NOW
     )
     assert (decision.record.change_type, decision.record.version) == ("delete", 2**63 - 1)
+
+
+def _held(review_id: str, current: Any) -> HeldReview:
+    item = ReviewItem(id=review_id, path=("mode",), section="desired", current=current,
+                      proposed="boost", base="normal", reason="held")  # fmt: skip
+    return HeldReview(thing_name="pump-7", shadow_name=None, item=item, version=1,
+                      held_at=NOW - 100, record="")  # fmt: skip
+
+
+# One review whose path still holds its value, one that moved on.
+REVIEWS = (_held(REVIEW_IDS[0], "eco"), _held(REVIEW_IDS[1], "off"))
+
+
+@given(hostile_review_requests(), st.booleans())
+def test_review_requests_are_answered_with_a_status_not_an_exception(
+    request: Any, exists: bool
+) -> None:
+    manager = attrs.evolve(
+        _manager(SHADOW if exists else None),
+        read_reviews=lambda query: page_reviews(REVIEWS, query),
+    )
+    response = outcome(lambda: manager.handle(request, now=NOW))
+    assert not isinstance(response, ShadowSyncError), f"handle raised {response!r}"[:300]
+    assert response.status_code in (200, 400, 404, 409), (response.status_code, response.body)
+    assert_wire_json(response.body)
+    if response.status_code != 200:
+        assert set(response.body) == {"error", "operation"}
+        assert (response.updates, response.records, response.resolved) == ((), (), ())
+    for entry in response.events:
+        assert_wire_json(entry)

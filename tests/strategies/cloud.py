@@ -280,6 +280,26 @@ def _cached_changes(draw: st.DrawFn) -> Any:
     return changes
 
 
+def _filled(
+    draw: st.DrawFn,
+    request: dict[Any, Any],
+    fields: tuple[tuple[str, st.SearchStrategy[Any]], ...],
+    *,
+    sometimes: bool,
+) -> dict[Any, Any]:
+    """``request`` with each of ``fields`` valid, hostile or left out (``sometimes``: drawn at
+    all only half the time), and now and then a stray member."""
+    for name, valid in fields:
+        if sometimes and not draw(st.booleans()):
+            continue
+        value = _field(draw, valid, _hostile())
+        if value is not _ABSENT:
+            request[name] = value
+    if draw(st.integers(0, 8)) == 0:
+        request[draw(st.one_of(hostile_strings(), st.integers()))] = draw(_hostile())
+    return request
+
+
 @functools.cache
 @st.composite
 def hostile_requests(draw: st.DrawFn) -> dict[Any, Any]:
@@ -298,14 +318,30 @@ def hostile_requests(draw: st.DrawFn) -> dict[Any, Any]:
         ("offlineDurationSeconds", st.integers(0, 10**6)),
         ("cachedChanges", _cached_changes()),
     )
-    for name, valid in fields:
-        if draw(st.booleans()):
-            value = _field(draw, valid, _hostile())
-            if value is not _ABSENT:
-                request[name] = value
-    if draw(st.integers(0, 8)) == 0:
-        request[draw(st.one_of(hostile_strings(), st.integers()))] = draw(_hostile())
-    return request
+    return _filled(draw, request, fields, sometimes=True)
+
+
+@functools.cache
+@st.composite
+def hostile_review_requests(draw: st.DrawFn) -> dict[Any, Any]:
+    """Mappings shaped like ``resolve_pending_conflicts`` requests, every field valid, hostile
+    or left out (``reviewIds`` are drawn from ``REVIEW_IDS`` when valid)."""
+    request: dict[Any, Any] = {"operation": "resolve_pending_conflicts"}
+    fields: tuple[tuple[str, st.SearchStrategy[Any]], ...] = (
+        ("action", st.sampled_from(("list", "approve", "reject"))),
+        ("thingName", st.one_of(st.just("pump-7"), thing_names())),
+        ("shadowName", _names()),
+        ("reviewId", st.sampled_from(REVIEW_IDS)),
+        ("reviewer", st.text(min_size=1, max_size=12)),
+        ("comment", st.text(max_size=20)),
+        ("limit", st.integers(1, 100)),
+        ("nextToken", st.text(max_size=40)),
+    )
+    return _filled(draw, request, fields, sometimes=False)
+
+
+REVIEW_IDS = ("0123456789abcdef0123", "review-1", "missing")
+"""Review ids `hostile_review_requests` draws; give a fake reader reviews with some of them."""
 
 
 @functools.cache

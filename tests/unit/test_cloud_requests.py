@@ -33,7 +33,13 @@ from shadowsync.errors import ShadowSyncError
 
 def test_the_constants() -> None:
     assert CLASSIC_SHADOW_NAME == "$default"
-    assert OPERATIONS == ("sync_check", "offline_sync", "conflict_summary", "health_report")
+    assert OPERATIONS == (
+        "sync_check",
+        "offline_sync",
+        "conflict_summary",
+        "health_report",
+        "resolve_pending_conflicts",
+    )
     assert EVENT_SOURCE == "iot.shadow.sync"
     assert METRIC_NAMESPACE == "IoT/ShadowSync"
     assert EVENT_TYPES == (
@@ -139,13 +145,13 @@ def test_text_and_bytes_parse_like_the_mapping(request_body: dict[str, Any]) -> 
         (
             {"operation": 5},
             "unknown operation 5; expected one of sync_check, offline_sync, conflict_summary, "
-            "health_report",
+            "health_report, resolve_pending_conflicts",
             None,
         ),
         (
             {"operation": "reboot"},
             "unknown operation 'reboot'; expected one of sync_check, offline_sync, "
-            "conflict_summary, health_report",
+            "conflict_summary, health_report, resolve_pending_conflicts",
             "reboot",
         ),
         (

@@ -6,7 +6,8 @@ time); shadowsync never reads credentials or configuration. Every botocore failu
 a `shadowsync.errors.ShadowSyncError` subclass, never as a ``ClientError``.
 
 - `IotShadowClient`: get, update, delete and list shadows (``boto3.client("iot-data")``).
-- `DynamoDBHistoryStore`, `create_history_table`: hash-chained history records in DynamoDB.
+- `DynamoDBHistoryStore`, `create_history_table`: hash-chained history records in DynamoDB,
+  and the reviews decisions hold for a person, stored with their records.
 - `publish_events`, `publish_metrics`: a decision's EventBridge entries and CloudWatch data.
 - `conflict_resolver_handler`, `sync_manager_handler`: Lambda handlers wiring the above.
 

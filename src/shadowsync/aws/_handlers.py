@@ -10,8 +10,15 @@ from typing import TYPE_CHECKING, Any
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync.aws._errors import HistoryConflictError
 from shadowsync.aws._pending import settle, store_records, stored_decision
+from shadowsync.aws._reviews import review_target
 from shadowsync.aws._signals import publish_events, publish_metrics
-from shadowsync.cloud import DeltaEvent, HealthThresholds, OperationError, SyncManager
+from shadowsync.cloud import (
+    DeltaEvent,
+    HealthThresholds,
+    OperationError,
+    SyncManager,
+    held_reviews,
+)
 from shadowsync.cloud._requests import shadow_label
 from shadowsync.errors import InvalidArgumentError, VersionConflictError
 
@@ -163,6 +170,7 @@ def _manager(
         thresholds=thresholds if thresholds is not None else HealthThresholds(),
         event_bus=event_bus,
         limits=limits,
+        read_reviews=history.read_reviews,
     )
     return reader, manager
 
@@ -214,6 +222,7 @@ def conflict_resolver_handler(
                 return _replayed(stored)
             decision = manager.resolve(parsed, now=now())
             update = decision.update
+            held = held_reviews(decision)
             try:
                 records = store_records(
                     history,
@@ -221,6 +230,7 @@ def conflict_resolver_handler(
                     decision.records,
                     pending={shadow: update} if update is not None else {},
                     event=(shadow, parsed.version),
+                    reviews=held,
                 )
             except HistoryConflictError:
                 # Nothing was written to the shadow, so deciding again is safe.
@@ -235,7 +245,7 @@ def conflict_resolver_handler(
                     # The shadow moved in between: its records are taken back (or, when another
                     # writer already chained after them, followed by the way back) and the
                     # event is decided again.
-                    if not history.take_back(head, records):
+                    if not history.take_back(head, records, held):
                         settle(shadows, history, reader.fresh(thing, (shadow,)), shadow, now=now())
                     if attempt == attempts_allowed:
                         raise
@@ -294,8 +304,13 @@ def sync_manager_handler(
 
     def handler(event: Any, context: Any) -> dict[str, Any]:
         request = _request_of(event)
+        target = review_target(request)
         for attempt in range(1, attempts_allowed + 1):
             reader.reads.clear()
+            if target is not None:
+                # A review's update an earlier invocation left waiting is finished first, so
+                # the review is judged on the shadow as it is and a retry replays it.
+                _settle_all(shadows, history, reader, target[0], (target[1],), now())
             response = manager.handle(request, now=now())
             if not response.updates and not response.records:
                 return response.to_lambda()
@@ -309,7 +324,14 @@ def sync_manager_handler(
                 head = reader(thing, names)
             pending = {shadow: update for _, shadow, update in response.updates}
             try:
-                store_records(history, head, response.records, pending=pending)
+                store_records(
+                    history,
+                    head,
+                    response.records,
+                    pending=pending,
+                    reviews=response.reviews,
+                    resolved=response.resolved,
+                )
             except HistoryConflictError:
                 if attempt == attempts_allowed:
                     raise

@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 from shadowsync._json import canonical_json, describe
 from shadowsync.audit import AuditLog, AuditLogError, HistoryRecord, VerificationResult
 from shadowsync.aws._errors import HistoryConflictError, aws_call
+from shadowsync.aws._reviews import drop_items, hold_items, query_reviews, resolve_items
 from shadowsync.aws._tables import create_keyed_table
 from shadowsync.cloud import CLASSIC_SHADOW_NAME, HistoryHead, ShadowHead
 from shadowsync.errors import InvalidArgumentError
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from shadowsync._json import JSONObject
+    from shadowsync.cloud import HeldReview, ReviewPage, ReviewQuery
 
 __all__ = ["DynamoDBHistoryStore", "create_history_table"]
 
@@ -58,10 +60,10 @@ def shadow_slot(shadow_name: str | None) -> int:
     return -(int(digest[:13], 16) + 1)
 
 
-def _items_needed(records: Sequence[HistoryRecord]) -> int:
+def _items_needed(records: Sequence[HistoryRecord], reviews: int = 0) -> int:
     things = {r.thing_name for r in records}
     shadows = {(r.thing_name, r.shadow_name) for r in records}
-    return len(records) + len(things) + len(shadows)
+    return len(records) + len(things) + len(shadows) + reviews
 
 
 def _shadow_item(thing_name: str, shadow_name: str | None, shadow: ShadowHead) -> dict[str, Any]:
@@ -198,14 +200,23 @@ class DynamoDBHistoryStore:
         """
         return self._start(thing_name, tuple(dict.fromkeys(shadow_names)))
 
-    def batches(self, records: Sequence[HistoryRecord]) -> list[list[HistoryRecord]]:
+    def batches(
+        self, records: Sequence[HistoryRecord], extra: Mapping[str | None, int] | None = None
+    ) -> list[list[HistoryRecord]]:
         """``records`` in order, cut into groups that each fit one `append` transaction
-        (the records, the head item of their things and of each shadow they touch)."""
+        (the records, the head item of their things and of each shadow they touch).
+
+        ``extra`` counts, per shadow, the review items that go with the batch holding that
+        shadow's last record (`append`'s ``reviews`` and ``resolved``)."""
+        extra = extra or {}
+        last = {r.shadow_name: index for index, r in enumerate(records)}
         groups: list[list[HistoryRecord]] = []
         group: list[HistoryRecord] = []
-        for record in records:
+        for index, record in enumerate(records):
             candidate = [*group, record]
-            if group and _items_needed(candidate) > _MAX_TRANSACTION_ITEMS:
+            first = index - len(group)
+            ending = sum(extra.get(n, 0) for n, i in last.items() if first <= i <= index)
+            if group and _items_needed(candidate, ending) > _MAX_TRANSACTION_ITEMS:
                 groups.append(group)
                 candidate = [record]
             group = candidate
@@ -221,6 +232,8 @@ class DynamoDBHistoryStore:
         pending: Mapping[str | None, JSONObject] | None = None,
         event: tuple[str | None, int] | None = None,
         forget: tuple[str | None, int] | None = None,
+        reviews: Sequence[HeldReview] = (),
+        resolved: Sequence[HeldReview] = (),
     ) -> None:
         """Store records at the end of their things' chains, all or none.
 
@@ -239,6 +252,10 @@ class DynamoDBHistoryStore:
         ``(shadow_name, event version)`` of the delta event these records decide, kept with
         that shadow's head so that a retried event finds its record; ``forget`` is one to drop
         from there (its record's update was not applied, so it is to be decided again).
+
+        ``reviews`` are held reviews stored (pending) in the same transaction, and ``resolved``
+        settled ones moved out of the pending range there (each on the condition that it is
+        still pending as read): see `read_reviews`.
         """
         batch = list(records)
         if not batch:
@@ -257,17 +274,19 @@ class DynamoDBHistoryStore:
                 f"at most {_MAX_TRANSACTION_ITEMS} records can be appended at once, "
                 f"got {len(batch)}"
             )
-        if _items_needed(batch) > _MAX_TRANSACTION_ITEMS:
+        needed = _items_needed(batch, len(reviews) + 2 * len(resolved))
+        if needed > _MAX_TRANSACTION_ITEMS:
             raise InvalidArgumentError(
-                f"{len(batch)} records and the head items they update are "
-                f"{_items_needed(batch)} items, over the {_MAX_TRANSACTION_ITEMS} of one "
-                "transaction; cut them with batches()"
+                f"{len(batch)} records, the head items they update and the review items are "
+                f"{needed} items, over the {_MAX_TRANSACTION_ITEMS} of one transaction; cut "
+                "them with batches()"
             )
         items: list[dict[str, Any]] = []
         for thing in dict.fromkeys(r.thing_name for r in batch):
             mine = [r for r in batch if r.thing_name == thing]
             start = after if after is not None and after.thing_name == thing else None
             items.extend(self._thing_items(thing, mine, start, pending or {}, (event, forget)))
+        items += hold_items(self.table_name, reviews) + resolve_items(self.table_name, resolved)
         if not self._transact(items):
             raise HistoryConflictError(
                 "another writer appended to the history at the same time; read it again and "
@@ -410,18 +429,24 @@ class DynamoDBHistoryStore:
             start = self._migrate(thing, names)
         return start
 
-    def take_back(self, before: HistoryHead, records: Sequence[HistoryRecord]) -> bool:
+    def take_back(
+        self,
+        before: HistoryHead,
+        records: Sequence[HistoryRecord],
+        reviews: Sequence[HeldReview] = (),
+    ) -> bool:
         """Remove ``records``, just appended after ``before``, when their update was refused.
 
         Only while they are still the newest records of their thing and fit one transaction:
-        the records are deleted and the head items put back as ``before`` holds them, on the
-        condition that the thing's head item still names the last of ``records``. Returns
-        False (and changes nothing) otherwise; the caller then records the way back instead.
+        the records (and the ``reviews`` they held) are deleted and the head items put back as
+        ``before`` holds them, on the condition that the thing's head item still names the last
+        of ``records``. Returns False (and changes nothing) otherwise; the caller then records
+        the way back instead.
         """
         batch = list(records)
         thing = before.thing_name
         names = tuple(dict.fromkeys(r.shadow_name for r in batch))
-        if not batch or len(batch) + len(names) + 1 > _MAX_TRANSACTION_ITEMS:
+        if not batch or len(batch) + len(names) + len(reviews) + 1 > _MAX_TRANSACTION_ITEMS:
             return False
         last = before.sequence + len(batch)
         items: list[dict[str, Any]] = [
@@ -454,7 +479,27 @@ class DynamoDBHistoryStore:
                 return False
             item = _thing_head_item(before, newest)
             items.append({"Put": {"TableName": self.table_name, "Item": item, **guard}})
-        return self._transact(items)
+        return self._transact(items + drop_items(self.table_name, reviews))
+
+    def hold(self, reviews: Sequence[HeldReview]) -> None:
+        """Store held ``reviews`` (pending) on their own, in transactions of 100.
+
+        For the reviews of a decision that do not fit in the transaction of its records
+        (`append`'s ``reviews``); the same review stored again is the same item.
+        """
+        for offset in range(0, len(reviews), _MAX_TRANSACTION_ITEMS):
+            chunk = reviews[offset : offset + _MAX_TRANSACTION_ITEMS]
+            self._transact(hold_items(self.table_name, chunk))
+
+    def read_reviews(self, query: ReviewQuery) -> ReviewPage:
+        """Held reviews of a thing (a `shadowsync.cloud.ReviewReader`).
+
+        Pending reviews are read in pages of ``query.limit``; a query naming one shadow and one
+        ``review_id`` reads that review: the pending one, or (``resolved=True``) the settled
+        copies of it, newest first. Reviews are items of the thing's partition with sort keys
+        far below its records and head items; `read` never returns them.
+        """
+        return query_reviews(self.client, self.table_name, query)
 
     def _transact(self, items: list[dict[str, Any]]) -> bool:
         """TransactWriteItems; False when a condition failed (nothing was written)."""

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from shadowsync._tree import leaf_paths, lookup
 from shadowsync.audit import HistoryRecord
+from shadowsync.cloud import HeldReview
 from shadowsync.errors import VersionConflictError
 from shadowsync.strategies import MISSING
 
@@ -26,7 +29,18 @@ if TYPE_CHECKING:
     from shadowsync.aws._iot import IotShadowClient
     from shadowsync.cloud import HistoryHead
 
-__all__ = ["holds_update", "settle", "stored_decision", "store_records"]
+__all__ = [
+    "REVIEWS_WITH_RECORDS",
+    "holds_update",
+    "reopened",
+    "settle",
+    "stored_decision",
+    "store_records",
+]
+
+REVIEWS_WITH_RECORDS = 90
+"""Held reviews of one shadow written in the transaction of its records (100 items at most,
+with the records and head items)."""
 
 
 def holds_update(document: ShadowDocument | None, update: Mapping[str, Any]) -> bool:
@@ -96,14 +110,24 @@ def settle(
         ),
         details={"notApplied": last.checksum},
     )
-    # The event the waiting record decided is decided again, not answered from that record.
+    # The event the waiting record decided is decided again, not answered from that record;
+    # a review it settled is held again, since its update never reached the shadow.
     decided = (last.details or {}).get("eventVersion")
     history.append(
         [record],
         after=head,
         forget=(shadow_name, decided) if isinstance(decided, int) else None,
+        reviews=reopened(last),
     )
     return True
+
+
+def reopened(record: HistoryRecord) -> tuple[HeldReview, ...]:
+    """The review ``record`` settled (``details["review"]``), pending again; () for others."""
+    held = (record.details or {}).get("review")
+    if held is None:
+        return ()
+    return (attrs.evolve(HeldReview.from_json(held), resolution=None),)
 
 
 def stored_decision(
@@ -128,16 +152,38 @@ def store_records(
     *,
     pending: Mapping[str | None, JSONObject],
     event: tuple[str | None, int] | None = None,
+    reviews: Sequence[HeldReview] = (),
+    resolved: Sequence[HeldReview] = (),
 ) -> list[HistoryRecord]:
     """Append one thing's ``records`` after ``head``, in transactions that each fit.
 
-    Each shadow's pending update goes with the batch holding its last record. Raises
-    `HistoryConflictError` when the chain moved on since ``head`` was read.
+    Each shadow's pending update, the reviews it holds (up to `REVIEWS_WITH_RECORDS`; any
+    more are stored just before) and the reviews settled on it go with the batch holding its
+    last record. Raises `HistoryConflictError` when the chain moved on
+    since ``head`` was read.
     """
     last_of = {record.shadow_name: index for index, record in enumerate(records)}
+    extra: dict[str | None, int] = {}
+    kept: list[HeldReview] = []
+    ahead: list[HeldReview] = []
+    for review in reviews:
+        count = extra.get(review.shadow_name, 0)
+        if count < REVIEWS_WITH_RECORDS:
+            extra[review.shadow_name] = count + 1
+            kept.append(review)
+        else:
+            ahead.append(review)
+    if ahead:
+        # More reviews than fit beside their record: these go first, so that the record never
+        # exists without its reviews (a review without its record, left by a failure here, is
+        # held again by the retried decision; settling one still checks its path).
+        history.hold(ahead)
+    reviews = kept
+    for review in resolved:
+        extra[review.shadow_name] = extra.get(review.shadow_name, 0) + 2
     placed: list[HistoryRecord] = []
     start: HistoryHead | None = head
-    for batch in history.batches(records):
+    for batch in history.batches(records, extra):
         first = len(placed)
         names = {name for name, index in last_of.items() if first <= index < first + len(batch)}
         history.append(
@@ -145,6 +191,8 @@ def store_records(
             after=start,
             pending={name: update for name, update in pending.items() if name in names},
             event=event if event is not None and event[0] in names else None,
+            reviews=[r for r in reviews if r.shadow_name in names],
+            resolved=[r for r in resolved if r.shadow_name in names],
         )
         placed.extend(batch)
         start = None  # the next batch reads where this one left the chain

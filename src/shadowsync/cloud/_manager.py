@@ -17,9 +17,19 @@ from shadowsync.cloud._requests import (
     HealthReportRequest,
     OfflineSyncRequest,
     OperationError,
+    ResolvePendingConflictsRequest,
     SyncCheckRequest,
     SyncRequest,
     parse_request,
+    shadow_label,
+)
+from shadowsync.cloud._reviews import (
+    HeldReview,
+    ReviewNotFoundError,
+    ReviewQuery,
+    ReviewReader,
+    held_reviews,
+    resolve_review,
 )
 from shadowsync.cloud._summary import conflict_summary
 from shadowsync.cloud._sync_check import sync_check
@@ -77,6 +87,10 @@ class SyncResponse:
     """History records to store once their updates succeeded."""
     events: tuple[dict[str, Any], ...] = ()
     metrics: tuple[dict[str, Any], ...] = ()
+    reviews: tuple[HeldReview, ...] = ()
+    """Reviews the decisions hold, to store with ``records`` (in the same transaction)."""
+    resolved: tuple[HeldReview, ...] = ()
+    """Reviews settled (approved or rejected), to mark so with ``records``."""
 
     def to_lambda(self) -> dict[str, Any]:
         """The Lambda response: ``{"statusCode": ..., "body": <JSON text>}``."""
@@ -85,7 +99,7 @@ class SyncResponse:
 
 @attrs.frozen(kw_only=True)
 class SyncManager:
-    """Serves the four sync manager operations and resolves delta events.
+    """Serves the five sync manager operations and resolves delta events.
 
     The manager reads through the callables it is given (an adapter passes functions that call
     the IoT data plane and DynamoDB; a test passes an `InMemoryShadowService`'s reads) and
@@ -127,20 +141,23 @@ class SyncManager:
     event_bus: str | None = None
     limits: ShadowLimits = DEFAULT_LIMITS
     """The limits updates are checked against (raise them for a 30 KB local service)."""
+    read_reviews: ReviewReader | None = None
+    """Reads held reviews, for ``resolve_pending_conflicts`` (None: that operation answers
+    500, there is nowhere reviews are kept)."""
 
     def _shadows(
         self, thing: str, names: tuple[str | None, ...]
     ) -> dict[str | None, ShadowDocument | Mapping[str, Any] | None]:
         return {name: self.read_shadow(thing, name) for name in names}
 
+    def _history_for(self, thing: str, shadows: tuple[str | None, ...]) -> History | HistoryHead:
+        if self.read_head is not None:
+            return self.read_head(thing, shadows)
+        return self.read_history(thing)
+
     def _deciding(self, thing: str, shadows: tuple[str | None, ...]) -> _Deciding:
-        history = (
-            self.read_head(thing, shadows)
-            if self.read_head is not None
-            else self.read_history(thing)
-        )
         return {
-            "history": history,
+            "history": self._history_for(thing, shadows),
             "policy": self.policy_for(thing),
             "rules": self.rules_for(thing),
             "event_bus": self.event_bus,
@@ -190,7 +207,10 @@ class SyncManager:
                 records=tuple(r for d in offline.decisions for r in d.records),
                 events=offline.events,
                 metrics=offline.metrics,
+                reviews=tuple(h for d in offline.decisions for h in held_reviews(d)),
             )
+        if isinstance(parsed, ResolvePendingConflictsRequest):
+            return self._reviews(parsed, now)
         if isinstance(parsed, ConflictSummaryRequest):
             summary = conflict_summary(parsed, self.read_history(parsed.thing_name), now=now)
             return SyncResponse(status_code=200, body=summary.to_json())
@@ -234,6 +254,69 @@ class SyncManager:
             )
             devices.extend(one.devices)
         return HealthReport(generated_at=now, devices=tuple(devices))
+
+    def _reviews(self, parsed: ResolvePendingConflictsRequest, now: int) -> SyncResponse:
+        """``resolve_pending_conflicts``: list held reviews, or approve or reject one."""
+        if self.read_reviews is None:
+            raise ShadowSyncError("this sync manager has no review store (read_reviews)")
+        thing = parsed.thing_name
+        if parsed.action == "list":
+            page = self.read_reviews(
+                ReviewQuery(
+                    thing_name=thing,
+                    shadow_names=parsed.shadow_names,
+                    limit=parsed.limit,
+                    after=parsed.next_token,
+                )
+            )
+            body = {
+                "thingName": thing,
+                "shadowName": None
+                if parsed.shadow_names is None
+                else shadow_label(parsed.shadow_names[0]),
+                "reviews": [review.to_json() for review in page.reviews],
+                "count": len(page.reviews),
+                "nextToken": page.next_token,
+            }
+            return SyncResponse(status_code=200, body=body)
+        assert parsed.shadow_names is not None
+        assert parsed.review_id is not None
+        name = parsed.shadow_names[0]
+        found = self.read_reviews(
+            ReviewQuery(
+                thing_name=thing,
+                shadow_names=(name,),
+                review_id=parsed.review_id,
+                resolved=True,
+                limit=1,
+            )
+        ).reviews
+        if not found:
+            raise ReviewNotFoundError(
+                f"{thing} has no review {parsed.review_id!r} of shadow {shadow_label(name)!r} "
+                "(list them with action list)",
+                operation=parsed.operation,
+            )
+        decision = resolve_review(
+            found[0],
+            parsed.action,
+            self.read_shadow(thing, name),
+            now=now,
+            history=self._history_for(thing, (name,)),
+            reviewer=parsed.reviewer,
+            comment=parsed.comment,
+            event_bus=self.event_bus,
+            limits=self.limits,
+        )
+        return SyncResponse(
+            status_code=200,
+            body=decision.to_json(),
+            updates=() if decision.update is None else ((thing, name, decision.update),),
+            records=decision.records,
+            events=decision.events,
+            metrics=decision.metrics,
+            resolved=() if decision.replayed else (decision.review,),
+        )
 
     def resolve(self, event: object, *, now: int) -> ShadowDecision:
         """Resolve one delta event against the shadow as read now (see `handle_delta_event`).

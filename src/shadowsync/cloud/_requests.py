@@ -9,6 +9,7 @@ names an unknown operation, misses a field or holds a value of the wrong type en
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, TypeAlias, get_args
 
@@ -28,7 +29,9 @@ from shadowsync.errors import (
 CLASSIC_SHADOW_NAME = "$default"
 """How requests and responses name the classic (unnamed) shadow; ``None`` in the Python API."""
 
-Operation: TypeAlias = Literal["sync_check", "offline_sync", "conflict_summary", "health_report"]
+Operation: TypeAlias = Literal[
+    "sync_check", "offline_sync", "conflict_summary", "health_report", "resolve_pending_conflicts"
+]
 """The sync manager's operations (the request's ``operation``)."""
 
 OPERATIONS: tuple[Operation, ...] = get_args(Operation)
@@ -204,8 +207,42 @@ class HealthReportRequest:
     shadow_names: tuple[str | None, ...] | None = None
 
 
+ReviewRequestAction: TypeAlias = Literal["list", "approve", "reject"]
+"""What a ``resolve_pending_conflicts`` request does."""
+
+REVIEW_ACTIONS: tuple[ReviewRequestAction, ...] = get_args(ReviewRequestAction)
+MAX_REVIEW_PAGE = 100
+"""The most reviews one ``list`` answers with (``limit``; the default is 50)."""
+
+
+@attrs.frozen(kw_only=True)
+class ResolvePendingConflictsRequest:
+    """``{"operation": "resolve_pending_conflicts", "action": ..., "thingName": ...}``.
+
+    ``list`` answers a thing's pending reviews, of one shadow when ``shadowName`` is given, at
+    most ``limit`` (default 50, at most 100) at a time, the next page with ``nextToken``.
+    ``approve`` and ``reject`` settle one review: ``shadowName`` and ``reviewId`` are required,
+    ``reviewer`` and ``comment`` are kept in its history record.
+    """
+
+    operation: ClassVar[Operation] = "resolve_pending_conflicts"
+    action: ReviewRequestAction
+    thing_name: str
+    shadow_names: tuple[str | None, ...] | None = None
+    """The shadow asked about (None: every shadow, for ``list`` only)."""
+    review_id: str | None = None
+    reviewer: str | None = None
+    comment: str | None = None
+    limit: int = 50
+    next_token: str | None = None
+
+
 SyncRequest: TypeAlias = (
-    SyncCheckRequest | OfflineSyncRequest | ConflictSummaryRequest | HealthReportRequest
+    SyncCheckRequest
+    | OfflineSyncRequest
+    | ConflictSummaryRequest
+    | HealthReportRequest
+    | ResolvePendingConflictsRequest
 )
 """A parsed sync manager request, as `parse_request` returns it."""
 
@@ -327,6 +364,8 @@ def parse_request(payload: object) -> SyncRequest:
             ),
             thing_name=None if thing is None else parse_thing_name(thing, "thingName", operation),
         )
+    if operation == "resolve_pending_conflicts":
+        return _review_request(request)
     _reject_unknown(request, frozenset({"operation", "thingNames", "shadowNames"}), operation)
     if "thingNames" not in request:
         raise OperationError("health_report needs thingNames", operation=operation)
@@ -336,6 +375,79 @@ def parse_request(payload: object) -> SyncRequest:
         shadow_names=None
         if shadows is None
         else _names(shadows, "shadowNames", operation, parse_shadow_name),
+    )
+
+
+_REVIEW_FIELDS = {
+    "list": frozenset({"operation", "action", "thingName", "shadowName", "limit", "nextToken"}),
+    "approve": frozenset(
+        {"operation", "action", "thingName", "shadowName", "reviewId", "reviewer", "comment"}
+    ),
+}
+_REVIEW_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _text(value: object, field: str, most: int, operation: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= most:
+        raise OperationError(
+            f"{field} must be a string of 1 to {most} characters, got {describe(value)}",
+            operation=operation,
+        )
+    return value
+
+
+def _review_request(request: Mapping[str, Any]) -> ResolvePendingConflictsRequest:
+    operation = "resolve_pending_conflicts"
+    action = request.get("action")
+    if action not in REVIEW_ACTIONS:
+        raise OperationError(
+            f"resolve_pending_conflicts needs an action, one of {', '.join(REVIEW_ACTIONS)}; "
+            f"got {describe(action) if 'action' in request else 'none'}",
+            operation=operation,
+        )
+    _reject_unknown(request, _REVIEW_FIELDS["list" if action == "list" else "approve"], operation)
+    if "thingName" not in request:
+        raise OperationError(f"{action} needs a thingName", operation=operation)
+    thing = parse_thing_name(request["thingName"], "thingName", operation)
+    if action == "list":
+        shadow = request.get("shadowName")
+        token = request.get("nextToken")
+        limit = parse_count(request.get("limit", 50), "limit", operation, positive=True)
+        if limit > MAX_REVIEW_PAGE:
+            raise OperationError(
+                f"limit must be at most {MAX_REVIEW_PAGE}, got {limit}", operation=operation
+            )
+        return ResolvePendingConflictsRequest(
+            action="list",
+            thing_name=thing,
+            shadow_names=None
+            if shadow is None
+            else (parse_shadow_name(shadow, "shadowName", operation),),
+            limit=limit,
+            next_token=None if token is None else _text(token, "nextToken", 4096, operation),
+        )
+    missing = [f for f in ("shadowName", "reviewId") if f not in request]
+    if missing:
+        raise OperationError(
+            f"{action} needs a thingName, a shadowName ('$default' for the classic shadow) and "
+            f"a reviewId; missing {', '.join(missing)}",
+            operation=operation,
+        )
+    review = request["reviewId"]
+    if not isinstance(review, str) or _REVIEW_ID.fullmatch(review) is None:
+        raise OperationError(
+            "reviewId must be a review's id (1 to 64 letters, digits, '-' or '_'), got "
+            f"{describe(review)}",
+            operation=operation,
+        )
+    reviewer, comment = request.get("reviewer"), request.get("comment")
+    return ResolvePendingConflictsRequest(
+        action=action,
+        thing_name=thing,
+        shadow_names=(parse_shadow_name(request["shadowName"], "shadowName", operation),),
+        review_id=review,
+        reviewer=None if reviewer is None else _text(reviewer, "reviewer", 256, operation),
+        comment=None if comment is None else _text(comment, "comment", 4096, operation),
     )
 
 
