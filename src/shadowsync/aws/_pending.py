@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from shadowsync._document import ShadowDocument
     from shadowsync._json import JSONObject
-    from shadowsync.aws._history import DynamoDBHistoryStore
+    from shadowsync.aws._history import DynamoDBHistoryStore, StoredAnswer
     from shadowsync.aws._iot import IotShadowClient
     from shadowsync.cloud import HistoryHead
 
@@ -128,16 +128,20 @@ def store_records(
     *,
     pending: Mapping[str | None, JSONObject],
     event: tuple[str | None, int] | None = None,
+    answer: StoredAnswer | None = None,
 ) -> list[HistoryRecord]:
     """Append one thing's ``records`` after ``head``, in transactions that each fit.
 
-    Each shadow's pending update goes with the batch holding its last record. Raises
-    `HistoryConflictError` when the chain moved on since ``head`` was read.
+    Each shadow's pending update goes with the batch holding its last record, and the keyed
+    request's ``answer`` with the last batch: once it is stored, every record is. Raises
+    `HistoryConflictError` when the chain moved on since ``head`` was read (or the answer was
+    stored meanwhile).
     """
     last_of = {record.shadow_name: index for index, record in enumerate(records)}
     placed: list[HistoryRecord] = []
     start: HistoryHead | None = head
-    for batch in history.batches(records):
+    batches = history.batches(records, reserve=1 if answer is not None else 0)
+    for number, batch in enumerate(batches, start=1):
         first = len(placed)
         names = {name for name, index in last_of.items() if first <= index < first + len(batch)}
         history.append(
@@ -145,6 +149,7 @@ def store_records(
             after=start,
             pending={name: update for name, update in pending.items() if name in names},
             event=event if event is not None and event[0] in names else None,
+            answer=answer if number == len(batches) else None,
         )
         placed.extend(batch)
         start = None  # the next batch reads where this one left the chain
