@@ -28,6 +28,7 @@ from shadowsync.cloud import (
 )
 from shadowsync.errors import VersionConflictError
 from shadowsync.rules import NoFirmwareDowngrade, Range, RuleSet
+from shadowsync.strategies import MISSING, OwnerWins
 from shadowsync.testing import InMemoryShadowService, ManualClock
 
 if TYPE_CHECKING:
@@ -476,6 +477,60 @@ def test_without_history_every_delta_path_is_pending_and_the_record_is_a_baselin
         "desired": CLOUD,
         "reported": DEVICE,
     }
+    scenario.apply(decision, T0 + 5)
+
+
+def test_without_history_a_report_written_after_the_desired_value_clashes_with_it() -> None:
+    """The recipe's two updates both land before the first delta event is handled: the
+    metadata shows the device reported every path after the cloud's write (``samplingRate``
+    sent again unchanged is stamped anew, and without a record nothing tells it apart from a
+    change), so each differing path clashes with no common base and the policy settles it. A
+    path the device did not report again stays pending."""
+    scenario = Scenario()
+    scenario.write(T0, {"desired": INITIAL, "reported": {**INITIAL, "firmwareVersion": "v1.0.0"}})
+    scenario.write(T0 + 10, {"desired": CLOUD})
+    device = {k: v for k, v in DEVICE.items() if k != "samplingRate"}
+    scenario.write(T0 + 15, {"reported": device})
+    decision = scenario.resolve(T0 + 20)
+    assert decision.decision == "merge"
+    assert [(r.path, r.ours, r.theirs, r.base, r.winner) for r in decision.report] == [
+        (("alertThreshold",), 90, 85, MISSING, "theirs"),
+        (("operatingMode",), "high_performance", "power_save", MISSING, "theirs"),
+    ]
+    assert decision.pending == (("samplingRate",),)
+    assert decision.update is not None
+    assert decision.update["state"] == {
+        "desired": {"alertThreshold": 85, "operatingMode": "power_save"}
+    }
+    scenario.apply(decision, T0 + 21)
+    # Under an owner-wins policy the cloud keeps every value it wrote.
+    owner = Scenario()
+    owner.write(T0, {"desired": INITIAL, "reported": INITIAL})
+    owner.write(T0 + 10, {"desired": CLOUD})
+    owner.write(T0 + 15, {"reported": DEVICE})
+    kept = owner.resolve(T0 + 20, policy=OwnerWins())
+    assert [(r.path, r.winner) for r in kept.report] == [
+        (("samplingRate",), "ours"),
+        (("alertThreshold",), "ours"),
+        (("operatingMode",), "ours"),
+    ]
+    assert kept.update is None
+    assert kept.pending == (("samplingRate",), ("alertThreshold",), ("operatingMode",))
+    owner.apply(kept, T0 + 20)
+
+
+@pytest.mark.parametrize("reported_at", [T0 - 5, T0])
+def test_without_history_a_report_not_newer_than_the_desired_value_leaves_it_pending(
+    reported_at: int,
+) -> None:
+    """Equal stamps (one update wrote both) or an older report: the desired value is the
+    newer write, so the device has yet to apply it; nothing clashes."""
+    scenario = Scenario()
+    scenario.write(reported_at, {"reported": DEVICE})
+    scenario.write(T0, {"desired": CLOUD, **({"reported": DEVICE} if reported_at == T0 else {})})
+    decision = scenario.resolve(T0 + 5)
+    assert (decision.decision, decision.update, len(decision.report)) == ("accept", None, 0)
+    assert decision.pending == (("samplingRate",), ("alertThreshold",), ("operatingMode",))
     scenario.apply(decision, T0 + 5)
 
 

@@ -240,6 +240,7 @@ EXPECTED_ALL: dict[str, set[str]] = {
         "IotShadowClient",
         "LambdaHandler",
         "PublishResult",
+        "StoredAnswer",
         "conflict_resolver_handler",
         "create_device_config_table",
         "create_history_table",

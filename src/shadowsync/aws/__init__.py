@@ -7,7 +7,8 @@ a `shadowsync.errors.ShadowSyncError` subclass, never as a ``ClientError``.
 
 - `IotShadowClient`: get, update, delete and list shadows (``boto3.client("iot-data")``).
 - `DynamoDBHistoryStore`, `create_history_table`: hash-chained history records in DynamoDB,
-  and the reviews decisions hold for a person, stored with their records.
+  the reviews decisions hold for a person, stored with their records, and what a keyed
+  ``offline_sync`` answered (`StoredAnswer`), kept for its retries.
 - `publish_events`, `publish_metrics`: a decision's EventBridge entries and CloudWatch data.
 - `conflict_resolver_handler`, `sync_manager_handler`: Lambda handlers wiring the above.
 
@@ -27,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess
 # isort: off
 from shadowsync.aws._errors import RETRYABLE, HistoryConflictError
 from shadowsync.aws._iot import IotShadowClient
-from shadowsync.aws._history import DynamoDBHistoryStore, create_history_table
+from shadowsync.aws._history import DynamoDBHistoryStore, StoredAnswer, create_history_table
 from shadowsync.aws._config import DeviceConfigTable, create_device_config_table
 from shadowsync.aws._signals import PublishResult, publish_events, publish_metrics
 from shadowsync.aws._handlers import (
@@ -46,6 +47,7 @@ __all__ = [
     "IotShadowClient",
     "LambdaHandler",
     "PublishResult",
+    "StoredAnswer",
     "conflict_resolver_handler",
     "create_device_config_table",
     "create_history_table",

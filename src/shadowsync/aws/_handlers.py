@@ -7,17 +7,23 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync.aws._errors import HistoryConflictError
+from shadowsync.aws._history import StoredAnswer
 from shadowsync.aws._pending import settle, store_records, stored_decision
 from shadowsync.aws._reviews import review_target
 from shadowsync.aws._signals import publish_events, publish_metrics
 from shadowsync.cloud import (
     DeltaEvent,
     HealthThresholds,
+    OfflineSyncRequest,
     OperationError,
     SyncManager,
+    SyncResponse,
     held_reviews,
+    parse_request,
 )
 from shadowsync.cloud._requests import shadow_label
 from shadowsync.errors import InvalidArgumentError, VersionConflictError
@@ -272,6 +278,33 @@ def _request_of(event: Any) -> Any:
     return event
 
 
+def _keyed(request: Any) -> tuple[str, str] | None:
+    """``(thing, request key)`` of an ``offline_sync`` request; None for any other request
+    (or a malformed one, which the manager answers with 400)."""
+    try:
+        parsed = parse_request(request)
+    except OperationError:
+        return None
+    if isinstance(parsed, OfflineSyncRequest):
+        return parsed.thing_name, parsed.request_key
+    return None
+
+
+def _answered(
+    shadows: IotShadowClient,
+    history: DynamoDBHistoryStore,
+    reader: _RecordingReader,
+    thing: str,
+    stored: StoredAnswer,
+    now: int,
+) -> dict[str, Any]:
+    """The answer to a request already decided: its stored answer, once the updates it left
+    pending (a failure after its records were stored) are settled."""
+    _settle_all(shadows, history, reader, thing, stored.shadow_names, now)
+    body = {**stored.body, "replayed": True}
+    return SyncResponse(status_code=200, body=body).to_lambda()
+
+
 def sync_manager_handler(
     *,
     shadows: IotShadowClient,
@@ -305,12 +338,17 @@ def sync_manager_handler(
     def handler(event: Any, context: Any) -> dict[str, Any]:
         request = _request_of(event)
         target = review_target(request)
+        keyed = _keyed(request)
         for attempt in range(1, attempts_allowed + 1):
             reader.reads.clear()
             if target is not None:
                 # A review's update an earlier invocation left waiting is finished first, so
                 # the review is judged on the shadow as it is and a retry replays it.
                 _settle_all(shadows, history, reader, target[0], (target[1],), now())
+            if keyed is not None:
+                stored = history.answer(*keyed)
+                if stored is not None:
+                    return _answered(shadows, history, reader, keyed[0], stored, now())
             response = manager.handle(request, now=now())
             if not response.updates and not response.records:
                 return response.to_lambda()
@@ -322,6 +360,13 @@ def sync_manager_handler(
                 reader.reads.clear()
                 response = manager.handle(request, now=now())
                 head = reader(thing, names)
+            if keyed is not None:
+                response = attrs.evolve(response, body={**response.body, "replayed": False})
+            answer = (
+                StoredAnswer(request_key=keyed[1], body=response.body, shadow_names=names)
+                if keyed is not None
+                else None
+            )
             pending = {shadow: update for _, shadow, update in response.updates}
             try:
                 store_records(
@@ -331,6 +376,7 @@ def sync_manager_handler(
                     pending=pending,
                     reviews=response.reviews,
                     resolved=response.resolved,
+                    answer=answer,
                 )
             except HistoryConflictError:
                 if attempt == attempts_allowed:

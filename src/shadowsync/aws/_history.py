@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zlib
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from shadowsync._json import JSONObject
     from shadowsync.cloud import HeldReview, ReviewPage, ReviewQuery
 
-__all__ = ["DynamoDBHistoryStore", "create_history_table"]
+__all__ = ["DynamoDBHistoryStore", "StoredAnswer", "answer_slot", "create_history_table"]
 
 _MAX_TRANSACTION_ITEMS = 100  # TransactWriteItems' limit
 _MAX_BATCH_GET = 100  # BatchGetItem's limit
@@ -47,6 +48,11 @@ _MAX_BATCH_WRITE = 25  # BatchWriteItem's limit
 _KEPT_EVENTS = 32  # delta events remembered per shadow, for retries
 # Below every shadow slot (-(2**52) .. -1): where a thing's checkpoint is kept.
 _CHECKPOINT_SLOT = -(2**52) - 1
+# Below the checkpoint: the answers of keyed requests, -(2**53) - (2**52 - 1) .. -(2**53).
+_ANSWER_SLOTS = -(2**53)
+# An answer is stored compressed; one whose compressed text would pass this is stored without
+# its per-change and per-shadow detail (DynamoDB items hold at most 400 KB).
+_MAX_ANSWER_BYTES = 300_000
 
 
 def shadow_slot(shadow_name: str | None) -> int:
@@ -58,6 +64,64 @@ def shadow_slot(shadow_name: str | None) -> int:
     label = shadow_name if shadow_name is not None else CLASSIC_SHADOW_NAME
     digest = hashlib.sha256(label.encode("utf-8")).hexdigest()
     return -(int(digest[:13], 16) + 1)
+
+
+def answer_slot(request_key: str) -> int:
+    """The sort key of the item keeping a keyed request's answer (see `StoredAnswer`): 52 bits
+    of the key's SHA-256 below every other item of the thing."""
+    digest = hashlib.sha256(request_key.encode("utf-8")).hexdigest()
+    return _ANSWER_SLOTS - int(digest[:13], 16)
+
+
+@attrs.frozen(kw_only=True)
+class StoredAnswer:
+    """What a keyed request (an ``offline_sync``) answered, kept so that a retry is answered
+    the same way and writes nothing.
+
+    Stored in the transaction of the request's last records, so its presence means every record
+    of the request is stored; ``shadow_names`` are the shadows those records decided, whose
+    pending updates a retry settles before answering.
+    """
+
+    request_key: str
+    body: dict[str, Any]
+    shadow_names: tuple[str | None, ...]
+    last_sequence: int = 0
+    """The sequence of the request's last record (set when stored): `retire` drops the answer
+    with its records."""
+
+    def item(self, thing_name: str, last_sequence: int) -> dict[str, Any]:
+        """The table item: the body as compressed canonical JSON, trimmed when too large."""
+        body = zlib.compress(canonical_json(self.body).encode("utf-8"))
+        if len(body) > _MAX_ANSWER_BYTES:
+            kept = {k: v for k, v in self.body.items() if not isinstance(v, (list, dict))}
+            body = zlib.compress(canonical_json({**kept, "detailDropped": True}).encode("utf-8"))
+        return {
+            "thingName": {"S": thing_name},
+            "sequence": {"N": str(answer_slot(self.request_key))},
+            "kind": {"S": "answer"},
+            "requestKey": {"S": self.request_key},
+            "lastSequence": {"N": str(last_sequence)},
+            "shadowNames": {
+                "S": canonical_json([name or CLASSIC_SHADOW_NAME for name in self.shadow_names])
+            },
+            "body": {"B": body},
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> StoredAnswer:
+        """Read an answer item back."""
+        try:
+            body = json.loads(zlib.decompress(item["body"]["B"]).decode("utf-8"))
+            labels = json.loads(_text(item, "shadowNames"))
+        except (KeyError, TypeError, ValueError, zlib.error):
+            raise AuditLogError(f"an answer item cannot be read: {describe(item)}") from None
+        return cls(
+            request_key=_text(item, "requestKey"),
+            body=body,
+            shadow_names=tuple(None if n == CLASSIC_SHADOW_NAME else n for n in labels),
+            last_sequence=_number(item, "lastSequence"),
+        )
 
 
 def _items_needed(records: Sequence[HistoryRecord], reviews: int = 0) -> int:
@@ -201,13 +265,18 @@ class DynamoDBHistoryStore:
         return self._start(thing_name, tuple(dict.fromkeys(shadow_names)))
 
     def batches(
-        self, records: Sequence[HistoryRecord], extra: Mapping[str | None, int] | None = None
+        self,
+        records: Sequence[HistoryRecord],
+        extra: Mapping[str | None, int] | None = None,
+        *,
+        reserve: int = 0,
     ) -> list[list[HistoryRecord]]:
         """``records`` in order, cut into groups that each fit one `append` transaction
         (the records, the head item of their things and of each shadow they touch).
 
         ``extra`` counts, per shadow, the review items that go with the batch holding that
-        shadow's last record (`append`'s ``reviews`` and ``resolved``)."""
+        shadow's last record (`append`'s ``reviews`` and ``resolved``); ``reserve`` leaves
+        room for that many more items in each batch (a `StoredAnswer`)."""
         extra = extra or {}
         last = {r.shadow_name: index for index, r in enumerate(records)}
         groups: list[list[HistoryRecord]] = []
@@ -216,7 +285,7 @@ class DynamoDBHistoryStore:
             candidate = [*group, record]
             first = index - len(group)
             ending = sum(extra.get(n, 0) for n, i in last.items() if first <= i <= index)
-            if group and _items_needed(candidate, ending) > _MAX_TRANSACTION_ITEMS:
+            if group and _items_needed(candidate, ending) + reserve > _MAX_TRANSACTION_ITEMS:
                 groups.append(group)
                 candidate = [record]
             group = candidate
@@ -234,6 +303,7 @@ class DynamoDBHistoryStore:
         forget: tuple[str | None, int] | None = None,
         reviews: Sequence[HeldReview] = (),
         resolved: Sequence[HeldReview] = (),
+        answer: StoredAnswer | None = None,
     ) -> None:
         """Store records at the end of their things' chains, all or none.
 
@@ -256,6 +326,9 @@ class DynamoDBHistoryStore:
         ``reviews`` are held reviews stored (pending) in the same transaction, and ``resolved``
         settled ones moved out of the pending range there (each on the condition that it is
         still pending as read): see `read_reviews`.
+        ``answer`` is the answer of the keyed request these records end (records of one thing
+        only); it is stored in the same transaction, on the condition that no answer is stored
+        under its key yet.
         """
         batch = list(records)
         if not batch:
@@ -274,18 +347,36 @@ class DynamoDBHistoryStore:
                 f"at most {_MAX_TRANSACTION_ITEMS} records can be appended at once, "
                 f"got {len(batch)}"
             )
-        needed = _items_needed(batch, len(reviews) + 2 * len(resolved))
+        needed = _items_needed(batch, len(reviews) + 2 * len(resolved)) + (answer is not None)
         if needed > _MAX_TRANSACTION_ITEMS:
             raise InvalidArgumentError(
                 f"{len(batch)} records, the head items they update and the review items are "
                 f"{needed} items, over the {_MAX_TRANSACTION_ITEMS} of one transaction; cut "
                 "them with batches()"
             )
+        things = tuple(dict.fromkeys(r.thing_name for r in batch))
+        if answer is not None and not isinstance(answer, StoredAnswer):
+            raise InvalidArgumentError(f"answer must be a StoredAnswer, got {describe(answer)}")
+        if answer is not None and len(things) != 1:
+            raise InvalidArgumentError("an answer ends the records of one thing only")
         items: list[dict[str, Any]] = []
-        for thing in dict.fromkeys(r.thing_name for r in batch):
+        for thing in things:
             mine = [r for r in batch if r.thing_name == thing]
             start = after if after is not None and after.thing_name == thing else None
             items.extend(self._thing_items(thing, mine, start, pending or {}, (event, forget)))
+        if answer is not None:
+            # `_thing_items` ends with the thing's head item: it names the last record's place.
+            last = int(items[-1]["Put"]["Item"]["headSequence"]["N"])
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": answer.item(things[0], last),
+                        "ConditionExpression": "attribute_not_exists(#seq)",
+                        "ExpressionAttributeNames": {"#seq": "sequence"},
+                    }
+                }
+            )
         items += hold_items(self.table_name, reviews) + resolve_items(self.table_name, resolved)
         if not self._transact(items):
             raise HistoryConflictError(
@@ -545,6 +636,18 @@ class DynamoDBHistoryStore:
         item = self._get({"thingName": {"S": thing_name}, "sequence": {"N": str(sequence)}})
         return None if item is None else self._record(item)
 
+    def answer(self, thing_name: str, request_key: str) -> StoredAnswer | None:
+        """The stored answer of the keyed request ``request_key`` of a thing (one item read)."""
+        item = self._get(
+            {"thingName": {"S": thing_name}, "sequence": {"N": str(answer_slot(request_key))}}
+        )
+        if item is None:
+            return None
+        stored = StoredAnswer.from_item(item)
+        # 52 bits of a hash share a slot only by a practically impossible chance; still, an
+        # answer is only ever given for its own key.
+        return stored if stored.request_key == request_key else None
+
     def _get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         with aws_call("GetItem"):
             response = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True)
@@ -654,8 +757,9 @@ class DynamoDBHistoryStore:
         A checkpoint item first keeps the checksum of record ``through``, which the first kept
         record chains to (`verify` starts there); then the records are deleted, 25 at a time.
         The newest record always stays, and decisions, which read head items, are not
-        affected. An interrupted retire leaves records that `read` of the thing skips and a
-        whole-table read still shows: run it again. Returns the checkpoint.
+        affected. The stored answers of requests whose records are removed go too. An
+        interrupted retire leaves records that `read` of the thing skips and a whole-table
+        read still shows: run it again. Returns the checkpoint.
         """
         if type(through) is not int or through < 1:
             raise InvalidArgumentError(f"through must be an int >= 1, got {describe(through)}")
@@ -684,6 +788,12 @@ class DynamoDBHistoryStore:
                 )
         # Deleting again what an interrupted retire already deleted is harmless.
         stale = self._query(thing_name, after=0, through=through)
+        # Answers of requests whose records are retired go with them.
+        stale += [
+            item
+            for item in self._query(thing_name, after=_ANSWER_SLOTS - 2**52, through=_ANSWER_SLOTS)
+            if _number(item, "lastSequence") <= through
+        ]
         self._batch_write(
             [
                 {

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from shadowsync._document import ShadowDocument
     from shadowsync._json import JSONObject
-    from shadowsync.aws._history import DynamoDBHistoryStore
+    from shadowsync.aws._history import DynamoDBHistoryStore, StoredAnswer
     from shadowsync.aws._iot import IotShadowClient
     from shadowsync.cloud import HistoryHead
 
@@ -154,13 +154,15 @@ def store_records(
     event: tuple[str | None, int] | None = None,
     reviews: Sequence[HeldReview] = (),
     resolved: Sequence[HeldReview] = (),
+    answer: StoredAnswer | None = None,
 ) -> list[HistoryRecord]:
     """Append one thing's ``records`` after ``head``, in transactions that each fit.
 
     Each shadow's pending update, the reviews it holds (up to `REVIEWS_WITH_RECORDS`; any
     more are stored just before) and the reviews settled on it go with the batch holding its
-    last record. Raises `HistoryConflictError` when the chain moved on
-    since ``head`` was read.
+    last record, and the keyed request's ``answer`` with the last batch: once it is stored,
+    every record is. Raises `HistoryConflictError` when the chain moved on since ``head`` was
+    read (or the answer was stored meanwhile).
     """
     last_of = {record.shadow_name: index for index, record in enumerate(records)}
     extra: dict[str | None, int] = {}
@@ -183,7 +185,8 @@ def store_records(
         extra[review.shadow_name] = extra.get(review.shadow_name, 0) + 2
     placed: list[HistoryRecord] = []
     start: HistoryHead | None = head
-    for batch in history.batches(records, extra):
+    batches = history.batches(records, extra, reserve=1 if answer is not None else 0)
+    for number, batch in enumerate(batches, start=1):
         first = len(placed)
         names = {name for name, index in last_of.items() if first <= index < first + len(batch)}
         history.append(
@@ -193,6 +196,7 @@ def store_records(
             event=event if event is not None and event[0] in names else None,
             reviews=[r for r in reviews if r.shadow_name in names],
             resolved=[r for r in resolved if r.shadow_name in names],
+            answer=answer if number == len(batches) else None,
         )
         placed.extend(batch)
         start = None  # the next batch reads where this one left the chain

@@ -11,7 +11,7 @@ from shadowsync._conflict.merge import ConflictReport, stamps_at
 from shadowsync._document import ShadowDocument
 from shadowsync._json import JSONObject, describe, kind_phrase, normalize_section
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLimits
-from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup
+from shadowsync._tree import MISSING, Path, Value, copy_value, leaf_paths, lookup
 from shadowsync.audit import HistoryRecord
 from shadowsync.cloud._decision import (
     ShadowDecision,
@@ -128,6 +128,24 @@ def shadow_document(shadow: object) -> ShadowDocument | None:
     )
 
 
+def _first_base(
+    path: Path, reported: Value, cloud_stamps: Mapping[Path, int], device_stamps: Mapping[Path, int]
+) -> Value:
+    """The base of ``path`` when the shadow has no record yet (the first event it sees).
+
+    Without a record, the shadow's metadata is the only witness of the order of writes. A
+    reported value written after the desired one (a strictly later timestamp) is the device's
+    own change, made while the cloud's value was pending: both sides moved and there is no
+    common base, so the two clash (as in a fresh deployment where the cloud's and the device's
+    updates both land before the first delta event is handled). Otherwise the desired value is
+    the newer write, and the device has yet to apply it: the reported value is the base.
+    """
+    device, cloud = device_stamps.get(path), cloud_stamps.get(path)
+    if reported is not MISSING and device is not None and cloud is not None and device > cloud:
+        return MISSING
+    return reported
+
+
 def handle_delta_event(
     event: object,
     shadow: ShadowDocument | Mapping[str, Any] | None,
@@ -154,8 +172,9 @@ def handle_delta_event(
     change), and a path both changed differently is a conflict for the ``policy``'s strategy,
     with per-leaf metadata timestamps as stamps. ``rules`` then judge every desired value still
     pending against the reported value in force; a refused one is replaced by the reported
-    value. With no history every delta path counts as pending, and the returned record becomes
-    the base for the next event.
+    value. With no history a delta path counts as pending, unless the shadow's metadata shows
+    the device reported its value after the desired one was written: then both sides changed
+    it and the two clash. The returned record becomes the base for the next event.
 
     ```pycon
     >>> from shadowsync import apply_update
@@ -219,12 +238,17 @@ def handle_delta_event(
     paths = leaf_paths(delta)
 
     base = position.base
+    cloud_stamps = stamps_at(document.section_metadata("desired"), paths)
+    device_stamps = stamps_at(document.section_metadata("reported"), paths)
     entries: list[tuple[Path, Value, Value, Value]] = []
     for path in paths:
         reported_now = copy_value(lookup(reported, path))
-        # The last value both sides agreed on is what the device had reported at the base: a
-        # desired value that was still pending there was never agreed.
-        agreed = reported_now if base is None else copy_value(lookup(base["reported"], path))
+        if base is None:
+            agreed = _first_base(path, reported_now, cloud_stamps, device_stamps)
+        else:
+            # The last value both sides agreed on is what the device had reported at the base:
+            # a desired value that was still pending there was never agreed.
+            agreed = copy_value(lookup(base["reported"], path))
         entries.append((path, agreed, copy_value(lookup(desired, path)), reported_now))
     context = settled_context(
         entries,
@@ -245,7 +269,7 @@ def handle_delta_event(
         now=now,
         event_bus=event_bus,
         limits=limits,
-        cloud_stamps=stamps_at(document.section_metadata("desired"), paths),
-        device_stamps=stamps_at(document.section_metadata("reported"), paths),
+        cloud_stamps=cloud_stamps,
+        device_stamps=device_stamps,
     )
     return conclude(context)

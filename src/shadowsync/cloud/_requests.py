@@ -8,6 +8,7 @@ names an unknown operation, misses a field or holds a value of the wrong type en
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -15,7 +16,14 @@ from typing import Any, ClassVar, Literal, TypeAlias, get_args
 
 import attrs
 
-from shadowsync._json import JSONObject, decode_payload, describe, kind_phrase, normalize_section
+from shadowsync._json import (
+    JSONObject,
+    canonical_json,
+    decode_payload,
+    describe,
+    kind_phrase,
+    normalize_section,
+)
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH
 from shadowsync._validators import MAX_COUNT
 from shadowsync.errors import (
@@ -181,8 +189,33 @@ class OfflineSyncRequest:
 
     @property
     def shadow_names(self) -> tuple[str | None, ...]:
-        """The shadows the cached changes touch, in order of first appearance."""
+        """The shadows the cached changes touch, in order of first appearance.
+
+        ```pycon
+        >>> request = parse_request({"operation": "offline_sync", "thingName": "pump-7",
+        ...     "cachedChanges": [{"shadowName": "telemetry", "state": {"t": 1},
+        ...                        "timestamp": 1700000000}]})
+        >>> request.shadow_names, request.request_key[:12]
+        (('telemetry',), 'fe133f28fcea')
+
+        ```
+        """
         return tuple(dict.fromkeys(change.shadow_name for change in self.cached_changes))
+
+    @property
+    def request_key(self) -> str:
+        """The idempotency key of this request: the SHA-256 of its canonical JSON (thing,
+        offline duration and cached changes, in order).
+
+        A request delivered again (a Lambda retry, a device sending its cache twice) has the
+        same key, and is answered from what the first delivery stored.
+        """
+        content = [
+            self.thing_name,
+            self.offline_duration_seconds,
+            [[shadow_label(c.shadow_name), c.state, c.timestamp] for c in self.cached_changes],
+        ]
+        return hashlib.sha256(canonical_json(content).encode("utf-8")).hexdigest()
 
 
 @attrs.frozen(kw_only=True)

@@ -3,6 +3,8 @@ and history consistent; a retried event writes nothing; concurrent resolvers kee
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -192,6 +194,106 @@ def test_a_failure_between_any_two_calls_of_an_offline_sync_then_a_retry(aws: Aw
             assert document is not None
             assert document.reported == {"level": index}, (calls, name)
         _consistent(aws, thing, names)
+
+
+def _offline_request(thing: str, names: list[str]) -> dict[str, Any]:
+    return {
+        "operation": "offline_sync",
+        "thingName": thing,
+        "offlineDurationSeconds": 600,
+        "cachedChanges": [
+            {"shadowName": name, "state": {"level": index}, "timestamp": T0}
+            for index, name in enumerate(names)
+        ],
+    }
+
+
+def _sync_manager(aws: Aws, budget: Budget, dynamodb: Any = None) -> Callable[[Any, Any], Any]:
+    return sync_manager_handler(
+        shadows=IotShadowClient(client=FailingClient(aws.iot_data, budget)),
+        history=DynamoDBHistoryStore(
+            client=FailingClient(dynamodb or aws.dynamodb, budget), table_name=TABLE
+        ),
+        now=lambda: T0 + 60,
+    )
+
+
+def test_a_retried_offline_sync_returns_the_stored_answer_and_writes_nothing(aws: Aws) -> None:
+    names = ["telemetry", "maintenance"]
+    aws.create_thing("gateway")
+    request = _offline_request("gateway", names)
+    first = _sync_manager(aws, Budget(None))(request, None)
+    body = json.loads(first["body"])
+    assert (first["statusCode"], body["replayed"], body["processedChanges"]) == (200, False, 2)
+    records = len(aws.history.read("gateway"))
+    versions = [aws.shadows.get("gateway", name).version for name in names]  # type: ignore[union-attr]
+    counting = CountingClient(aws.dynamodb)
+    # Delivered again as the same dict, and as API Gateway's JSON body.
+    for again in (request, {"body": json.dumps(request)}):
+        counting.reset()
+        answer = _sync_manager(aws, Budget(None), counting)(again, None)
+        assert counting.written == 0
+        # The stored answer, then the head items of the thing and its shadows (any update
+        # left pending there would be finished first); no history record.
+        assert counting.read == 1 + 1 + len(names)
+        replayed = json.loads(answer["body"])
+        assert replayed == {**body, "replayed": True}
+    assert len(aws.history.read("gateway")) == records
+    assert [aws.shadows.get("gateway", n).version for n in names] == versions  # type: ignore[union-attr]
+    # A different request (another timestamp) is decided, not answered from the first.
+    changed = _offline_request("gateway", names)
+    changed["cachedChanges"][0]["timestamp"] = T0 + 1
+    other = json.loads(_sync_manager(aws, Budget(None))(changed, None)["body"])
+    assert other["replayed"] is False
+
+
+def test_a_failure_after_an_offline_syncs_records_is_finished_by_its_retry(aws: Aws) -> None:
+    """The answer is stored with the records: a retry after a failure before the updates
+    sends the updates left pending, then answers from the stored answer."""
+    names = ["telemetry", "maintenance"]
+    aws.create_thing("gateway")
+    request = _offline_request("gateway", names)
+    clean = Budget(None)
+    first = json.loads(_sync_manager(aws, clean)(request, None)["body"])
+    for calls in range(clean.made):
+        thing = f"gateway-{calls}"
+        aws.create_thing(thing)
+        mine = _offline_request(thing, names)
+        with contextlib.suppress(Crash):
+            _sync_manager(aws, Budget(calls))(mine, None)
+        retried = json.loads(_sync_manager(aws, Budget(None))(mine, None)["body"])
+        expected = {**first, "thingName": thing, "replayed": retried["replayed"]}
+        for key in ("processedChanges", "conflictsDetected", "changes"):
+            assert retried[key] == expected[key], (calls, key)
+        _consistent(aws, thing, names)
+        # Exactly one decision per shadow: no record of a second decision.
+        assert len(aws.history.read(thing)) == len(names), calls
+
+
+def test_retire_removes_the_answers_of_retired_records(aws: Aws) -> None:
+    names = ["telemetry"]
+    aws.create_thing("gateway")
+    manager = _sync_manager(aws, Budget(None))
+    manager(_offline_request("gateway", names), None)
+    later = _offline_request("gateway", names)
+    later["cachedChanges"][0]["timestamp"] = T0 + 30
+    later["cachedChanges"][0]["state"] = {"level": 5}
+    manager(later, None)
+    first_key = _parsed_key(_offline_request("gateway", names))
+    later_key = _parsed_key(later)
+    assert aws.history.answer("gateway", first_key) is not None
+    aws.history.retire("gateway", 1)
+    assert aws.history.answer("gateway", first_key) is None
+    assert aws.history.answer("gateway", later_key) is not None
+    assert aws.history.verify("gateway").ok
+
+
+def _parsed_key(request: dict[str, Any]) -> str:
+    from shadowsync.cloud import OfflineSyncRequest, parse_request
+
+    parsed = parse_request(request)
+    assert isinstance(parsed, OfflineSyncRequest)
+    return parsed.request_key
 
 
 def test_eight_concurrent_resolvers_on_one_thing_keep_one_chain(aws: Aws) -> None:
