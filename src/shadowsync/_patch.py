@@ -175,13 +175,13 @@ def _diff(
             if value is other:
                 continue
             member = type(value)
-            if (
-                member is type(other)
-                and member is not dict
-                and member is not list
-                and value == other
-            ):
-                continue  # the same scalar: identical
+            if member is type(other) and value == other:
+                if member is not dict and member is not list:
+                    continue  # the same scalar: identical
+                if ours is not None and theirs is not None:
+                    ours.append(value)  # as `_diff` itself would, without the call
+                    theirs.append(other)
+                    continue
             _diff(value, other, path + "/" + _escape(key), out, ours, theirs)
         for key, value in target.items():
             if key not in source:
@@ -203,6 +203,8 @@ def _diff(
 
 def _escape(key: str) -> str:
     """``key`` as one RFC 6901 reference token."""
+    if "~" not in key and "/" not in key:
+        return key  # the usual key: nothing to escape
     return key.replace("~", "~0").replace("/", "~1")
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from shadowsync._audit.log import shared_last_state
 from shadowsync._audit.record import record_from_states
 from shadowsync._conflict.merge import (
     ConflictRecord,
@@ -29,6 +30,7 @@ from shadowsync._patch import apply_merge_patch
 from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, nested, overlaps, place
 from shadowsync._update import apply_update
 from shadowsync.audit import ChangeType, Decision, HistoryRecord
+from shadowsync.cloud._head import HistoryHead
 from shadowsync.cloud._requests import shadow_label
 from shadowsync.cloud._signals import MetricName, event_entry, iso_time, metric_datum
 from shadowsync.strategies import MISSING, ConflictKind, Severity
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._document import ShadowDocument
     from shadowsync.audit import AuditLog
-    from shadowsync.cloud._head import HistoryHead
     from shadowsync.rules import Acknowledgement, RuleSet, Violation
     from shadowsync.strategies import Strategy
 
@@ -225,7 +226,7 @@ def history_position(
     """
     records = log.records_for(thing_name, shadow_name)
     last = records[-1] if records else None
-    base = log.last_state(thing_name, shadow_name)
+    base = _shared_base(log, thing_name, shadow_name)
     if last is None or document is None or document.version >= last.version:
         return HistoryPosition(previous=previous, base=base, last=last)
     closing = deletion_record(
@@ -238,6 +239,17 @@ def history_position(
         version=document.version,
     )
     return HistoryPosition(previous=closing, base=None, last=closing, closing=closing)
+
+
+def _shared_base(
+    log: AuditLog | HistoryHead, thing_name: str, shadow_name: str | None
+) -> dict[str, Any] | None:
+    """``log.last_state(thing_name, shadow_name)`` without the copy, shared with the history:
+    a decision only reads its base (and copies what it keeps of it)."""
+    if isinstance(log, HistoryHead):
+        shadow = log.shadow(shadow_name) if thing_name == log.thing_name else None
+        return None if shadow is None else shadow.state
+    return shared_last_state(log, thing_name, shadow_name)
 
 
 def _drop_emptied_parents(
