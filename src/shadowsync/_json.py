@@ -37,6 +37,17 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.loads with parse_constant builds a new decoder (and its scanner) per call.
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text, parse_constant=_reject_constant)``, with the decoder built once."""
+    if text.startswith("\ufeff"):  # as json.loads refuses it, word for word
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _decoder.decode(text)
+
+
 def decode_payload(payload: bytes | bytearray | memoryview | str, *, max_depth: int) -> Any:
     """Decode a UTF-8 JSON payload, mapping every failure to the AWS rejection for it."""
     if isinstance(payload, str):
@@ -52,7 +63,7 @@ def decode_payload(payload: bytes | bytearray | memoryview | str, *, max_depth: 
             detail=f"expected bytes, str or a mapping, got {type(payload).__name__}",
         )
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _loads(text)
     except RecursionError:
         raise InvalidRequestError(
             NESTING_MESSAGE.format(depth=max_depth), detail="payload nests too deeply to parse"
