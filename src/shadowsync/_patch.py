@@ -197,7 +197,8 @@ def _diff(
         if "from" in operation:
             operation["from"] = path + operation["from"]
         if "value" in operation:
-            operation["value"] = copy_json(operation["value"])  # jsonpatch shares target's
+            # jsonpatch does not promise a copy of the target's value: the patch shares nothing.
+            operation["value"] = copy_json(operation["value"])
         out.append(operation)
 
 
