@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import io
-import pickle
 from collections.abc import Mapping
 from typing import Any
 
-from shadowsync._json import JSONObject, JSONValue, json_equal
+from shadowsync._json import JSONObject, JSONValue, json_equal, pickled_alike
 from shadowsync.errors import InvalidDocumentError
 
 
@@ -110,26 +108,12 @@ def _delta_object(
 def _same_json(ours: list[Any], theirs: list[Any]) -> bool:
     """Whether each pair of equal containers the walk set aside is equal as JSON too.
 
-    One pickle of each side, compared, settles it in C for the usual case: pickles of equal
-    values differ where their types do (``True`` and ``1``, ``1`` and ``1.0``) or their key
-    order does. The pickler runs in fast mode, which keeps no memo, so how the values share
-    objects (one string in many places, or a copy in each) cannot change the bytes. Only when
+    `pickled_alike` settles it in C for the usual case: pickles of equal values differ where
+    their types do (``True`` and ``1``, ``1`` and ``1.0``) or their key order does. Only when
     the pickles differ is each pair compared with `json_equal`, which tells the JSON-equal
     (``1`` and ``1.0``, keys in another order) from the JSON-different.
     """
-    try:
-        buffer = io.BytesIO()
-        pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
-        pickler.fast = True  # no memo: the bytes depend on the values, not on object identity
-        pickler.dump(ours)
-        middle = buffer.tell()
-        pickler.dump(theirs)
-        pickled = buffer.getvalue()
-        if pickled[:middle] == pickled[middle:]:
-            return True
-    except Exception:  # not picklable (not JSON): json_equal decides
-        pass
-    return all(map(json_equal, ours, theirs))
+    return pickled_alike(ours, theirs) or all(map(json_equal, ours, theirs))
 
 
 def delta_metadata(delta: Mapping[str, Any], desired_metadata: Mapping[str, Any]) -> JSONObject:

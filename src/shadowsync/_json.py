@@ -6,9 +6,11 @@ core can assume plain, finite, depth-bounded JSON made of ``dict``/``list``/scal
 
 from __future__ import annotations
 
+import io
 import json
 import marshal
 import math
+import pickle
 import re
 from collections.abc import Mapping
 from typing import Any, Literal, NoReturn, TypeAlias, cast, get_args
@@ -35,6 +37,17 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Built once: json.loads with parse_constant builds a new decoder (and its scanner) per call.
+_decoder = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def _loads(text: str) -> Any:
+    """``json.loads(text, parse_constant=_reject_constant)``, with the decoder built once."""
+    if text.startswith("\ufeff"):  # as json.loads refuses it, word for word
+        raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    return _decoder.decode(text)
+
+
 def decode_payload(payload: bytes | bytearray | memoryview | str, *, max_depth: int) -> Any:
     """Decode a UTF-8 JSON payload, mapping every failure to the AWS rejection for it."""
     if isinstance(payload, str):
@@ -50,7 +63,7 @@ def decode_payload(payload: bytes | bytearray | memoryview | str, *, max_depth: 
             detail=f"expected bytes, str or a mapping, got {type(payload).__name__}",
         )
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return _loads(text)
     except RecursionError:
         raise InvalidRequestError(
             NESTING_MESSAGE.format(depth=max_depth), detail="payload nests too deeply to parse"
@@ -497,6 +510,29 @@ def json_equal(a: JSONValue, b: JSONValue) -> bool:
     except ValueError:  # not marshallable: decide structurally
         pass
     return _equal_structure(a, b)
+
+
+def pickled_alike(ours: list[Any], theirs: list[Any]) -> bool:
+    """Whether each value in ``ours`` is exactly the one at its index in ``theirs``: the same
+    types (``True`` is not ``1``, ``1`` is not ``1.0``), float signs and key order.
+
+    One pickle of each list, compared, settles it in C. The pickler runs in fast mode, which
+    keeps no memo, so how the values share objects (one string in many places, or a copy in
+    each) cannot change the bytes; each value's bytes are self-delimiting, so the lists pickle
+    alike exactly when every pair does. ``False`` also when a value cannot be pickled (it is
+    not JSON): the caller then compares pair by pair.
+    """
+    try:
+        buffer = io.BytesIO()
+        pickler = pickle.Pickler(buffer, pickle.HIGHEST_PROTOCOL)
+        pickler.fast = True  # no memo: the bytes depend on the values, not on object identity
+        pickler.dump(ours)
+        middle = buffer.tell()
+        pickler.dump(theirs)
+        pickled = buffer.getvalue()
+    except Exception:  # not picklable (not JSON)
+        return False
+    return pickled[:middle] == pickled[middle:]
 
 
 def _equal_structure(a: JSONValue, b: JSONValue) -> bool:

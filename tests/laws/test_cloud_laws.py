@@ -7,17 +7,19 @@ added to the log (see `tests.strategies.cloud`).
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import given
 
 from shadowsync.audit import AuditLog
-from shadowsync.cloud import handle_delta_event
+from shadowsync.cloud import HistoryHead, handle_delta_event
 from shadowsync.strategies import MISSING, ConflictKind
-from tests.strategies import leaf_paths, lookup
+from tests.strategies import leaf_paths, lookup, strict_equal
 from tests.strategies.cloud import (
     POLICIES,
     RULES,
+    SHADOWS,
     THING,
     Resolution,
     Step,
@@ -136,3 +138,26 @@ def test_a_held_path_is_never_written_and_stays_pending(history: list[Step]) -> 
             assert item.current is not MISSING
             assert lookup(resolution.after.desired, item.path) == (True, item.current)
             assert any(_related(item.path, path) for path in decision.pending)
+
+
+@given(histories())
+def test_a_decision_leaves_the_history_it_read_unchanged(history: list[Step]) -> None:
+    # A decision reads the base of its merge from the history without copying it.
+    run = run_history(history)
+    for resolution in run.resolutions:
+        step = resolution.step
+        log = AuditLog(resolution.history)
+        head = HistoryHead.from_log(log, THING)
+        states = [view.last_state(THING, shadow) for view in (log, head) for shadow in SHADOWS]
+        before = copy.deepcopy(states)
+        for view in (log, head):
+            handle_delta_event(
+                dict(resolution.event),
+                resolution.before,
+                now=resolution.decision.record.timestamp,
+                history=view,
+                policy=POLICIES[step.policy],
+                rules=RULES if step.rules else None,
+            )
+        after = [view.last_state(THING, shadow) for view in (log, head) for shadow in SHADOWS]
+        assert strict_equal(after, before)

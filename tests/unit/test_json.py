@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import enum
+import json
 import math
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from shadowsync._json import JSONProblem, Nulls, plain_json
+from shadowsync._json import JSONProblem, Nulls, decode_payload, plain_json
+from shadowsync.errors import InvalidRequestError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 class Level(enum.IntEnum):
@@ -129,3 +134,28 @@ def test_deep_nesting_is_a_problem_not_a_recursion_error() -> None:
     for _ in range(10_000):
         deep = [deep]
     assert problem(deep, max_depth=64).level == 65
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\ufeff{}", "NaN", "[Infinity]", '{"a": -Infinity}', "[1,", "", '{"a": 1} x', "1e400"],
+)
+def test_decode_payload_answers_as_json_loads_would(text: str) -> None:
+    # The decoder is built once; what it accepts and how it words a refusal stay json.loads'.
+    assert _outcome(lambda: decode_payload(text, max_depth=8)) == _outcome(
+        lambda: json.loads(text, parse_constant=_refuse_constant)
+    )
+
+
+def _outcome(decode: Callable[[], Any]) -> tuple[str, Any]:
+    """What decoding gave: the value, or the text of the refusal (its detail for ours)."""
+    try:
+        return ("value", decode())
+    except InvalidRequestError as exc:
+        return ("refused", exc.detail)
+    except ValueError as exc:
+        return ("refused", str(exc))
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")

@@ -7,11 +7,13 @@ before it made: `apply_rules`, `plan_update`, `classify`, `make_records`, `make_
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from shadowsync._audit.log import shared_last_state
 from shadowsync._audit.record import record_from_states
 from shadowsync._conflict.merge import (
     ConflictRecord,
@@ -28,6 +30,7 @@ from shadowsync._patch import apply_merge_patch
 from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, nested, overlaps, place
 from shadowsync._update import apply_update
 from shadowsync.audit import ChangeType, Decision, HistoryRecord
+from shadowsync.cloud._head import HistoryHead
 from shadowsync.cloud._requests import shadow_label
 from shadowsync.cloud._signals import MetricName, event_entry, iso_time, metric_datum
 from shadowsync.strategies import MISSING, ConflictKind, Severity
@@ -38,7 +41,6 @@ if TYPE_CHECKING:
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._document import ShadowDocument
     from shadowsync.audit import AuditLog
-    from shadowsync.cloud._head import HistoryHead
     from shadowsync.rules import Acknowledgement, RuleSet, Violation
     from shadowsync.strategies import Strategy
 
@@ -171,10 +173,11 @@ def settle(
     The cloud's side is "ours", the device's "theirs". Returns the merge and the value settled
     for each path; a path held for review keeps its ``current`` value.
     """
+    # merge validates and copies its inputs (they stay the caller's): no copy here.
     result = merge(
-        copy_object(nested((path, base) for path, base, _, _ in entries)),
-        copy_object(nested((path, cloud) for path, _, cloud, _ in entries)),
-        copy_object(nested((path, device) for path, _, _, device in entries)),
+        nested((path, base) for path, base, _, _ in entries),
+        nested((path, cloud) for path, _, cloud, _ in entries),
+        nested((path, device) for path, _, _, device in entries),
         policy=policy,
         section=section,
         thing_name=thing_name,
@@ -223,7 +226,7 @@ def history_position(
     """
     records = log.records_for(thing_name, shadow_name)
     last = records[-1] if records else None
-    base = log.last_state(thing_name, shadow_name)
+    base = _shared_base(log, thing_name, shadow_name)
     if last is None or document is None or document.version >= last.version:
         return HistoryPosition(previous=previous, base=base, last=last)
     closing = deletion_record(
@@ -238,6 +241,17 @@ def history_position(
     return HistoryPosition(previous=closing, base=None, last=closing, closing=closing)
 
 
+def _shared_base(
+    log: AuditLog | HistoryHead, thing_name: str, shadow_name: str | None
+) -> dict[str, Any] | None:
+    """``log.last_state(thing_name, shadow_name)`` without the copy, shared with the history:
+    a decision only reads its base (and copies what it keeps of it)."""
+    if isinstance(log, HistoryHead):
+        shadow = log.shadow(shadow_name) if thing_name == log.thing_name else None
+        return None if shadow is None else shadow.state
+    return shared_last_state(log, thing_name, shadow_name)
+
+
 def _drop_emptied_parents(
     update_state: JSONObject, current: JSONObject, writes: dict[Path, Value]
 ) -> None:
@@ -246,6 +260,8 @@ def _drop_emptied_parents(
     AWS keeps an object whose last key an update deletes, as ``{}``; a desired ``{}`` that the
     reported state does not hold would stay in the delta, so the emptied object goes too.
     """
+    if not any(value is MISSING for value in writes.values()):
+        return  # only a deletion empties an object (and the patched copy costs a deep copy)
     after = apply_merge_patch(current, update_state)
     if not isinstance(after, dict):
         return
@@ -400,6 +416,12 @@ class Judgement:
     """The merge's conflicts, then one business-rule conflict per violation."""
     acknowledgement: Acknowledgement | None
 
+    @functools.cached_property
+    def conflicts(self) -> list[dict[str, Any]]:
+        """`report` as JSON (`conflicts_json`), made once for the record and the signals, which
+        only read it."""
+        return conflicts_json(self.report)
+
 
 @attrs.frozen(kw_only=True)
 class PlannedUpdate:
@@ -434,13 +456,15 @@ def apply_rules(context: DecisionContext) -> Judgement:
     final = dict(context.settled)
     outcome = None
     violations: tuple[Violation, ...] = ()
-    proposed = copy_object(reported)
-    for path, value in final.items():
-        if value is not MISSING:
-            place(proposed, path, value)
-        elif section == "reported":
-            _remove(proposed, path)
+    proposed: JSONObject = {}
     if context.rules is not None:
+        # What the rules judge (and nothing else reads): a copy of reported, settled values in.
+        proposed = copy_object(reported)
+        for path, value in final.items():
+            if value is not MISSING:
+                place(proposed, path, value)
+            elif section == "reported":
+                _remove(proposed, path)
         outcome = context.rules.evaluate(
             "desired" if section == "desired" else "reported",
             reported,
@@ -565,7 +589,7 @@ def make_records(
     new_document, acknowledgement = planned.document, judgement.acknowledgement
     record_details: dict[str, Any] = {
         **context.details,
-        "conflicts": conflicts_json(judgement.report),
+        "conflicts": judgement.conflicts,
         "reviews": [item.to_json() for item in judgement.reviews],
         "update": planned.update,
         "pending": [json_pointer(p) for p in planned.pending],
@@ -579,11 +603,9 @@ def make_records(
         shadow_name,
         previous=previous,
         before=base if base is not None else {"desired": {}, "reported": {}},
+        # Only read: the patch copies every value it takes from them.
         after=(
-            {
-                "desired": copy_object(new_document.desired),
-                "reported": copy_object(new_document.reported),
-            }
+            {"desired": new_document.desired, "reported": new_document.reported}
             if new_document is not None
             else {"desired": {}, "reported": {}}
         ),
@@ -614,7 +636,13 @@ def make_signals(
     }
     if resolved:
         detail = {**common, "decision": record.decision, "update": planned.update}
-        detail["conflicts"] = conflicts_json(resolved)
+        # `Judgement.report` starts with the merge's records (then the rules'): the resolved
+        # ones are among them, at the same index.
+        detail["conflicts"] = [
+            data
+            for conflict, data in zip(context.merge.report, judgement.conflicts, strict=False)
+            if conflict.review_id is None
+        ]
         events.append(event_entry("Conflict Resolved", detail, timestamp=now, event_bus=event_bus))
     if reviews:
         detail = {**common, "reviews": [item.to_json() for item in reviews]}
