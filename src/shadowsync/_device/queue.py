@@ -425,12 +425,16 @@ class OfflineQueue:
             self._remember(intent)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
         """Every `put` inside is stored together, in one store transaction (when the store
         offers ``transaction()``): after a crash, all of them are queued or none is. If the
-        block raises, the queue reads back what the store kept."""
+        block raises, the queue reads back what the store kept.
+
+        ``durable=False`` lets a store that can commit without waiting for the disk do so
+        (see `shadowsync.stores.SQLiteStore.transaction`); only for changes that may be lost
+        to a power cut, such as confirmations."""
         try:
-            with store_transaction(self._store):
+            with store_transaction(self._store, durable=durable):
                 yield
         except BaseException:
             self._load()

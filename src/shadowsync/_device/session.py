@@ -27,7 +27,9 @@ session's ``_sync_step``, which asks the outbox for the next update when nothing
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Literal, ParamSpec
 
 from shadowsync import topics
 from shadowsync._conflict.clocks import HybridLogicalClock
@@ -55,6 +57,7 @@ from shadowsync._device.state import (
     transition,
 )
 from shadowsync._device.state import diagram as draw_diagram
+from shadowsync._device.store import store_transaction
 from shadowsync._device.view import CloudView
 from shadowsync._document import ShadowDocument
 from shadowsync._json import (
@@ -87,7 +90,7 @@ from shadowsync.rules import ACK_KEY, Acknowledgement, RuleSet
 from shadowsync.strategies import OwnerWins, Strategy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
 
     from shadowsync._device.plan import (
         Planned,
@@ -99,6 +102,34 @@ __all__ = ["ShadowSession"]
 
 _PERMANENT_CODES = frozenset({400, 413, 415})
 _MAX_EARLY = 64
+
+_P = ParamSpec("_P")
+_Method = Callable[Concatenate["ShadowSession", _P], list[Event]]
+
+
+def _call(*, durable: bool) -> Callable[[_Method[_P]], _Method[_P]]:
+    """A session call writes once: its changes to the queue and the cache are one store
+    transaction, the cache entry written at its end (if the view changed).
+
+    ``durable`` calls (what the application reports) are on the disk when they return; the
+    others (what the cloud said, what time did) need not wait for it: a power cut that takes
+    them is a power cut while the update was in flight. A call that raises writes nothing.
+    """
+
+    def decorate(method: _Method[_P]) -> _Method[_P]:
+        @functools.wraps(method)
+        def call(self: ShadowSession, /, *args: _P.args, **kwargs: _P.kwargs) -> list[Event]:
+            with (
+                self._queue.transaction(durable=durable),
+                store_transaction(self._store, durable=durable),
+            ):
+                out = method(self, *args, **kwargs)
+                self._view.persist()
+            return out
+
+        return call
+
+    return decorate
 
 
 class ShadowSession:
@@ -181,6 +212,7 @@ class ShadowSession:
             timeout=config.request_timeout,
         )
         self._random = random
+        self._store = store
 
         self._state = SessionState.OFFLINE
         self._early: list[Incoming] = []
@@ -296,6 +328,7 @@ class ShadowSession:
 
     # -- connection events -----------------------------------------------------------------
 
+    @_call(durable=False)
     def connected(self, now: float) -> list[Event]:
         """The transport connected (again): subscribe, fetch the snapshot, then reconcile.
 
@@ -310,6 +343,7 @@ class ShadowSession:
         self._send_get(now, out)
         return out
 
+    @_call(durable=False)
     def disconnected(self, now: float) -> list[Event]:
         """The transport disconnected. In-flight requests are forgotten; the queue keeps all."""
         now, out = self._begin(now)
@@ -327,6 +361,7 @@ class ShadowSession:
 
     # -- commands --------------------------------------------------------------------------
 
+    @_call(durable=True)
     def report(self, changes: Mapping[str, Any], now: float) -> list[Event]:
         """Report ``changes`` to the reported state (``None`` deletes a key).
 
@@ -358,6 +393,7 @@ class ShadowSession:
             self._sync_step(now, out)
         return out
 
+    @_call(durable=True)
     def acknowledge(self, acknowledgement: Acknowledgement, now: float) -> list[Event]:
         """Report ``acknowledgement`` as ``reported["$ack"]``, queued like the session's own.
 
@@ -375,6 +411,7 @@ class ShadowSession:
             self._sync_step(now, out)
         return out
 
+    @_call(durable=True)
     def desire(self, changes: Mapping[str, Any], now: float) -> list[Event]:
         """Change the desired state (for a session used on the cloud side, or a local UI).
 
@@ -395,6 +432,7 @@ class ShadowSession:
             self._sync_step(now, out)
         return out
 
+    @_call(durable=False)
     def get(self, now: float) -> list[Event]:
         """Fetch the snapshot again and reconcile (at once if idle, else after the update)."""
         now, out = self._begin(now)
@@ -405,6 +443,7 @@ class ShadowSession:
             self._refresh_wanted = True
         return out
 
+    @_call(durable=False)
     def delete(self, now: float) -> list[Event]:
         """Delete the shadow. Queued intents stay and are published afterwards (re-creating it).
 
@@ -421,6 +460,7 @@ class ShadowSession:
         out.append(self._requests.send("delete", now))
         return out
 
+    @_call(durable=False)
     def resume(self, now: float) -> list[Event]:
         """Resume syncing after manual review, or retry at once while backing off.
 
@@ -436,6 +476,7 @@ class ShadowSession:
             self._send_get(now, out)
         return out
 
+    @_call(durable=False)
     def tick(self, now: float) -> list[Event]:
         """Let time pass: time out requests, retry after backoff, expire old intents."""
         now, out = self._begin(now)
@@ -477,6 +518,7 @@ class ShadowSession:
 
     # -- messages --------------------------------------------------------------------------
 
+    @_call(durable=False)
     def receive_message(
         self, topic: str, payload: bytes | bytearray | memoryview | str, now: float
     ) -> list[Event]:
@@ -592,7 +634,6 @@ class ShadowSession:
         floor = None if document is None else document.version
         for message in early:
             self._notification(message, now, out, early_ok=False, floor=floor)
-        self._view.persist()
         self._sync_step(now, out)
 
     def _evaluate_desired(self, now: float, out: list[Event], *, source: Source) -> None:
@@ -672,7 +713,6 @@ class ShadowSession:
         self._last_sync_at = int(now)
         if self._config.refresh_interval is not None:
             self._refresh_at = now + self._config.refresh_interval
-        self._view.persist()
         out.append(SyncCompleted(version=self._view.version, at=int(now)))
 
     # -- internals: message handlers -------------------------------------------------------
@@ -708,7 +748,6 @@ class ShadowSession:
             if message.accepted and type(version) is int and version >= 0:
                 # Another client's update: our view is behind until its documents arrive.
                 self._view.see(version)
-                self._view.persist()
             else:
                 reason = "an answer to no update in flight"
                 out.append(MessageIgnored(topic=message.shown, reason=reason))
@@ -761,7 +800,6 @@ class ShadowSession:
         )
         out.append(UpdateAccepted(client_token=planned.token, version=version))
         self._outbox.accepted(planned, version, out)
-        self._view.persist()
         self._sync_step(now, out)
 
     def _escalate(self, out: list[Event]) -> None:
@@ -803,7 +841,6 @@ class ShadowSession:
     def _deleted(self, version: int | None, *, by_us: bool, out: list[Event]) -> None:
         self._view.forget()
         self._desired.forget()
-        self._view.persist()
         out.append(ShadowDeleted(version=version, by_us=by_us))
 
     def _notification(
@@ -839,7 +876,6 @@ class ShadowSession:
             self._refresh_wanted = True  # versions were missed: fetch the snapshot
         source: Source = "delta" if notification.document is None else "other"
         self._evaluate_desired(now, out, source=source)
-        self._view.persist()
         if early_ok and self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
 
