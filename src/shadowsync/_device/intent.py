@@ -30,7 +30,7 @@ from shadowsync._tree import nest
 from shadowsync._validators import count
 from shadowsync.errors import InvalidArgumentError, ShadowRejectedError
 
-__all__ = ["ACK_PATH", "Intent", "IntentKind", "stored_intent"]
+__all__ = ["ACK_PATH", "Intent", "IntentKind", "report_intent", "stored_intent"]
 
 IntentKind = Literal["report", "ack"]
 """What an intent carries: a reported value, or an acknowledgement (``reported["$ack"]``)."""
@@ -176,6 +176,44 @@ class Intent:
 
 
 _INTENT_FIELDS = tuple(field.name for field in attrs.fields(Intent))
+
+
+def report_intent(
+    *,
+    thing_name: str,
+    shadow_name: str | None,
+    path: tuple[str, ...],
+    value: JSONValue,
+    created_at: int,
+    stamp: HLCStamp,
+) -> Intent:
+    """The report `Intent` of one leaf of a reported section that `normalize_section` made
+    (with nulls, at most ``MAX_CONFIGURABLE_DEPTH`` deep), under names a session checked.
+
+    That walk already checked and copied the value, so it is taken as it is: a report of many
+    leaves makes one intent per leaf, and checking each leaf again would cost more than the
+    rest of queuing it. The caller must not change ``value`` afterwards.
+    """
+    if path[0] == ACK_PATH[0]:
+        raise InvalidArgumentError(
+            f"reported[{ACK_PATH[0]!r}] holds acknowledgements: use kind='ack' to write it"
+        )
+    intent = object.__new__(Intent)
+    fields = {
+        "thing_name": thing_name,
+        "shadow_name": shadow_name,
+        "kind": "report",
+        "path": path,
+        "value": value,
+        "created_at": created_at,
+        "stamp": stamp,
+        "seq": 0,
+        "size": encoded_size(nest(path, value)),
+        "depth": len(path) + _container_depth(value),
+    }
+    for name, field in fields.items():
+        object.__setattr__(intent, name, field)
+    return intent
 
 
 def stored_intent(intent: Intent, seq: int) -> Intent:

@@ -17,6 +17,7 @@ import attrs
 
 from shadowsync._device.plan import (
     escalation,
+    fast_forward,
     merge_events,
     merge_reported,
     plan_updates,
@@ -134,17 +135,23 @@ class Outbox:
         version = self._view.version
         target: JSONObject = {}
         if batches:
-            result = merge_reported(
-                base=self._view.agreed.base_reported,
-                pending=self.pending(),
-                cloud=cloud,
-                policy=self._policy,
-                thing_name=self._thing_name,
-                shadow_name=self._shadow_name,
-            )
-            out += merge_events(result, version)
-            self._last_reviews = result.reviews
-            target = result.merged
+            base, pending = self._view.agreed.base_reported, self.pending()
+            forward = fast_forward(base, pending, cloud)
+            if forward is not None:
+                self._last_reviews = ()
+                target = forward
+            else:
+                result = merge_reported(
+                    base=base,
+                    pending=pending,
+                    cloud=cloud,
+                    policy=self._policy,
+                    thing_name=self._thing_name,
+                    shadow_name=self._shadow_name,
+                )
+                out += merge_events(result, version)
+                self._last_reviews = result.reviews
+                target = result.merged
         plan = plan_updates(
             batches=batches,
             target=target,

@@ -36,7 +36,7 @@ from shadowsync._conflict.clocks import HybridLogicalClock
 from shadowsync._conflict.policy import ResolutionPolicy
 from shadowsync._device.config import SessionConfig, SessionHealth
 from shadowsync._device.desired import DesiredTracker, Source
-from shadowsync._device.intent import Intent, stored_intent
+from shadowsync._device.intent import Intent, report_intent, stored_intent
 from shadowsync._device.messages import (
     Incoming,
     read_changes,
@@ -66,7 +66,7 @@ from shadowsync._json import (
     copy_object,
     describe,
 )
-from shadowsync._tree import leaves, lookup
+from shadowsync._tree import leaves
 from shadowsync._validators import check_now
 from shadowsync.errors import (
     InvalidArgumentError,
@@ -382,13 +382,12 @@ class ShadowSession:
         changed = leaves(read_changes(changes, section="reported", limits=self._limits))
         if not changed:
             return out
-        before = self.device_reported()
-        queued = self._put([("report", path, value) for path, value in changed], now, out)
-        small = [
-            i for i in queued if self._pacer.below_deadband(i.path, i.value, lookup(before, i.path))
-        ]
-        if queued and len(small) == len(queued):
-            self._pacer.hold((i.seq for i in small), now)
+        # The state before the report, for the deadbands (only computed when there are some).
+        before = self.device_reported() if self._pacer.has_deadband else {}
+        queued = self._put(
+            [("report", path, value) for path, value in changed], now, out, checked=True
+        )
+        self._pacer.hold_if_small(queued, before, now)
         if self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
         return out
@@ -600,20 +599,23 @@ class ShadowSession:
         items: Iterable[tuple[Literal["report", "ack"], Path, JSONValue]],
         now: float,
         out: list[Event],
+        *,
+        checked: bool = False,
     ) -> list[Intent]:
+        """Queue ``items``; ``checked``: they are reports, leaves of `read_changes`."""
         queued: list[Intent] = []
         # One store transaction: after a crash a multi-key report is queued whole or not at all.
         with self._queue.transaction():
             for kind, path, value in items:
-                intent = Intent(
-                    thing_name=self.thing_name,
-                    shadow_name=self.shadow_name,
-                    kind=kind,
-                    path=path,
-                    value=value,
-                    created_at=int(now),
-                    stamp=self._hlc.now(int(now * 1000)),
-                )
+                fields: dict[str, Any] = {
+                    "thing_name": self.thing_name,
+                    "shadow_name": self.shadow_name,
+                    "path": path,
+                    "value": value,
+                    "created_at": int(now),
+                    "stamp": self._hlc.now(int(now * 1000)),
+                }
+                intent = report_intent(**fields) if checked else Intent(kind=kind, **fields)
                 result = self._queue.put(intent, now=int(now))
                 if result.seq is not None:
                     queued.append(stored_intent(intent, result.seq))

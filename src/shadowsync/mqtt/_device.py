@@ -74,9 +74,10 @@ class DeviceBridge(Bridge):
     - `report`, `desire`, `get`, `delete` and `resume` are safe to call from any thread. A
       command's requests are handed to the client before its store commit ends, so the disk
       and the round trip take their time together; `report` returns once the report is
-      durable. They return the application events of the call; every application event (from any thread) also
-      goes to ``on_event``, or, without one, waits in `take_events` (the latest
-      ``max_kept_events`` of them: a device that never takes them does not grow without bound).
+      durable. They return the application events of the call; every application event
+      (from any thread) also goes to ``on_event``, or, without one, waits in `take_events`
+      (the latest ``max_kept_events`` of them: a device that never takes them does not grow
+      without bound).
     - `start` runs a daemon thread that calls ``session.tick`` at ``session.next_deadline()``
       (timeouts, retries, backoff); with ``start(scheduler=False)`` call `poll` yourself.
     - Errors raised on the network or scheduler thread (a failing store, an ``on_event`` that
