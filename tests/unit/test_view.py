@@ -124,3 +124,43 @@ def test_forgetting_the_shadow_clears_what_was_agreed() -> None:
         {},
         {},
     )
+
+
+def test_the_cache_entry_holds_the_document_as_get_thing_shadow_renders_it() -> None:
+    store = MemoryStore()
+    first = view(store)
+    first.expect_snapshot()
+    shadow = document(4, {"mode": "cool", "on": True}, {"on": True, "mode": "heat"})
+    first.take_snapshot(shadow)
+    first.persist()
+    entry = store.get_cache("lamp", None)
+    assert entry is not None
+    assert entry.document == shadow.to_dict()  # delta included, as the service renders it
+
+
+def test_the_view_writes_its_cache_entry_only_when_it_changed() -> None:
+    writes: list[object] = []
+
+    class Counting(MemoryStore):
+        def put_cache(self, *args: object, **kwargs: object) -> None:
+            writes.append(kwargs["document"])
+            super().put_cache(*args, **kwargs)  # type: ignore[arg-type]
+
+    store = Counting()
+    first = view(store)
+    assert first.load() is None
+    first.persist()
+    assert writes == []  # nothing known, nothing stored: the entry would say as much
+    first.expect_snapshot()
+    first.take_snapshot(document(4, {"mode": "cool"}, {"on": True}))
+    first.persist()
+    first.persist()
+    assert len(writes) == 1
+    again = document(4, {"mode": "cool"}, {"on": True})
+    first.take_notification(Notification(version=4, document=again, delta=None))
+    first.persist()
+    assert len(writes) == 1
+    first.accept_desired({"mode": "cool"}, first.theirs_desired())
+    first.accept_desired({"mode": "cool"}, first.theirs_desired())
+    first.persist()
+    assert len(writes) == 2  # the same document again changes nothing; a new agreement does

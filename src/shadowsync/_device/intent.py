@@ -12,7 +12,7 @@ requests.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import attrs
 
@@ -176,6 +176,12 @@ class Intent:
 
 
 _INTENT_FIELDS = tuple(field.name for field in attrs.fields(Intent))
+# The slots of the fields, read and written directly: a queued report copies each of its
+# intents a few times, and the frozen class's attribute machinery would dominate that.
+_SLOTS: list[Any] = [getattr(Intent, name) for name in _INTENT_FIELDS]
+_COPIED = [(slot.__get__, slot.__set__) for slot in _SLOTS if slot.__name__ not in ("seq", "value")]
+_SET_SEQ = _SLOTS[_INTENT_FIELDS.index("seq")].__set__
+_SET_VALUE = _SLOTS[_INTENT_FIELDS.index("value")].__set__
 
 
 def report_intent(
@@ -211,8 +217,8 @@ def report_intent(
         "size": encoded_size(nest(path, value)),
         "depth": len(path) + _container_depth(value),
     }
-    for name, field in fields.items():
-        object.__setattr__(intent, name, field)
+    for slot in _SLOTS:
+        slot.__set__(intent, fields[slot.__name__])
     return intent
 
 
@@ -224,8 +230,8 @@ def stored_intent(intent: Intent, seq: int) -> Intent:
     intent was made, and a durable put should not pay for validating them again.
     """
     stored = object.__new__(Intent)
-    for name in _INTENT_FIELDS:
-        object.__setattr__(stored, name, getattr(intent, name))
-    object.__setattr__(stored, "seq", seq)
-    object.__setattr__(stored, "value", copy_json(intent.value))
+    for get, put in _COPIED:
+        put(stored, get(intent))
+    _SET_SEQ(stored, seq)
+    _SET_VALUE(stored, copy_json(intent.value))
     return stored

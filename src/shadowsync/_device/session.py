@@ -674,9 +674,10 @@ class ShadowSession:
             self._send_get(now, out)
             return
         self._hold_until = None
-        if pending and self._outbox.pending():
+        queued = self._outbox.pending() if pending else []
+        if queued:
             # The report policy: held changes wait for company, updates for their interval.
-            wait = self._pacer.wait_until((i.seq for i in self._outbox.pending()), now)
+            wait = self._pacer.wait_until((i.seq for i in queued), now)
             if wait is not None:
                 self._hold_until = wait
                 if self._state is not SessionState.IN_SYNC:

@@ -79,17 +79,14 @@ class Agreed:
             base_metadata=reported_meta,
         )
 
-    def to_cache(self) -> JSONObject:
-        """The sections as a cache entry's ``base`` holds them (copies)."""
-        values = (
+    def sections(self) -> tuple[JSONObject, JSONObject, JSONObject, JSONObject]:
+        """The live sections in the order of a cache entry's ``base``."""
+        return (
             self.accepted_desired,
             self.accepted_metadata,
             self.base_reported,
             self.base_metadata,
         )
-        return {
-            name: copy_object(value) for name, value in zip(_BASE_SECTIONS, values, strict=True)
-        }
 
 
 def apply_patch(target: JSONObject, patch: Mapping[str, Any]) -> None:
@@ -220,11 +217,16 @@ class CloudView:
             and saved[2] is written[2]
         ):
             return
+        # The store encodes what it is given at once, and the view never changes a document
+        # or an agreed state in place: the live objects go, not copies.
+        agreed = self._agreed
+        base: dict[str, Any] = {"lastSeenVersion": self._last_seen}
+        base.update(zip(_BASE_SECTIONS, agreed.sections(), strict=True))
         self._store.put_cache(
             self._thing_name,
             self._shadow_name,
-            document=None if self._cloud is None else self._cloud.to_dict(),
-            base={"lastSeenVersion": self._last_seen, **self._agreed.to_cache()},
+            document=None if self._cloud is None else _cache_form(self._cloud),
+            base=base,
         )
         self._saved = written
 
@@ -397,6 +399,25 @@ class CloudView:
                 base_reported=copy_object(cloud.reported),
                 base_metadata=copy_object(cloud.reported_metadata),
             )
+
+
+def _cache_form(document: ShadowDocument) -> JSONObject:
+    """``document.to_dict()`` without its copies: the live sections of the document."""
+    state: JSONObject = {}
+    metadata: JSONObject = {}
+    for name in ("desired", "reported"):
+        section = document.section(name)
+        if section:
+            state[name] = section
+            metadata[name] = document.section_metadata(name)
+    if document.delta is not None:
+        state["delta"] = document.delta
+    return {
+        "state": state,
+        "metadata": metadata,
+        "version": document.version,
+        "timestamp": document.timestamp,
+    }
 
 
 def _same_document(view: ShadowDocument | None, document: ShadowDocument) -> bool:
