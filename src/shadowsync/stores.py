@@ -33,6 +33,7 @@ raw `sqlite3` error escapes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -151,12 +152,18 @@ def _encode_state(value: object) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
+def _encode_path(path: tuple[str, ...]) -> str:
+    # A device queues the same few paths over and over.
+    return dumps_compact(list(path))
+
+
 def _encode_intent(intent: Intent) -> tuple[str, str | None, str, str, str, int, str]:
     return (
         intent.thing_name,
         intent.shadow_name,
         intent.kind,
-        dumps_compact(list(intent.path)),
+        _encode_path(intent.path),
         dumps_compact(intent.value),
         intent.created_at,
         str(intent.stamp),

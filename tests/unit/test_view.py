@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 from shadowsync import DEFAULT_LIMITS, ShadowDocument
 from shadowsync._device.messages import Notification
-from shadowsync._device.view import CloudView
+from shadowsync._device.view import CloudView, apply_at, apply_patch
+from shadowsync._json import copy_object
+from shadowsync._tree import nest
 from shadowsync.events import CacheReset
 from shadowsync.stores import MemoryStore
 
 if TYPE_CHECKING:
-    from shadowsync._json import JSONObject
+    from shadowsync._json import JSONObject, JSONValue
 
 
 def view(store: MemoryStore, shadow_name: str | None = None) -> CloudView:
@@ -164,3 +168,23 @@ def test_the_view_writes_its_cache_entry_only_when_it_changed() -> None:
     first.accept_desired({"mode": "cool"}, first.theirs_desired())
     first.persist()
     assert len(writes) == 2  # the same document again changes nothing; a new agreement does
+
+
+@pytest.mark.parametrize(
+    ("tree", "path", "value"),
+    [
+        ({}, ("a", "b"), 1),
+        ({"a": 5}, ("a", "b"), {"c": None, "d": [1]}),
+        ({"a": {"b": {"x": 1}}}, ("a", "b"), {"y": 2}),
+        ({"a": {"b": 1}}, ("a", "b"), None),
+        ({}, ("a", "b", "c"), None),
+        ({"a": {"b": [1]}}, ("a",), [2]),
+    ],
+)
+def test_applying_at_a_path_is_applying_the_nested_patch(
+    tree: JSONObject, path: tuple[str, ...], value: JSONValue
+) -> None:
+    expected = copy_object(tree)
+    apply_patch(expected, nest(path, value))
+    apply_at(tree, path, value)
+    assert tree == expected

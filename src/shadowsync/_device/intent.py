@@ -11,6 +11,7 @@ requests.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Literal, cast
 
@@ -184,6 +185,13 @@ _SET_SEQ = _SLOTS[_INTENT_FIELDS.index("seq")].__set__
 _SET_VALUE = _SLOTS[_INTENT_FIELDS.index("value")].__set__
 
 
+@functools.lru_cache(maxsize=4096)
+def _path_bytes(path: tuple[str, ...]) -> int:
+    """Bytes the objects around a value at ``path`` add to it in compact JSON: ``{"key":``
+    and ``}`` per key (a device reports the same paths over and over)."""
+    return sum(encoded_size(key) + 3 for key in path)
+
+
 def report_intent(
     *,
     thing_name: str,
@@ -214,7 +222,7 @@ def report_intent(
         "created_at": created_at,
         "stamp": stamp,
         "seq": 0,
-        "size": encoded_size(nest(path, value)),
+        "size": _path_bytes(path) + encoded_size(value),
         "depth": len(path) + _container_depth(value),
     }
     for slot in _SLOTS:
