@@ -867,7 +867,7 @@ class ShadowSession:
                 self._refresh_wanted = True
             self._early.append(message)
             return
-        notification = read_notification(message, self._limits)
+        notification = read_notification(message, self._limits, known=self._view.document)
         if isinstance(notification, MessageIgnored):
             out.append(notification)
             return

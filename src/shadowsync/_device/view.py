@@ -431,7 +431,7 @@ def _cache_form(document: ShadowDocument) -> JSONObject:
 def _same_document(view: ShadowDocument | None, document: ShadowDocument) -> bool:
     """Whether ``document`` is the view's document again (the ``update/documents`` message
     that follows our own accepted update, usually)."""
-    return (
+    return view is document or (
         view is not None
         and view.version == document.version
         and view.timestamp == document.timestamp
