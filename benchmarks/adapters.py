@@ -553,6 +553,51 @@ class Alternating(Generic[_State]):
         return self.states[(self.sent - 1) % 2]
 
 
+def shadow_problems(
+    mqtt: Mqtt, thing: str, shadow: str | None, last: JSONObject, updates: int
+) -> list[str]:
+    """What is wrong with a shadow that should hold ``last`` after ``updates`` updates."""
+    reported, version = mqtt.reported(thing, shadow)
+    name = thing if shadow is None else f"{thing}/{shadow}"
+    found = []
+    if reported is None or not json_equal(reported, last):
+        found.append(f"{name}: the shadow does not hold the last report")
+    if version != updates:
+        found.append(f"{name}: version {version} after {updates} updates")
+    return found
+
+
+def online(
+    device: Device,
+    cleanup: Callable[[], None],
+    labels: tuple[str, str],
+    timed: tuple[Bench, Bench, TimingConfig],
+    *,
+    check_first: Callable[[], list[str]],
+    check_after: Callable[[], list[str]],
+) -> Row:
+    """Connect ``device`` and `compare` the two sides (``labels``: the operation and the
+    peer); close the device and run ``cleanup`` whatever happens."""
+    operation, peer_label = labels
+    ours, peer, config = timed
+    try:
+        device.connect()
+        device.wait_in_sync()
+        return compare(
+            MQTT,
+            operation,
+            peer_label,
+            ours,
+            peer,
+            config,
+            check_first=check_first,
+            check_after=check_after,
+        )
+    finally:
+        device.close()
+        cleanup()
+
+
 def round_trip(mqtt: Mqtt, case: Case, config: TimingConfig, *, sqlite: bool = True) -> Row:
     """`DeviceBridge.report` until `IntentsConfirmed` vs raw paho publish until accepted."""
     states = round_trip_changes(case)
@@ -598,31 +643,20 @@ def round_trip(mqtt: Mqtt, case: Case, config: TimingConfig, *, sqlite: bool = T
         return found + check_shadows()
 
     def check_shadows() -> list[str]:
-        found = device.problems()
-        for thing, side in ((bridged, ours_states), (raw_thing, peer_states)):
-            reported, version = mqtt.reported(thing)
-            if reported is None or not json_equal(reported, side.last):
-                found.append(f"{thing}: the shadow does not hold the last report")
-            if version != side.sent:
-                found.append(f"{thing}: version {version} after {side.sent} updates")
-        return found
+        return device.problems() + [
+            problem
+            for thing, side in ((bridged, ours_states), (raw_thing, peer_states))
+            for problem in shadow_problems(mqtt, thing, None, side.last, side.sent)
+        ]
 
-    try:
-        device.connect()
-        device.wait_in_sync()
-        return compare(
-            MQTT,
-            f"report {size:,} B until confirmed ({kind})",
-            "raw paho round trip",
-            ours,
-            peer,
-            config,
-            check_first=check_first,
-            check_after=check_shadows,
-        )
-    finally:
-        device.close()
-        mqtt.raw.unfollow(raw_thing)
+    return online(
+        device,
+        lambda: mqtt.raw.unfollow(raw_thing),
+        (f"report {size:,} B until confirmed ({kind})", "raw paho round trip"),
+        (ours, peer, config),
+        check_first=check_first,
+        check_after=check_shadows,
+    )
 
 
 # -- MQTT: four shadows on one connection ------------------------------------------------------
@@ -699,33 +733,25 @@ def thing_round_trip(mqtt: Mqtt, case: Case, config: TimingConfig) -> Row:
         return found + check_shadows()
 
     def check_shadows() -> list[str]:
-        found = device.problems()
-        for thing, side in ((bridged, ours_states), (raw_thing, peer_states)):
-            for shadow in THING_SHADOWS:
-                reported, version = mqtt.reported(thing, shadow)
-                if reported is None or not json_equal(reported, side.last[shadow]):
-                    found.append(f"{thing}/{shadow}: the shadow does not hold the last report")
-                if version != side.sent:
-                    found.append(f"{thing}/{shadow}: version {version} after {side.sent} updates")
-        return found
+        return device.problems() + [
+            problem
+            for thing, side in ((bridged, ours_states), (raw_thing, peer_states))
+            for shadow in THING_SHADOWS
+            for problem in shadow_problems(mqtt, thing, shadow, side.last[shadow], side.sent)
+        ]
 
-    try:
-        device.connect()
-        device.wait_in_sync()
-        return compare(
-            MQTT,
-            "report to 4 shadows until all confirmed",
-            "4 raw paho round trips",
-            ours,
-            peer,
-            config,
-            check_first=check_first,
-            check_after=check_shadows,
-        )
-    finally:
-        device.close()
+    def unfollow() -> None:
         for shadow in THING_SHADOWS:
             mqtt.raw.unfollow(raw_thing, shadow)
+
+    return online(
+        device,
+        unfollow,
+        ("report to 4 shadows until all confirmed", "4 raw paho round trips"),
+        (ours, peer, config),
+        check_first=check_first,
+        check_after=check_shadows,
+    )
 
 
 # -- MQTT offline flush ------------------------------------------------------------------------

@@ -1167,12 +1167,17 @@ class Commits:
         return taken
 
 
-def test_a_round_trip_commits_once_at_the_report_and_once_at_its_answer(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "device.db")
+def watched(path: Path) -> tuple[Rig, SQLiteStore, Commits]:
+    """A session in sync on a `SQLiteStore` at ``path``, its commits counted from now on."""
+    store = SQLiteStore(path)
     rig = Rig(store=store)
     rig.service.update(THING, {"state": {"reported": {"a": 0}}})
     rig.sync()
-    commits = Commits(store)
+    return rig, store, Commits(store)
+
+
+def test_a_round_trip_commits_once_at_the_report_and_once_at_its_answer(tmp_path: Path) -> None:
+    rig, store, commits = watched(tmp_path / "device.db")
     for n in range(1, 4):
         rig.report({"a": n, "b": {"c": n, "d": [n, n]}, "e": f"n{n}", "f": {"g": {"h": n}}})
         assert commits.take() == [True]  # the whole report, on the disk when report returns
@@ -1198,11 +1203,7 @@ def test_a_round_trip_commits_once_at_the_report_and_once_at_its_answer(tmp_path
 
 
 def test_a_session_call_that_changes_nothing_writes_nothing(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "device.db")
-    rig = Rig(store=store)
-    rig.service.update(THING, {"state": {"reported": {"a": 0}}})
-    rig.sync()
-    commits = Commits(store)
+    rig, store, commits = watched(tmp_path / "device.db")
     rig.tick(1.0)
     rig.message("update", "accepted", {"clientToken": "someone-else", "version": 1})
     rig.session.get(rig.now)

@@ -33,7 +33,7 @@ from shadowsync._conflict.merge import same
 from shadowsync._conflict.versioning import MessageClass, classify_message
 from shadowsync._document import ShadowDocument
 from shadowsync._json import copy_json, copy_object, describe, json_equal, normalize_section
-from shadowsync._tree import MISSING
+from shadowsync._tree import MISSING, holder
 from shadowsync._update import apply_update
 from shadowsync.errors import InvalidArgumentError, ShadowRejectedError, ShadowSyncError
 from shadowsync.events import CacheReset
@@ -110,13 +110,7 @@ def apply_at(tree: JSONObject, path: Path, value: JSONValue) -> None:
     """Apply ``{path: value}`` to ``tree`` with AWS update semantics, in place."""
     # As apply_patch(tree, nest(path, value)) does, without building the nested patch: what
     # is not an object on the way becomes a fresh one.
-    node = tree
-    for key in path[:-1]:
-        child = node.get(key)
-        if type(child) is not dict:
-            child = node[key] = {}
-        node = child
-    apply_patch(node, {path[-1]: value})
+    apply_patch(holder(tree, path), {path[-1]: value})
 
 
 class CloudView:
