@@ -17,7 +17,7 @@ when a request goes out and what an answer means. Its parts live beside it in th
   store) and the last state both sides agreed on;
 - `shadowsync._device.desired`: judging the cloud's desired state with the rules, the
   acknowledgements and deltas it gives, and the desired changes made on the device;
-- `shadowsync._device.outbox`: the queued intents of the shadow and the plan of updates that
+- `shadowsync._device.outbox`: queuing the shadow's intents, and the plan of updates that
   carries them, made by the pure functions of `shadowsync._device.plan`.
 
 A payload received goes: `read_message` (messages), the session's handler for its operation,
@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, Literal, ParamSpec
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec
 
 from shadowsync import topics
-from shadowsync._conflict.clocks import HybridLogicalClock
 from shadowsync._conflict.policy import ResolutionPolicy
 from shadowsync._device.config import SessionConfig, SessionHealth
 from shadowsync._device.desired import DesiredTracker, Source
-from shadowsync._device.intent import Intent, report_intent, stored_intent
 from shadowsync._device.messages import (
     Incoming,
     read_changes,
@@ -62,7 +60,6 @@ from shadowsync._device.view import CloudView
 from shadowsync._document import ShadowDocument
 from shadowsync._json import (
     JSONObject,
-    JSONValue,
     copy_object,
     describe,
 )
@@ -76,7 +73,6 @@ from shadowsync.errors import (
 from shadowsync.events import (
     AcknowledgementQueued,
     Event,
-    IntentsQueued,
     MessageIgnored,
     RequestFailed,
     ShadowDeleted,
@@ -90,12 +86,11 @@ from shadowsync.rules import ACK_KEY, Acknowledgement, RuleSet
 from shadowsync.strategies import OwnerWins, Strategy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Mapping
 
     from shadowsync._device.plan import (
         Planned,
     )
-    from shadowsync._tree import Path
     from shadowsync.stores import Store
 
 __all__ = ["ShadowSession"]
@@ -251,11 +246,8 @@ class ShadowSession:
             token=self._requests.new_token,
             thing_name=thing_name,
             shadow_name=shadow_name,
+            node=config.node if config.node is not None else thing_name,
         )
-
-        node = config.node if config.node is not None else thing_name
-        own = [i.stamp for i in self._outbox.pending() if i.stamp.node == node]
-        self._hlc = HybridLogicalClock(node, last=max(own) if own else None)
 
     # -- introspection ---------------------------------------------------------------------
 
@@ -384,7 +376,7 @@ class ShadowSession:
             return out
         # The state before the report, for the deadbands (only computed when there are some).
         before = self.device_reported() if self._pacer.has_deadband else {}
-        queued = self._put(
+        queued = self._outbox.put(
             [("report", path, value) for path, value in changed], now, out, checked=True
         )
         self._pacer.hold_if_small(queued, before, now)
@@ -404,7 +396,7 @@ class ShadowSession:
             raise InvalidArgumentError(
                 f"acknowledgement must be an Acknowledgement, got {describe(acknowledgement)}"
             )
-        self._put([("ack", (ACK_KEY,), acknowledgement.to_dict())], now, out)
+        self._outbox.put([("ack", (ACK_KEY,), acknowledgement.to_dict())], now, out)
         out.append(AcknowledgementQueued(acknowledgement=acknowledgement))
         if self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
@@ -592,38 +584,6 @@ class ShadowSession:
         self._retry_at = now + delay
         self._fire(Trigger.FAILED, out)
 
-    # -- internals: the queue --------------------------------------------------------------
-
-    def _put(
-        self,
-        items: Iterable[tuple[Literal["report", "ack"], Path, JSONValue]],
-        now: float,
-        out: list[Event],
-        *,
-        checked: bool = False,
-    ) -> list[Intent]:
-        """Queue ``items``; ``checked``: they are reports, leaves of `read_changes`."""
-        queued: list[Intent] = []
-        # One store transaction: after a crash a multi-key report is queued whole or not at all.
-        with self._queue.transaction():
-            for kind, path, value in items:
-                fields: dict[str, Any] = {
-                    "thing_name": self.thing_name,
-                    "shadow_name": self.shadow_name,
-                    "path": path,
-                    "value": value,
-                    "created_at": int(now),
-                    "stamp": self._hlc.now(int(now * 1000)),
-                }
-                intent = report_intent(**fields) if checked else Intent(kind=kind, **fields)
-                result = self._queue.put(intent, now=int(now))
-                if result.seq is not None:
-                    queued.append(stored_intent(intent, result.seq))
-        if queued:
-            out.append(IntentsQueued(intents=queued))
-        self._outbox.collect_drops(out)  # refusals included: put records them as drops
-        return queued
-
     # -- internals: snapshot, desired state, plan ------------------------------------------
 
     def _take_snapshot(self, document: ShadowDocument | None, now: float, out: list[Event]) -> None:
@@ -645,7 +605,7 @@ class ShadowSession:
         if judgement.conflicts is not None:
             out.append(judgement.conflicts)
         if judgement.ack is not None:
-            self._put([("ack", (ACK_KEY,), judgement.ack.to_dict())], now, out)
+            self._outbox.put([("ack", (ACK_KEY,), judgement.ack.to_dict())], now, out)
             out.append(AcknowledgementQueued(acknowledgement=judgement.ack))
         delta, report = self._desired.announce(
             judgement, self.device_reported(), now, source=source
@@ -653,7 +613,7 @@ class ShadowSession:
         if delta is not None:
             out.append(delta)
         if report:
-            self._put([("report", path, value) for path, value in leaves(report)], now, out)
+            self._outbox.put([("report", path, value) for path, value in leaves(report)], now, out)
 
     def _sync_step(self, now: float, out: list[Event], *, again: bool = True) -> None:
         """Decide what to do next when no request is in flight: refetch, publish or rest."""
