@@ -3,7 +3,9 @@ and clear errors for damaged, foreign or newer files."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import enum
 import json
 import math
 import sqlite3
@@ -742,3 +744,17 @@ def test_store_transaction_commits_durably_in_a_store_that_cannot_do_otherwise()
     with store_transaction(object(), durable=False):
         pass
     assert [intent.value for intent in store.intents()] == [1]
+
+
+class _Level(enum.IntEnum):
+    HIGH = 1
+
+
+@pytest.mark.parametrize(
+    "bad", [{"x": (1, 2)}, {"x": _Level.HIGH}, {"x": {"y": collections.OrderedDict(a=1)}}]
+)
+def test_the_cache_refuses_what_is_not_exactly_json(
+    make_store: Callable[[], Store], bad: Any
+) -> None:
+    with pytest.raises(InvalidArgumentError):
+        make_store().put_cache("lamp", None, document=bad, base=None)
