@@ -758,3 +758,20 @@ def test_the_cache_refuses_what_is_not_exactly_json(
 ) -> None:
     with pytest.raises(InvalidArgumentError):
         make_store().put_cache("lamp", None, document=bad, base=None)
+
+
+def test_store_transaction_reads_a_transaction_set_on_the_store_itself() -> None:
+    store = MemoryStore()
+    entered: list[str] = []
+
+    @contextlib.contextmanager
+    def plain() -> Iterator[None]:
+        entered.append("plain")
+        yield
+
+    store.transaction = plain  # type: ignore[method-assign, assignment]
+    with store_transaction(store, durable=False):
+        store.append(_intent(1))
+    assert entered == ["plain"]
+    with store_transaction(MemoryStore(), durable=False):  # the class's own, which takes it
+        pass

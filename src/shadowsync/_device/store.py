@@ -18,7 +18,7 @@ import attrs
 from shadowsync.errors import ShadowSyncError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from contextlib import AbstractContextManager
 
     from shadowsync._device.intent import Intent
@@ -136,7 +136,7 @@ def store_transaction(store: object, *, durable: bool = True) -> AbstractContext
     method = getattr(store, "transaction", None)
     if not callable(method):
         return contextlib.nullcontext()
-    if not durable and _takes_durable(type(store)):
+    if not durable and _takes_durable(store, method):
         return method(durable=False)  # type: ignore[no-any-return]
     return method()  # type: ignore[no-any-return]
 
@@ -144,17 +144,21 @@ def store_transaction(store: object, *, durable: bool = True) -> AbstractContext
 _TAKES_DURABLE: dict[type, bool] = {}
 
 
-def _takes_durable(kind: type) -> bool:
-    """Whether ``kind.transaction`` takes a ``durable`` keyword (looked up once per class)."""
+def _takes_durable(store: object, method: Callable[..., object]) -> bool:
+    """Whether ``method``, the store's ``transaction``, takes a ``durable`` keyword (looked up
+    once per class when the class defines it)."""
+    kind = type(store)
     known = _TAKES_DURABLE.get(kind)
     if known is None:
         try:
-            parameters = inspect.signature(kind.transaction).parameters.values()  # type: ignore[attr-defined]
+            parameters = list(inspect.signature(method).parameters.values())
         except (TypeError, ValueError):
-            parameters = ()  # type: ignore[assignment]
+            parameters = []
         known = any(
             parameter.name == "durable" or parameter.kind is inspect.Parameter.VAR_KEYWORD
             for parameter in parameters
         )
-        _TAKES_DURABLE[kind] = known
+        # A transaction set on the object itself may differ from one object to the next.
+        if "transaction" not in getattr(store, "__dict__", {}):
+            _TAKES_DURABLE[kind] = known
     return known
