@@ -147,8 +147,9 @@ _TAKES_DURABLE: dict[type, bool] = {}
 def _takes_durable(store: object, method: Callable[..., object]) -> bool:
     """Whether ``method``, the store's ``transaction``, takes a ``durable`` keyword (looked up
     once per class when the class defines it)."""
-    kind = type(store)
-    known = _TAKES_DURABLE.get(kind)
+    # A transaction set on the object itself may differ from one object to the next.
+    own = "transaction" in getattr(store, "__dict__", {})
+    known = None if own else _TAKES_DURABLE.get(type(store))
     if known is None:
         try:
             parameters = list(inspect.signature(method).parameters.values())
@@ -158,7 +159,6 @@ def _takes_durable(store: object, method: Callable[..., object]) -> bool:
             parameter.name == "durable" or parameter.kind is inspect.Parameter.VAR_KEYWORD
             for parameter in parameters
         )
-        # A transaction set on the object itself may differ from one object to the next.
-        if "transaction" not in getattr(store, "__dict__", {}):
-            _TAKES_DURABLE[kind] = known
+        if not own:
+            _TAKES_DURABLE[type(store)] = known
     return known
