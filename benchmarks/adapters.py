@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import boto3
 from moto.server import ThreadedMotoServer
@@ -51,12 +51,25 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from benchmarks.documents import make_case
 from benchmarks.report import Row, _measurement, write_json
 from benchmarks.timing import FULL, SMOKE, Bench, TimingConfig, measure_pair, repeated
-from shadowsync import SessionConfig, SessionState, ShadowSession, json_equal, topics
+from shadowsync import (
+    SessionConfig,
+    SessionState,
+    ShadowSession,
+    ThingSession,
+    json_equal,
+    topics,
+)
 from shadowsync._json import dumps_compact
 from shadowsync.aws import IotShadowClient
-from shadowsync.events import Event, IntentsConfirmed, UpdateAccepted, UpdateRejected
+from shadowsync.events import (
+    Event,
+    FromShadow,
+    IntentsConfirmed,
+    UpdateAccepted,
+    UpdateRejected,
+)
 from shadowsync.mqtt import DeviceBridge, ServiceBridge
-from shadowsync.stores import MemoryStore
+from shadowsync.stores import MemoryStore, SQLiteStore
 from shadowsync.testing import InMemoryShadowService
 
 if TYPE_CHECKING:
@@ -68,6 +81,7 @@ if TYPE_CHECKING:
 
     from benchmarks.documents import Case
     from shadowsync import JSONObject
+    from shadowsync.stores import Store
 
 HOST = "127.0.0.1"
 DEADLINE = 10.0
@@ -230,50 +244,57 @@ def _stop(client: Client) -> None:
     client.loop_stop()
 
 
+Shadow = tuple[str, str | None]
+"""A thing and one of its shadows (``None``: the classic shadow)."""
+
+
 class RawShadowClient:
     """The peer: a bare paho client that speaks the shadow protocol by hand.
 
-    It publishes an update request (``state``, ``clientToken``, and the ``version`` of the last
+    It publishes update requests (``state``, ``clientToken``, and the ``version`` of the last
     accepted answer, as the session sends with compare-and-set) and waits for the
-    ``update/accepted`` carrying its token. It parses every answer on its topics, as any client
+    ``update/accepted`` carrying each token. It parses every answer on its topics, as any client
     must to find its own.
     """
 
     def __init__(self, port: int) -> None:
         self.client = _client("raw")
-        self.versions: dict[str, int] = {}
+        self.versions: dict[Shadow, int] = {}
         self._tokens = itertools.count(1)
-        self._expected: str | None = None
-        self._answer: tuple[bool, dict[str, Any]] | None = None
-        self._answered = threading.Event()
-        self._subscription: int | None = None
-        self._subscribed = threading.Event()
+        self._lock = threading.Lock()
+        self._waiting: dict[str, threading.Event] = {}
+        self._answers: dict[str, tuple[bool, dict[str, Any]]] = {}
+        # SUBACKs by message id: one may arrive before subscribe() has returned its id.
+        self._acked: set[int] = set()
+        self._suback = threading.Condition()
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         _connect(self.client, port)
         if not wait_for(self.client.is_connected):
             raise SetupError(f"the raw paho client could not connect to {HOST}:{port}")
 
-    def _answer_topics(self, thing: str) -> list[str]:
+    def _answer_topics(self, thing: str, shadow: str | None) -> list[str]:
         return [
-            topics.build(thing, "update", "accepted"),
-            topics.build(thing, "update", "rejected"),
+            topics.build(thing, "update", "accepted", shadow_name=shadow),
+            topics.build(thing, "update", "rejected", shadow_name=shadow),
         ]
 
-    def follow(self, thing: str, version: int) -> None:
-        """Subscribe to the answers about ``thing``, at ``version`` now; wait for the SUBACK."""
-        self.versions[thing] = version
-        self._subscribed.clear()
-        result, mid = self.client.subscribe([(name, 1) for name in self._answer_topics(thing)])
-        if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            raise SetupError(f"the raw client cannot subscribe: {result}")
-        self._subscription = mid
-        if not self._subscribed.wait(DEADLINE):
-            raise SetupError(f"no SUBACK for the answers about {thing} within {DEADLINE} s")
+    def follow(self, thing: str, version: int, shadow: str | None = None) -> None:
+        """Subscribe to the answers about a shadow, at ``version`` now; wait for the SUBACK."""
+        self.versions[thing, shadow] = version
+        with self._suback:
+            result, mid = self.client.subscribe(
+                [(name, 1) for name in self._answer_topics(thing, shadow)]
+            )
+            if result != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise SetupError(f"the raw client cannot subscribe: {result}")
+            if not self._suback.wait_for(lambda: mid in self._acked, DEADLINE):
+                raise SetupError(f"no SUBACK for the answers about {thing} within {DEADLINE} s")
+            self._acked.discard(mid)
 
-    def unfollow(self, thing: str) -> None:
-        self.client.unsubscribe(self._answer_topics(thing))
-        self.versions.pop(thing, None)
+    def unfollow(self, thing: str, shadow: str | None = None) -> None:
+        self.client.unsubscribe(self._answer_topics(thing, shadow))
+        self.versions.pop((thing, shadow), None)
 
     def _on_subscribe(
         self,
@@ -283,78 +304,131 @@ class RawShadowClient:
         reason_codes: list[ReasonCode],
         properties: Properties | None,
     ) -> None:
-        if mid == self._subscription:
-            self._subscribed.set()
+        with self._suback:
+            self._acked.add(mid)
+            self._suback.notify_all()
 
     def _on_message(self, client: Client, userdata: Any, message: MQTTMessage) -> None:
         body = json.loads(message.payload)
-        if isinstance(body, dict) and body.get("clientToken") == self._expected:
-            self._answer = (message.topic.endswith("/accepted"), body)
-            self._answered.set()
+        if not isinstance(body, dict):
+            return
+        with self._lock:
+            waiting = self._waiting.get(body.get("clientToken"))  # type: ignore[arg-type]
+            if waiting is not None:
+                self._answers[body["clientToken"]] = (message.topic.endswith("/accepted"), body)
+                waiting.set()
 
-    def update(self, thing: str, reported: JSONObject) -> dict[str, Any]:
+    def update(self, thing: str, reported: JSONObject, shadow: str | None = None) -> dict[str, Any]:
         """Publish one update of the reported state and return its accepted body."""
-        token = f"raw-{next(self._tokens)}"
-        request: dict[str, Any] = {
-            "state": {"reported": reported},
-            "clientToken": token,
-            "version": self.versions[thing],
-        }
-        self._answered.clear()
-        self._expected = token
-        self.client.publish(
-            topics.build(thing, "update"), json.dumps(request, separators=(",", ":")), qos=1
-        )
-        if not self._answered.wait(DEADLINE):
-            raise TimeoutError(f"no answer to the raw update {token} of {thing} in {DEADLINE} s")
-        assert self._answer is not None
-        accepted, body = self._answer
-        if not accepted:
-            raise RuntimeError(f"the raw update {token} of {thing} was rejected: {body}")
-        self.versions[thing] = body["version"]
+        (body,) = self.update_all([(thing, shadow, reported)])
         return body
+
+    def update_all(
+        self, requests: list[tuple[str, str | None, JSONObject]]
+    ) -> list[dict[str, Any]]:
+        """Publish one update per ``(thing, shadow, reported)`` at once, then wait for every
+        answer; the accepted bodies in order."""
+        sent: list[tuple[str, threading.Event, Shadow]] = []
+        for thing, shadow, reported in requests:
+            token = f"raw-{next(self._tokens)}"
+            request: dict[str, Any] = {
+                "state": {"reported": reported},
+                "clientToken": token,
+                "version": self.versions[thing, shadow],
+            }
+            answered = threading.Event()
+            with self._lock:
+                self._waiting[token] = answered
+            self.client.publish(
+                topics.build(thing, "update", shadow_name=shadow),
+                json.dumps(request, separators=(",", ":")),
+                qos=1,
+            )
+            sent.append((token, answered, (thing, shadow)))
+        bodies = []
+        for token, answered, key in sent:
+            if not answered.wait(DEADLINE):
+                raise TimeoutError(f"no answer to the raw update {token} of {key} in {DEADLINE} s")
+            with self._lock:
+                del self._waiting[token]
+                accepted, body = self._answers.pop(token)
+            if not accepted:
+                raise RuntimeError(f"the raw update {token} of {key} was rejected: {body}")
+            self.versions[key] = body["version"]
+            bodies.append(body)
+        return bodies
 
     def close(self) -> None:
         _stop(self.client)
 
 
-class Device:
-    """A `ShadowSession` on a `DeviceBridge` over its own paho client, as a device agent runs it.
+def sqlite_store(directory: Path, name: str) -> Callable[[], Store]:
+    """Opens a `SQLiteStore` (WAL, ``synchronous=FULL``) in ``directory``, on the disk."""
+    return lambda: SQLiteStore(directory / f"{name}.db")
 
-    ``done`` is set when an `IntentsConfirmed` leaves the offline queue empty: everything the
-    device reported is in the cloud.
+
+class Device:
+    """A device agent: a `ShadowSession` (or, given ``shadows``, a `ThingSession` holding those
+    shadows) on a `DeviceBridge` over its own paho client, as a device agent runs it.
+
+    ``done`` is set when the shadows a report went to (`expect`) are all confirmed and the
+    offline queue is empty: everything the device reported is in the cloud.
     """
 
-    def __init__(self, thing: str, port: int) -> None:
+    def __init__(
+        self,
+        thing: str,
+        port: int,
+        *,
+        store: Callable[[], Store] = MemoryStore,
+        shadows: tuple[str | None, ...] | None = None,
+    ) -> None:
         tokens = itertools.count(1)
         self.thing = thing
         self.port = port
-        self.session = ShadowSession(
-            thing,
-            store=MemoryStore(),
-            token=lambda: f"{thing}-{next(tokens)}",
-            random=lambda: 0.5,
-            config=SessionConfig(request_timeout=DEADLINE),
-        )
+        self.store = store()
+        config = SessionConfig(request_timeout=DEADLINE)
+        self.session: ShadowSession | ThingSession
+        if shadows is None:
+            self.session = ShadowSession(
+                thing,
+                store=self.store,
+                token=lambda: f"{thing}-{next(tokens)}",
+                random=lambda: 0.5,
+                config=config,
+            )
+        else:
+            self.session = ThingSession(
+                thing, store=self.store, token=lambda: f"{thing}-{next(tokens)}", random=lambda: 0.5
+            )
+            for shadow in shadows:
+                self.session.add_shadow(shadow, config=config)
         self.client = _client("device")
-        self.confirmed: list[tuple[str | None, int | None]] = []
+        self.confirmed: dict[str | None, list[tuple[str | None, int | None]]] = {}
         self.updates = 0
         self.rejections: list[UpdateRejected] = []
         self.errors: list[BaseException] = []
         self.done = threading.Event()
+        self._unconfirmed: set[str | None] = set()
         self.bridge = DeviceBridge(
             self.client, self.session, on_event=self._on_event, on_error=self.errors.append
         ).start()
 
     def _on_event(self, event: Event) -> None:
         # Runs with the bridge's lock held, so reading the session's queue here is safe.
+        shadow = None
+        if isinstance(event, FromShadow):
+            shadow, event = event.shadow_name, event.event
         if isinstance(event, UpdateAccepted):
             self.updates += 1
         elif isinstance(event, UpdateRejected):
             self.rejections.append(event)
         elif isinstance(event, IntentsConfirmed):
-            self.confirmed.append((event.client_token, event.version))
-            if not self.session.queue.pending():
+            self.confirmed.setdefault(shadow, []).append((event.client_token, event.version))
+            queue = self.session.queue
+            if not queue.pending(self.thing, shadow):
+                self._unconfirmed.discard(shadow)
+            if not self._unconfirmed and not queue.pending():
                 self.done.set()
 
     def connect(self) -> None:
@@ -364,12 +438,25 @@ class Device:
         if not wait_for(lambda: self.bridge.state is SessionState.IN_SYNC):
             raise SetupError(f"{self.thing} was not in sync {DEADLINE} s after connecting")
 
+    def expect(self, shadows: set[str | None]) -> None:
+        """The next ``done`` waits until every one of ``shadows`` is confirmed."""
+        self.done.clear()
+        self._unconfirmed = set(shadows)
+
     def report(self, changes: JSONObject) -> None:
         """Report and wait until the cloud confirmed it (one round trip when online)."""
-        self.done.clear()
+        self.expect({None})
         self.bridge.report(changes)
         if not self.done.wait(DEADLINE):
             raise TimeoutError(f"{self.thing}: report not confirmed within {DEADLINE} s")
+
+    def report_all(self, changes: dict[str | None, JSONObject]) -> None:
+        """Report to every shadow of ``changes`` and wait until all of them are confirmed."""
+        self.expect(set(changes))
+        for shadow, change in changes.items():
+            self.bridge.report(change, shadow=shadow)
+        if not self.done.wait(DEADLINE):
+            raise TimeoutError(f"{self.thing}: reports not confirmed within {DEADLINE} s")
 
     def problems(self) -> list[str]:
         found = [f"{self.thing}: {error!r}" for error in self.errors]
@@ -379,13 +466,16 @@ class Device:
     def close(self) -> None:
         self.bridge.close()
         _stop(self.client)
+        self.store.close()
 
 
 class Mqtt:
     """The broker's port, the service with its bridge, and the raw client."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, workdir: Path) -> None:
         self.port = port
+        self.workdir = workdir
+        """Where the devices' SQLite files go (a directory on the disk, not in memory)."""
         self.service = InMemoryShadowService()
         self.service_errors: list[BaseException] = []
         self._service_client = _client("service")
@@ -397,12 +487,15 @@ class Mqtt:
             raise SetupError("the service bridge was not subscribed in time")
         self.raw = RawShadowClient(port)
 
-    def seed(self, thing: str, reported: JSONObject) -> int:
-        """Create ``thing``'s shadow with this reported state; return its version."""
-        return self.service.update(thing, {"state": {"reported": reported}}).document.version
+    def seed(self, thing: str, reported: JSONObject, shadow: str | None = None) -> int:
+        """Create a shadow of ``thing`` with this reported state; return its version."""
+        body = {"state": {"reported": reported}}
+        return self.service.update(thing, body, shadow_name=shadow).document.version
 
-    def reported(self, thing: str) -> tuple[JSONObject | None, int | None]:
-        document = self.service.document(thing)
+    def reported(
+        self, thing: str, shadow: str | None = None
+    ) -> tuple[JSONObject | None, int | None]:
+        document = self.service.document(thing, shadow)
         return (None, None) if document is None else (document.reported, document.version)
 
     def close(self) -> None:
@@ -439,39 +532,91 @@ def round_trip_changes(case: Case) -> tuple[JSONObject, JSONObject]:
     return first, _changed(first)
 
 
-class Alternating:
+_State = TypeVar("_State")
+
+
+class Alternating(Generic[_State]):
     """Hands out the two states in turn across batches, so that every report changes all."""
 
-    def __init__(self, states: tuple[JSONObject, JSONObject]) -> None:
+    def __init__(self, states: tuple[_State, _State]) -> None:
         self.states = states
         self.sent = 1
         """Updates of the shadow so far: its seed wrote ``states[0]`` as version 1."""
 
-    def prepare(self, count: int) -> list[JSONObject]:
+    def prepare(self, count: int) -> list[_State]:
         items = [self.states[(self.sent + index) % 2] for index in range(count)]
         self.sent += count
         return items
 
     @property
-    def last(self) -> JSONObject:
+    def last(self) -> _State:
         return self.states[(self.sent - 1) % 2]
 
 
-def round_trip(mqtt: Mqtt, case: Case, config: TimingConfig) -> Row:
+def shadow_problems(
+    mqtt: Mqtt, thing: str, shadow: str | None, last: JSONObject, updates: int
+) -> list[str]:
+    """What is wrong with a shadow that should hold ``last`` after ``updates`` updates."""
+    reported, version = mqtt.reported(thing, shadow)
+    name = thing if shadow is None else f"{thing}/{shadow}"
+    found = []
+    if reported is None or not json_equal(reported, last):
+        found.append(f"{name}: the shadow does not hold the last report")
+    if version != updates:
+        found.append(f"{name}: version {version} after {updates} updates")
+    return found
+
+
+def online(
+    device: Device,
+    cleanup: Callable[[], None],
+    labels: tuple[str, str],
+    timed: tuple[Bench, Bench, TimingConfig],
+    *,
+    check_first: Callable[[], list[str]],
+    check_after: Callable[[], list[str]],
+) -> Row:
+    """Connect ``device`` and `compare` the two sides (``labels``: the operation and the
+    peer); close the device and run ``cleanup`` whatever happens."""
+    operation, peer_label = labels
+    ours, peer, config = timed
+    try:
+        device.connect()
+        device.wait_in_sync()
+        return compare(
+            MQTT,
+            operation,
+            peer_label,
+            ours,
+            peer,
+            config,
+            check_first=check_first,
+            check_after=check_after,
+        )
+    finally:
+        device.close()
+        cleanup()
+
+
+def round_trip(mqtt: Mqtt, case: Case, config: TimingConfig, *, sqlite: bool = True) -> Row:
     """`DeviceBridge.report` until `IntentsConfirmed` vs raw paho publish until accepted."""
     states = round_trip_changes(case)
-    bridged, raw_thing = "rt-bridge", "rt-raw"
+    kind = "sqlite" if sqlite else "memory"
+    bridged, raw_thing = f"rt-bridge-{kind}", f"rt-raw-{kind}"
     mqtt.raw.follow(raw_thing, mqtt.seed(raw_thing, states[0]))
     mqtt.seed(bridged, states[0])
-    device = Device(bridged, mqtt.port)
+    store = sqlite_store(mqtt.workdir, bridged) if sqlite else MemoryStore
+    device = Device(bridged, mqtt.port, store=store)
     ours_states, peer_states = Alternating(states), Alternating(states)
     size = len(dumps_compact(states[1]))
+    where = "a SQLiteStore (WAL, synchronous=FULL) on disk" if sqlite else "a MemoryStore"
 
     def peer_run(changes: JSONObject) -> None:
         mqtt.raw.update(raw_thing, changes)
 
     ours = Bench(
-        name=f"DeviceBridge.report of a {size:,}-byte reported change until IntentsConfirmed",
+        name=f"DeviceBridge.report of a {size:,}-byte reported change until IntentsConfirmed, "
+        f"the session's queue and cache in {where}",
         run=device.report,
         prepare=ours_states.prepare,
     )
@@ -483,46 +628,130 @@ def round_trip(mqtt: Mqtt, case: Case, config: TimingConfig) -> Row:
 
     def check_first() -> list[str]:
         checked = 4
-        before = len(device.confirmed)
+        before = len(device.confirmed.get(None, []))
         for changes in ours_states.prepare(checked):
             device.report(changes)
-        ours_versions = [version for _, version in device.confirmed[before:]]
+        ours_versions = [version for _, version in device.confirmed[None][before:]]
         peer_versions = [
             mqtt.raw.update(raw_thing, c)["version"] for c in peer_states.prepare(checked)
         ]
         found = []
         if ours_versions != peer_versions:
             found.append(f"accepted versions differ: bridge {ours_versions}, raw {peer_versions}")
-        if any(token is None for token, _ in device.confirmed):
+        if any(token is None for token, _ in device.confirmed[None]):
             found.append("a report was confirmed without an update being sent")
         return found + check_shadows()
 
     def check_shadows() -> list[str]:
-        found = device.problems()
-        for thing, side in ((bridged, ours_states), (raw_thing, peer_states)):
-            reported, version = mqtt.reported(thing)
-            if reported is None or not json_equal(reported, side.last):
-                found.append(f"{thing}: the shadow does not hold the last report")
-            if version != side.sent:
-                found.append(f"{thing}: version {version} after {side.sent} updates")
-        return found
+        return device.problems() + [
+            problem
+            for thing, side in ((bridged, ours_states), (raw_thing, peer_states))
+            for problem in shadow_problems(mqtt, thing, None, side.last, side.sent)
+        ]
 
-    try:
-        device.connect()
-        device.wait_in_sync()
-        return compare(
-            MQTT,
-            f"report {size:,} B until confirmed",
-            "raw paho round trip",
-            ours,
-            peer,
-            config,
-            check_first=check_first,
-            check_after=check_shadows,
-        )
-    finally:
-        device.close()
-        mqtt.raw.unfollow(raw_thing)
+    return online(
+        device,
+        lambda: mqtt.raw.unfollow(raw_thing),
+        (f"report {size:,} B until confirmed ({kind})", "raw paho round trip"),
+        (ours, peer, config),
+        check_first=check_first,
+        check_after=check_shadows,
+    )
+
+
+# -- MQTT: four shadows on one connection ------------------------------------------------------
+
+THING_SHADOWS: dict[str | None, tuple[str, ...]] = {
+    None: ("network", "wifi"),
+    "configuration": ("thermostat", "lighting", "hvac"),
+    "telemetry": ("power", "battery", "sensors", "cellular"),
+    "maintenance": ("firmware", "schedule", "alarms", "display", "audio"),
+}
+"""The groups of the 8 KB case each shadow of the four-shadow device reports."""
+
+
+def thing_changes(case: Case) -> tuple[dict[str | None, JSONObject], dict[str | None, JSONObject]]:
+    """Two reports per shadow (its groups of the 8 KB case) differing in every leaf."""
+    first = {
+        shadow: {group: case.reported[group] for group in groups}
+        for shadow, groups in THING_SHADOWS.items()
+    }
+    return first, {shadow: _changed(state) for shadow, state in first.items()}
+
+
+def thing_round_trip(mqtt: Mqtt, case: Case, config: TimingConfig) -> Row:
+    """A `ThingSession` with four shadows reporting to all four until all are confirmed, vs
+    the raw client publishing the same four updates and awaiting the four answers."""
+    states = thing_changes(case)
+    bridged, raw_thing = "rt4-bridge", "rt4-raw"
+    for shadow in THING_SHADOWS:
+        mqtt.seed(bridged, states[0][shadow], shadow)
+        mqtt.raw.follow(raw_thing, mqtt.seed(raw_thing, states[0][shadow], shadow), shadow)
+    device = Device(
+        bridged,
+        mqtt.port,
+        store=sqlite_store(mqtt.workdir, bridged),
+        shadows=tuple(THING_SHADOWS),
+    )
+    ours_states, peer_states = Alternating(states), Alternating(states)
+    sizes = "/".join(f"{len(dumps_compact(state)):,}" for state in states[1].values())
+
+    def peer_run(changes: dict[str | None, JSONObject]) -> None:
+        mqtt.raw.update_all([(raw_thing, shadow, state) for shadow, state in changes.items()])
+
+    ours = Bench(
+        name="a ThingSession of 4 shadows (classic, configuration, telemetry, maintenance) on one "
+        f"DeviceBridge and one SQLiteStore (WAL, synchronous=FULL): DeviceBridge.report to each "
+        f"shadow ({sizes} bytes), until all four are confirmed",
+        run=device.report_all,
+        prepare=ours_states.prepare,
+    )
+    peer = Bench(
+        name="one raw paho client publishes the same four update requests (one per shadow, "
+        "each with its version) at once, then awaits the four update/accepted",
+        run=peer_run,
+        prepare=peer_states.prepare,
+    )
+
+    def check_first() -> list[str]:
+        checked = 3
+        before = {shadow: len(device.confirmed.get(shadow, [])) for shadow in THING_SHADOWS}
+        for changes in ours_states.prepare(checked):
+            device.report_all(changes)
+        ours_versions = {
+            shadow: [version for _, version in device.confirmed[shadow][before[shadow] :]]
+            for shadow in THING_SHADOWS
+        }
+        peer_versions: dict[str | None, list[int]] = {shadow: [] for shadow in THING_SHADOWS}
+        for changes in peer_states.prepare(checked):
+            requests = [(raw_thing, shadow, state) for shadow, state in changes.items()]
+            for (_, shadow, _), body in zip(requests, mqtt.raw.update_all(requests), strict=True):
+                peer_versions[shadow].append(body["version"])
+        found = []
+        if ours_versions != peer_versions:
+            found.append(f"accepted versions differ: bridge {ours_versions}, raw {peer_versions}")
+        return found + check_shadows()
+
+    def check_shadows() -> list[str]:
+        return device.problems() + [
+            problem
+            for thing, side in ((bridged, ours_states), (raw_thing, peer_states))
+            for shadow in THING_SHADOWS
+            for problem in shadow_problems(mqtt, thing, shadow, side.last[shadow], side.sent)
+        ]
+
+    def unfollow() -> None:
+        for shadow in THING_SHADOWS:
+            mqtt.raw.unfollow(raw_thing, shadow)
+
+    return online(
+        device,
+        unfollow,
+        ("report to 4 shadows until all confirmed", "4 raw paho round trips"),
+        (ours, peer, config),
+        check_first=check_first,
+        check_after=check_shadows,
+    )
 
 
 # -- MQTT offline flush ------------------------------------------------------------------------
@@ -960,9 +1189,13 @@ def run_mqtt(config: TimingConfig, flush_count: int, notes: dict[str, list[str]]
         tempfile.TemporaryDirectory(prefix="shadowsync-bench-") as workdir,
         mosquitto(executable, Path(workdir)) as port,
     ):
-        mqtt = Mqtt(port)
+        mqtt = Mqtt(port, Path(workdir))
         try:
-            trip = round_trip(mqtt, case, config)
+            trips = [
+                round_trip(mqtt, case, config),
+                round_trip(mqtt, case, config, sqlite=False),
+                thing_round_trip(mqtt, case, config),
+            ]
             flush, updates = offline_flush(mqtt, flush_count, config)
         finally:
             mqtt.close()
@@ -974,7 +1207,7 @@ def run_mqtt(config: TimingConfig, flush_count: int, notes: dict[str, list[str]]
         f"broker: mosquitto on {HOST}; one ServiceBridge (InMemoryShadowService) answers both",
         *flush_notes(flush, flush_count, updates),
     ]
-    return [trip, flush]
+    return [*trips, flush]
 
 
 def run_aws(config: TimingConfig, notes: dict[str, list[str]]) -> list[Row]:

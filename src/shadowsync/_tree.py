@@ -38,6 +38,7 @@ __all__ = [
     "Path",
     "Value",
     "copy_value",
+    "holder",
     "leaf_paths",
     "leaves",
     "lookup",
@@ -96,13 +97,19 @@ def place(tree: JSONObject, path: Path, value: JSONValue) -> None:
     A non-object on the way is replaced by an object. ``value`` is stored as given (not
     copied). ``path`` must not be empty.
     """
+    holder(tree, path)[path[-1]] = value
+
+
+def holder(tree: JSONObject, path: Path) -> JSONObject:
+    """The object of ``tree`` that holds the last key of ``path``, made on the way: a
+    non-object on the way is replaced by an object. ``path`` must not be empty."""
     node = tree
     for key in path[:-1]:
         child = node.get(key)
         if type(child) is not dict:
             child = node[key] = {}
         node = child
-    node[path[-1]] = value
+    return node
 
 
 def nest(path: Path, value: JSONValue) -> JSONObject:

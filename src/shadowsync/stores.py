@@ -23,14 +23,17 @@ devices that have none.
 
 SQLite details: the database runs in WAL mode with ``synchronous=FULL``, so a transaction that
 has committed survives a crash of the process and, on storage that honours ``fsync``, a loss of
-power; every write is one transaction. Opening a file runs ``PRAGMA integrity_check`` and
-checks the schema version: a damaged file raises `StoreCorruptError`, a file written by a newer
-shadowsync raises `StoreSchemaError`, and no raw `sqlite3` error escapes.
+power; every write is one transaction, or part of the `SQLiteStore.transaction` in progress
+(``transaction(durable=False)`` commits without waiting for the disk, see there). Opening a
+file runs ``PRAGMA integrity_check`` and checks the schema version: a damaged file raises
+`StoreCorruptError`, a file written by a newer shadowsync raises `StoreSchemaError`, and no
+raw `sqlite3` error escapes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -149,12 +152,18 @@ def _encode_state(value: object) -> str:
     return text
 
 
+@functools.lru_cache(maxsize=4096)
+def _encode_path(path: tuple[str, ...]) -> str:
+    # A device queues the same few paths over and over.
+    return dumps_compact(list(path))
+
+
 def _encode_intent(intent: Intent) -> tuple[str, str | None, str, str, str, int, str]:
     return (
         intent.thing_name,
         intent.shadow_name,
         intent.kind,
-        dumps_compact(list(intent.path)),
+        _encode_path(intent.path),
         dumps_compact(intent.value),
         intent.created_at,
         str(intent.stamp),
@@ -192,6 +201,11 @@ def _check_seqs(seqs: Iterable[int]) -> list[int]:
         if type(seq) is not int or seq < 0:
             raise InvalidArgumentError(f"a seq must be a non-negative int, got {describe(seq)}")
     return items
+
+
+def _check_durable(durable: object) -> None:
+    if type(durable) is not bool:
+        raise InvalidArgumentError(f"durable must be True or False, got {describe(durable)}")
 
 
 _S = TypeVar("_S", bound="_Closing")
@@ -241,37 +255,50 @@ class MemoryStore(_Closing):
         self._last_seq = 0
         self._closed = False
         self._depth = 0
+        self._undo: tuple[dict[int, Intent], dict[Any, Any], dict[str, str]] | None = None
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
         """Every write inside happens together, or (if the block raises) none of them does.
 
         Re-entrant; other threads wait until it ends. The seqs handed out inside a block that
-        raised are not handed out again.
+        raised are not handed out again. ``durable`` is accepted as `SQLiteStore` takes it;
+        memory has no disk to wait for.
         """
+        _check_durable(durable)
         with self._lock:
             self._check_open()
-            saved = (dict(self._intents), dict(self._cache), dict(self._state))
+            if not self._depth:
+                self._undo = None
             self._depth += 1
             try:
                 yield
             except BaseException:
-                if self._depth == 1:
-                    self._intents, self._cache, self._state = saved
+                if self._depth == 1 and self._undo is not None:
+                    self._intents, self._cache, self._state = self._undo
                 raise
             finally:
                 self._depth -= 1
+                if not self._depth:
+                    self._undo = None
 
     def _check_open(self) -> None:
         if self._closed:
             raise StoreError("the store is closed")
+
+    def _writing(self) -> None:
+        """Before a write: open, and inside a transaction, what to restore if it raises."""
+        self._check_open()
+        # Copied at the first write only: a transaction that writes nothing costs nothing.
+        if self._depth and self._undo is None:
+            self._undo = (dict(self._intents), dict(self._cache), dict(self._state))
 
     def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:
         """Store ``intent`` and remove ``remove`` in one step; return the new seq."""
         _check_intent(intent)
         gone = _check_seqs(remove)
         with self._lock:
-            self._check_open()
+            self._writing()
             self._last_seq += 1
             self._intents[self._last_seq] = stored_intent(intent, self._last_seq)
             for seq in gone:
@@ -282,7 +309,7 @@ class MemoryStore(_Closing):
         """Remove intents by seq (unknown seqs are ignored)."""
         gone = _check_seqs(seqs)
         with self._lock:
-            self._check_open()
+            self._writing()
             for seq in gone:
                 self._intents.pop(seq, None)
 
@@ -305,7 +332,7 @@ class MemoryStore(_Closing):
         key = _check_names(thing_name, shadow_name)
         entry = (_encode_cache(document, "document"), _encode_cache(base, "base"))
         with self._lock:
-            self._check_open()
+            self._writing()
             self._cache[key] = entry
 
     def get_cache(self, thing_name: str, shadow_name: str | None) -> CacheEntry | None:
@@ -327,7 +354,7 @@ class MemoryStore(_Closing):
         """Forget a shadow's cache entry."""
         key = _check_names(thing_name, shadow_name)
         with self._lock:
-            self._check_open()
+            self._writing()
             self._cache.pop(key, None)
 
     def put_state(self, name: str, value: Mapping[str, Any]) -> None:
@@ -335,7 +362,7 @@ class MemoryStore(_Closing):
         key = _check_state_name(name)
         text = _encode_state(value)
         with self._lock:
-            self._check_open()
+            self._writing()
             self._state[key] = text
 
     def get_state(self, name: str) -> JSONObject | None:
@@ -419,6 +446,9 @@ class SQLiteStore(_Closing):
         self._path = os.fspath(path)
         self._lock = threading.RLock()
         self._depth = 0
+        # Inside a `transaction` that has not begun yet: its ``durable``; else None.
+        self._waiting: bool | None = None
+        self._durable = True
         self._conn: sqlite3.Connection | None = None
         # Every sqlite3 failure is caught as this, so the methods need no module of their own.
         self._sqlite_error: type[sqlite3.Error] = sqlite3.Error
@@ -522,6 +552,8 @@ class SQLiteStore(_Closing):
             conn = self._connection()
             try:
                 if self._depth:
+                    if self._waiting is not None:
+                        self._begin(conn, durable=self._waiting)
                     return self._statements(conn, insert, delete)
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -549,13 +581,23 @@ class SQLiteStore(_Closing):
         return rowid
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
-        """Every write inside is one SQLite transaction, committed (``synchronous=FULL``) at
-        the end: durable together, or (after a crash, or if the block raises) not at all.
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
+        """Every write inside is one SQLite transaction, committed at the end: all of it, or
+        (after a crash, or if the block raises) none of it.
 
-        Re-entrant; other threads wait until it ends. One commit for many writes is also what
-        makes a round trip cheap: the device bridge writes each message's changes in one.
+        With ``durable`` (the default) the commit waits for the disk (``synchronous=FULL``):
+        the writes survive a loss of power once the block ends. With ``durable=False`` it does
+        not wait: the writes survive a crash of the process at once, and a loss of power from
+        the next durable commit (or checkpoint) on, which brings every earlier commit to the
+        disk with it. The device session commits this way what it learns from the cloud (a
+        confirmation, the cached document): losing that to a power cut only makes it send
+        again what the cloud already holds, as after a cut while the update was in flight.
+
+        Re-entrant; a block nested in another is part of it, and the outermost block's
+        ``durable`` decides. Other threads wait until it ends. One commit for many writes is
+        what makes a round trip cheap: the session writes each call's changes in one.
         """
+        _check_durable(durable)
         with self._lock:
             conn = self._connection()
             if self._depth:
@@ -565,25 +607,46 @@ class SQLiteStore(_Closing):
                 finally:
                     self._depth -= 1
                 return
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except self._sqlite_error as exc:
-                raise self._fail(exc, "begin a transaction on") from None
-            self._depth = 1
+            # The SQLite transaction begins at the first write: a block that writes nothing
+            # (a message that changed nothing) costs no commit.
+            self._depth, self._waiting = 1, durable
             try:
                 yield
             except BaseException:
-                self._depth = 0
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                self._end(conn, "ROLLBACK")
                 raise
-            self._depth = 0
+            self._end(conn, "COMMIT")
+
+    def _begin(self, conn: sqlite3.Connection, *, durable: bool) -> None:
+        """Begin the `transaction` in progress (``self._waiting`` says it has not begun)."""
+        if not durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            if not durable:
+                conn.execute("PRAGMA synchronous=FULL")
+            raise
+        self._waiting, self._durable = None, durable
+
+    def _end(self, conn: sqlite3.Connection, how: str) -> None:
+        """End the `transaction` in progress with ``COMMIT`` or ``ROLLBACK``, back to
+        ``synchronous=FULL``."""
+        begun, self._depth, self._waiting = self._waiting is None, 0, None
+        if not begun:
+            return
+        try:
             try:
-                conn.execute("COMMIT")
+                conn.execute(how)
             except self._sqlite_error as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
-                raise self._fail(exc, "commit to") from None
+                raise self._fail(exc, "commit to" if how == "COMMIT" else "roll back") from None
+            finally:
+                if not self._durable:
+                    conn.execute("PRAGMA synchronous=FULL")
+        except self._sqlite_error as exc:
+            raise self._fail(exc, "end a transaction on") from None
 
     def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:
         """Store ``intent`` and remove ``remove`` in one transaction; return the new seq.

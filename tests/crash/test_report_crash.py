@@ -66,3 +66,28 @@ def test_a_multi_key_report_is_queued_whole_or_not_at_all(tmp_path: Path) -> Non
     assert document is not None
     assert document.reported == report_for(next_n - 1)
     pair.store.close()
+
+
+def test_a_confirmation_survives_a_crash_of_the_process(tmp_path: Path) -> None:
+    """Confirmations are committed without waiting for the disk: a SIGKILL must not undo one.
+
+    The child reports and has each report confirmed by a service in its own process, printing
+    ``n`` once report ``n`` left the queue. After the kill, the queue holds at most the report
+    that was in flight (whole), never one that was printed as confirmed.
+    """
+    rng = random.Random(SEED + 1)
+    database = tmp_path / "device.db"
+    next_n = 0
+    confirmed_rounds = 0
+    for _ in range(KILLS):
+        confirmed = run_and_kill(WRITER, ["confirm", str(database), str(next_n)], rng)
+        n = _queued_report(database)
+        if confirmed:
+            confirmed_rounds += 1
+            assert n is None or n == confirmed[-1] + 1, (n, confirmed[-1])
+            next_n = confirmed[-1] + 1
+        if n is not None:
+            next_n = max(next_n, n + 1)
+            with SQLiteStore(database) as store:  # the next child starts with an empty queue
+                store.remove(intent.seq for intent in store.intents())
+    assert confirmed_rounds >= KILLS // 2  # the kills landed among round trips

@@ -46,7 +46,7 @@ from shadowsync.events import (
     UpdateRejected,
 )
 from shadowsync.rules import ACK_KEY, Range, RuleSet
-from shadowsync.stores import MemoryStore
+from shadowsync.stores import MemoryStore, SQLiteStore, Store
 from shadowsync.strategies import LastWriterWins
 from shadowsync.testing import InMemoryShadowService
 from tests.strategies.device import hostile_payloads, token_counter
@@ -67,7 +67,7 @@ class Rig:
         *,
         config: SessionConfig | None = None,
         rules: RuleSet | None = None,
-        store: MemoryStore | None = None,
+        store: Store | None = None,
         service: InMemoryShadowService | None = None,
         policy: Any = None,
         shadow_name: str | None = None,
@@ -1139,3 +1139,83 @@ def test_events_are_frozen_values() -> None:
 
 def test_the_table_is_on_the_class() -> None:
     assert ShadowSession.TRANSITIONS is TRANSITIONS
+
+
+# --- what a round trip writes -----------------------------------------------------------------
+
+
+class Commits:
+    """The commits on a `SQLiteStore`'s connection, each with whether it waited for the disk
+    (``synchronous=FULL``): counted, not timed, so that a regression shows as a failure."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.commits: list[bool] = []
+        self._full = True
+        connection = store._conn  # the test watches the store's own statements
+        assert connection is not None
+        connection.set_trace_callback(self._trace)
+
+    def _trace(self, sql: str) -> None:
+        statement = sql.strip().upper()
+        if statement.startswith("PRAGMA SYNCHRONOUS="):
+            self._full = statement.endswith("=FULL")
+        elif statement == "COMMIT":
+            self.commits.append(self._full)
+
+    def take(self) -> list[bool]:
+        taken, self.commits = self.commits, []
+        return taken
+
+
+def watched(path: Path) -> tuple[Rig, SQLiteStore, Commits]:
+    """A session in sync on a `SQLiteStore` at ``path``, its commits counted from now on."""
+    store = SQLiteStore(path)
+    rig = Rig(store=store)
+    rig.service.update(THING, {"state": {"reported": {"a": 0}}})
+    rig.sync()
+    return rig, store, Commits(store)
+
+
+def test_a_round_trip_commits_once_at_the_report_and_once_at_its_answer(tmp_path: Path) -> None:
+    rig, store, commits = watched(tmp_path / "device.db")
+    for n in range(1, 4):
+        rig.report({"a": n, "b": {"c": n, "d": [n, n]}, "e": f"n{n}", "f": {"g": {"h": n}}})
+        assert commits.take() == [True]  # the whole report, on the disk when report returns
+        replies = rig.serve()
+        assert [topic.rsplit("/shadow/", 1)[1] for topic, _ in replies] == [
+            "update/accepted",
+            "update/documents",
+        ]
+        assert of_type(rig.deliver(replies[:1]), IntentsConfirmed)
+        # The confirmation and the cache entry: one commit, which need not wait for the disk.
+        assert commits.take() == [False]
+        rig.deliver(replies[1:])
+        assert commits.take() == []  # the documents of our own update change nothing
+        assert rig.state is S.IN_SYNC
+        assert not rig.unsent
+        assert store.intents() == []
+    store.close()
+    with SQLiteStore(tmp_path / "device.db") as reopened:
+        cached = reopened.get_cache(THING, None)
+        assert cached is not None
+        assert cached.document is not None
+        assert cached.document["version"] == rig.doc().version
+
+
+def test_a_session_call_that_changes_nothing_writes_nothing(tmp_path: Path) -> None:
+    rig, store, commits = watched(tmp_path / "device.db")
+    rig.tick(1.0)
+    rig.message("update", "accepted", {"clientToken": "someone-else", "version": 1})
+    rig.session.get(rig.now)
+    assert commits.take() == []
+    store.close()
+
+
+def test_a_session_call_that_raises_writes_nothing() -> None:
+    store = MemoryStore()
+    rig = in_sync(store=store)
+    rig.session._requests._token = lambda: ""  # the next update's token factory fails
+    with pytest.raises(InvalidArgumentError, match="token"):
+        rig.report({"a": 1, "b": 2})
+    assert store.intents() == []
+    assert rig.session.queue.pending() == ()

@@ -3,6 +3,9 @@ and clear errors for damaged, foreign or newer files."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
+import enum
 import json
 import math
 import sqlite3
@@ -15,6 +18,7 @@ import pytest
 
 from shadowsync import HLCStamp
 from shadowsync._device.intent import Intent
+from shadowsync._device.store import store_transaction
 from shadowsync.errors import InvalidArgumentError, InvalidNameError, ShadowSyncError
 from shadowsync.stores import (
     CacheEntry,
@@ -677,3 +681,97 @@ def test_a_transaction_that_raises_writes_nothing(make_store: Callable[[], Store
     assert make_store().get_state("s") is None
     later = store.append(_intent(3, path=("c",)))
     assert later > kept
+
+
+def test_a_transaction_that_need_not_wait_for_the_disk_still_commits_whole(
+    make_store: Callable[[], Store],
+) -> None:
+    store: Any = make_store()
+    with store.transaction(durable=False):
+        first = store.append(_intent(1, path=("a",)))
+        with store.transaction():  # nested: part of the outer block, which decides
+            store.put_cache("lamp", None, document={"version": 2}, base=None)
+    assert [intent.seq for intent in make_store().intents()] == [first]
+    cached = make_store().get_cache("lamp", None)
+    assert cached is not None
+    assert cached.document == {"version": 2}
+
+
+def test_a_transaction_takes_durable_as_a_bool_only(make_store: Callable[[], Store]) -> None:
+    store: Any = make_store()
+    with pytest.raises(InvalidArgumentError, match="durable"), store.transaction(durable=0):
+        pass  # pragma: no cover - refused before the block runs
+
+
+def test_sqlite_waits_for_the_disk_again_after_a_transaction_that_did_not(
+    tmp_path: Path,
+) -> None:
+    with SQLiteStore(tmp_path / "s.db") as store:
+        connection = store._conn  # the test reads the connection's own setting
+        assert connection is not None
+        seen: list[str] = []
+        connection.set_trace_callback(seen.append)
+        with store.transaction(durable=False):
+            pass
+        assert seen == []  # nothing written: no transaction, no commit
+        with store.transaction(durable=False):
+            store.append(_intent(1))
+        assert seen[:2] == ["PRAGMA synchronous=NORMAL", "BEGIN IMMEDIATE"]
+        assert seen[-2:] == ["COMMIT", "PRAGMA synchronous=FULL"]
+
+        def half_way() -> None:
+            with store.transaction(durable=False):
+                store.append(_intent(2))
+                raise RuntimeError("half way")
+
+        with pytest.raises(RuntimeError, match="half way"):
+            half_way()
+        assert seen[-2:] == ["ROLLBACK", "PRAGMA synchronous=FULL"]
+        assert connection.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+        assert [intent.value for intent in store.intents()] == [1]
+
+
+def test_store_transaction_commits_durably_in_a_store_that_cannot_do_otherwise() -> None:
+    class Plain(MemoryStore):
+        @contextlib.contextmanager
+        def transaction(self) -> Iterator[None]:  # type: ignore[override]
+            with super().transaction():
+                yield
+
+    store = Plain()
+    with store_transaction(store, durable=False):
+        store.append(_intent(1))
+    with store_transaction(object(), durable=False):
+        pass
+    assert [intent.value for intent in store.intents()] == [1]
+
+
+class _Level(enum.IntEnum):
+    HIGH = 1
+
+
+@pytest.mark.parametrize(
+    "bad", [{"x": (1, 2)}, {"x": _Level.HIGH}, {"x": {"y": collections.OrderedDict(a=1)}}]
+)
+def test_the_cache_refuses_what_is_not_exactly_json(
+    make_store: Callable[[], Store], bad: Any
+) -> None:
+    with pytest.raises(InvalidArgumentError):
+        make_store().put_cache("lamp", None, document=bad, base=None)
+
+
+def test_store_transaction_reads_a_transaction_set_on_the_store_itself() -> None:
+    store = MemoryStore()
+    entered: list[str] = []
+
+    @contextlib.contextmanager
+    def plain() -> Iterator[None]:
+        entered.append("plain")
+        yield
+
+    store.transaction = plain  # type: ignore[method-assign, assignment]
+    with store_transaction(store, durable=False):
+        store.append(_intent(1))
+    assert entered == ["plain"]
+    with store_transaction(MemoryStore(), durable=False):  # the class's own, which takes it
+        pass

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 from shadowsync import DEFAULT_LIMITS, ShadowDocument
 from shadowsync._device.messages import Notification
-from shadowsync._device.view import CloudView
+from shadowsync._device.view import CloudView, apply_at, apply_patch
+from shadowsync._json import copy_object
+from shadowsync._tree import nest
 from shadowsync.events import CacheReset
 from shadowsync.stores import MemoryStore
 
 if TYPE_CHECKING:
-    from shadowsync._json import JSONObject
+    from shadowsync._json import JSONObject, JSONValue
 
 
 def view(store: MemoryStore, shadow_name: str | None = None) -> CloudView:
@@ -124,3 +128,63 @@ def test_forgetting_the_shadow_clears_what_was_agreed() -> None:
         {},
         {},
     )
+
+
+def test_the_cache_entry_holds_the_document_as_get_thing_shadow_renders_it() -> None:
+    store = MemoryStore()
+    first = view(store)
+    first.expect_snapshot()
+    shadow = document(4, {"mode": "cool", "on": True}, {"on": True, "mode": "heat"})
+    first.take_snapshot(shadow)
+    first.persist()
+    entry = store.get_cache("lamp", None)
+    assert entry is not None
+    assert entry.document == shadow.to_dict()  # delta included, as the service renders it
+
+
+def test_the_view_writes_its_cache_entry_only_when_it_changed() -> None:
+    writes: list[object] = []
+
+    class Counting(MemoryStore):
+        def put_cache(self, *args: object, **kwargs: object) -> None:
+            writes.append(kwargs["document"])
+            super().put_cache(*args, **kwargs)  # type: ignore[arg-type]
+
+    store = Counting()
+    first = view(store)
+    assert first.load() is None
+    first.persist()
+    assert writes == []  # nothing known, nothing stored: the entry would say as much
+    first.expect_snapshot()
+    first.take_snapshot(document(4, {"mode": "cool"}, {"on": True}))
+    first.persist()
+    first.persist()
+    assert len(writes) == 1
+    again = document(4, {"mode": "cool"}, {"on": True})
+    first.take_notification(Notification(version=4, document=again, delta=None))
+    first.persist()
+    assert len(writes) == 1
+    first.accept_desired({"mode": "cool"}, first.theirs_desired())
+    first.accept_desired({"mode": "cool"}, first.theirs_desired())
+    first.persist()
+    assert len(writes) == 2  # the same document again changes nothing; a new agreement does
+
+
+@pytest.mark.parametrize(
+    ("tree", "path", "value"),
+    [
+        ({}, ("a", "b"), 1),
+        ({"a": 5}, ("a", "b"), {"c": None, "d": [1]}),
+        ({"a": {"b": {"x": 1}}}, ("a", "b"), {"y": 2}),
+        ({"a": {"b": 1}}, ("a", "b"), None),
+        ({}, ("a", "b", "c"), None),
+        ({"a": {"b": [1]}}, ("a",), [2]),
+    ],
+)
+def test_applying_at_a_path_is_applying_the_nested_patch(
+    tree: JSONObject, path: tuple[str, ...], value: JSONValue
+) -> None:
+    expected = copy_object(tree)
+    apply_patch(expected, nest(path, value))
+    apply_at(tree, path, value)
+    assert tree == expected

@@ -11,8 +11,9 @@ requests.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 import attrs
 
@@ -30,7 +31,7 @@ from shadowsync._tree import nest
 from shadowsync._validators import count
 from shadowsync.errors import InvalidArgumentError, ShadowRejectedError
 
-__all__ = ["ACK_PATH", "Intent", "IntentKind", "stored_intent"]
+__all__ = ["ACK_PATH", "Intent", "IntentKind", "report_intent", "stored_intent"]
 
 IntentKind = Literal["report", "ack"]
 """What an intent carries: a reported value, or an acknowledgement (``reported["$ack"]``)."""
@@ -176,6 +177,57 @@ class Intent:
 
 
 _INTENT_FIELDS = tuple(field.name for field in attrs.fields(Intent))
+# The slots of the fields, read and written directly: a queued report copies each of its
+# intents a few times, and the frozen class's attribute machinery would dominate that.
+_SLOTS: list[Any] = [getattr(Intent, name) for name in _INTENT_FIELDS]
+_COPIED = [(slot.__get__, slot.__set__) for slot in _SLOTS if slot.__name__ not in ("seq", "value")]
+_SET_SEQ = _SLOTS[_INTENT_FIELDS.index("seq")].__set__
+_SET_VALUE = _SLOTS[_INTENT_FIELDS.index("value")].__set__
+
+
+@functools.lru_cache(maxsize=4096)
+def _path_bytes(path: tuple[str, ...]) -> int:
+    """Bytes the objects around a value at ``path`` add to it in compact JSON: ``{"key":``
+    and ``}`` per key (a device reports the same paths over and over)."""
+    return sum(encoded_size(key) + 3 for key in path)
+
+
+def report_intent(
+    *,
+    thing_name: str,
+    shadow_name: str | None,
+    path: tuple[str, ...],
+    value: JSONValue,
+    created_at: int,
+    stamp: HLCStamp,
+) -> Intent:
+    """The report `Intent` of one leaf of a reported section that `normalize_section` made
+    (with nulls, at most ``MAX_CONFIGURABLE_DEPTH`` deep), under names a session checked.
+
+    That walk already checked and copied the value, so it is taken as it is: a report of many
+    leaves makes one intent per leaf, and checking each leaf again would cost more than the
+    rest of queuing it. The caller must not change ``value`` afterwards.
+    """
+    if path[0] == ACK_PATH[0]:
+        raise InvalidArgumentError(
+            f"reported[{ACK_PATH[0]!r}] holds acknowledgements: use kind='ack' to write it"
+        )
+    intent = object.__new__(Intent)
+    fields = {
+        "thing_name": thing_name,
+        "shadow_name": shadow_name,
+        "kind": "report",
+        "path": path,
+        "value": value,
+        "created_at": created_at,
+        "stamp": stamp,
+        "seq": 0,
+        "size": _path_bytes(path) + encoded_size(value),
+        "depth": len(path) + _container_depth(value),
+    }
+    for slot in _SLOTS:
+        slot.__set__(intent, fields[slot.__name__])
+    return intent
 
 
 def stored_intent(intent: Intent, seq: int) -> Intent:
@@ -186,8 +238,8 @@ def stored_intent(intent: Intent, seq: int) -> Intent:
     intent was made, and a durable put should not pay for validating them again.
     """
     stored = object.__new__(Intent)
-    for name in _INTENT_FIELDS:
-        object.__setattr__(stored, name, getattr(intent, name))
-    object.__setattr__(stored, "seq", seq)
-    object.__setattr__(stored, "value", copy_json(intent.value))
+    for get, put in _COPIED:
+        put(stored, get(intent))
+    _SET_SEQ(stored, seq)
+    _SET_VALUE(stored, copy_json(intent.value))
     return stored

@@ -30,6 +30,7 @@ from shadowsync._json import (
     decode_payload,
     describe,
     encoded_size,
+    json_equal,
     normalize_section,
 )
 from shadowsync.errors import (
@@ -144,13 +145,19 @@ class Notification:
     document: ShadowDocument | None = None
 
 
-def read_notification(message: Incoming, limits: ShadowLimits) -> Notification | MessageIgnored:
-    """The delta or documents ``message`` read, or why it is ignored (malformed)."""
+def read_notification(
+    message: Incoming, limits: ShadowLimits, *, known: ShadowDocument | None = None
+) -> Notification | MessageIgnored:
+    """The delta or documents ``message`` read, or why it is ignored (malformed).
+
+    A documents message whose current document is ``known`` (the view's: usually the
+    documents of the device's own update, which it has already computed) brings ``known``
+    itself, without reading the document again."""
     try:
         if message.response == "delta":
             version, delta = _parse_delta(message.body, limits)
             return Notification(version=version, delta=delta)
-        document = _parse_documents(message.body, limits)
+        document = _parse_documents(message.body, limits, known)
     except ShadowSyncError as exc:
         return MessageIgnored(topic=message.shown, reason=f"malformed {message.key}: {exc}")
     return Notification(version=document.version, document=document)
@@ -171,22 +178,46 @@ def _parse_delta(body: Mapping[str, Any], limits: ShadowLimits) -> tuple[int, JS
         raise InvalidArgumentError(f"{exc.message} ({exc.detail})") from None
 
 
-def _parse_documents(body: Mapping[str, Any], limits: ShadowLimits) -> ShadowDocument:
+def _parse_documents(
+    body: Mapping[str, Any], limits: ShadowLimits, known: ShadowDocument | None
+) -> ShadowDocument:
     current = body.get("current")
     if type(current) is not dict:
         raise InvalidArgumentError("current is not an object")
     if type(current.get("version")) is not int:
         raise InvalidArgumentError("current.version is not an int")
     timestamp = body.get("timestamp")
-    return ShadowDocument.from_dict(
-        {
-            "state": current.get("state"),
-            "metadata": current.get("metadata"),
-            "version": current["version"],
-            "timestamp": timestamp if type(timestamp) is int and timestamp >= 0 else 0,
-        },
-        limits=limits,
+    fields = {
+        "state": current.get("state"),
+        "metadata": current.get("metadata"),
+        "version": current["version"],
+        "timestamp": timestamp if type(timestamp) is int and timestamp >= 0 else 0,
+    }
+    if known is not None and _is_known(fields, known):
+        return known
+    return ShadowDocument.from_dict(fields, limits=limits)
+
+
+def _is_known(fields: Mapping[str, Any], known: ShadowDocument) -> bool:
+    """Whether the document ``fields`` hold is ``known`` (JSON-equal, section by section)."""
+    state, metadata = fields["state"], fields["metadata"]
+    if (
+        fields["version"] != known.version
+        or fields["timestamp"] != known.timestamp
+        or type(state) is not dict
+        or type(metadata) is not dict
+        or not _SECTIONS.issuperset(state)
+        or not _SECTIONS.issuperset(metadata)
+    ):
+        return False
+    return all(
+        json_equal(state.get(name, {}), known.section(name))
+        and json_equal(metadata.get(name, {}), known.section_metadata(name))
+        for name in _SECTIONS
     )
+
+
+_SECTIONS = frozenset({"desired", "reported"})
 
 
 def read_changes(

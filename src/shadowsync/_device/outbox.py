@@ -1,7 +1,8 @@
 """What a device session still has to send for its shadow, and its plan to send it.
 
-The `Outbox` is the session's side of the offline queue for one shadow: the queued intents in
-the order they compose, the drops to report, and the plan of updates that carries them (with
+The `Outbox` is the session's side of the offline queue for one shadow: it queues the
+shadow's intents (`put`, stamped by the node's hybrid logical clock), keeps them in the order
+they compose, reports the drops, and makes the plan of updates that carries them (with
 the desired changes made on the device) to the cloud. The plan is made by the merges and pure
 functions of `shadowsync._device.plan` against the `CloudView`, and made again when the cloud
 moves. `next_update` gives the next update to publish, settling on the way those the cloud
@@ -11,12 +12,15 @@ settle an update by the service's answer. When to send is the session's business
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from shadowsync._conflict.clocks import HybridLogicalClock
+from shadowsync._device.intent import Intent, report_intent, stored_intent
 from shadowsync._device.plan import (
     escalation,
+    fast_forward,
     merge_events,
     merge_reported,
     plan_updates,
@@ -24,20 +28,20 @@ from shadowsync._device.plan import (
 )
 from shadowsync._update import apply_update
 from shadowsync.errors import ShadowRejectedError
-from shadowsync.events import Dropped, IntentsConfirmed, UpdateRejected
+from shadowsync.events import Dropped, IntentsConfirmed, IntentsQueued, UpdateRejected
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from shadowsync._conflict.merge import ReviewItem
     from shadowsync._conflict.policy import ResolutionPolicy
     from shadowsync._device.desired import DesiredTracker
-    from shadowsync._device.intent import Intent
     from shadowsync._device.plan import Planned
     from shadowsync._device.queue import OfflineQueue
     from shadowsync._device.view import CloudView
-    from shadowsync._json import JSONObject
+    from shadowsync._json import JSONObject, JSONValue
     from shadowsync._limits import ShadowLimits
+    from shadowsync._tree import Path
     from shadowsync.events import Event, ReviewNeeded
 
 __all__ = ["Outbox"]
@@ -62,6 +66,7 @@ class Outbox:
     _token: Callable[[], str]
     _thing_name: str
     _shadow_name: str | None
+    _node: str
     _plan: list[Planned] = attrs.field(init=False, factory=list)
     _plan_version: int | None = attrs.field(init=False, default=None)
     _last_reviews: tuple[ReviewItem, ...] = attrs.field(init=False, default=())
@@ -69,8 +74,47 @@ class Outbox:
     _drops_seen: int = attrs.field(
         init=False, default=attrs.Factory(lambda self: self._queue.drop_count, takes_self=True)
     )
+    _hlc: HybridLogicalClock = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        # The clock goes on after the newest stamp this node gave an intent still queued.
+        own = [intent.stamp for intent in self.pending() if intent.stamp.node == self._node]
+        self._hlc = HybridLogicalClock(self._node, last=max(own) if own else None)
 
     # -- the queue -------------------------------------------------------------------------
+
+    def put(
+        self,
+        items: Iterable[tuple[Literal["report", "ack"], Path, JSONValue]],
+        now: float,
+        out: list[Event],
+        *,
+        checked: bool = False,
+    ) -> list[Intent]:
+        """Queue ``items`` as intents stamped by this node; those queued, in order.
+
+        ``checked``: they are reports, leaves of a section `read_changes` returned.
+        """
+        queued: list[Intent] = []
+        # One store transaction: after a crash a multi-key report is queued whole or not at all.
+        with self._queue.transaction():
+            for kind, path, value in items:
+                fields: dict[str, Any] = {
+                    "thing_name": self._thing_name,
+                    "shadow_name": self._shadow_name,
+                    "path": path,
+                    "value": value,
+                    "created_at": int(now),
+                    "stamp": self._hlc.now(int(now * 1000)),
+                }
+                intent = report_intent(**fields) if checked else Intent(kind=kind, **fields)
+                result = self._queue.put(intent, now=int(now))
+                if result.seq is not None:
+                    queued.append(stored_intent(intent, result.seq))
+        if queued:
+            out.append(IntentsQueued(intents=queued))
+        self.collect_drops(out)  # refusals included: put records them as drops
+        return queued
 
     def pending(self) -> list[Intent]:
         """This shadow's queued intents in the order the queue composes them."""
@@ -134,17 +178,23 @@ class Outbox:
         version = self._view.version
         target: JSONObject = {}
         if batches:
-            result = merge_reported(
-                base=self._view.agreed.base_reported,
-                pending=self.pending(),
-                cloud=cloud,
-                policy=self._policy,
-                thing_name=self._thing_name,
-                shadow_name=self._shadow_name,
-            )
-            out += merge_events(result, version)
-            self._last_reviews = result.reviews
-            target = result.merged
+            base, pending = self._view.agreed.base_reported, self.pending()
+            forward = fast_forward(base, pending, cloud)
+            if forward is not None:
+                self._last_reviews = ()
+                target = forward
+            else:
+                result = merge_reported(
+                    base=base,
+                    pending=pending,
+                    cloud=cloud,
+                    policy=self._policy,
+                    thing_name=self._thing_name,
+                    shadow_name=self._shadow_name,
+                )
+                out += merge_events(result, version)
+                self._last_reviews = result.reviews
+                target = result.merged
         plan = plan_updates(
             batches=batches,
             target=target,

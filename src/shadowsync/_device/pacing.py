@@ -17,12 +17,15 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from shadowsync._json import describe
+from shadowsync._tree import lookup
 from shadowsync._validators import is_finite_number, non_negative, positive
 from shadowsync.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
 
+    from shadowsync._device.intent import Intent
+    from shadowsync._json import JSONObject
     from shadowsync._tree import Path
 
 __all__ = ["ReportPacer", "ReportPolicy"]
@@ -93,6 +96,20 @@ class ReportPacer:
         self._held_since: float | None = None
         self.held_total = 0
         """Changes held back under their deadband since the session started."""
+
+    @property
+    def has_deadband(self) -> bool:
+        """Whether some path has a deadband (else no change is ever held back)."""
+        return bool(self._policy.deadband)
+
+    def hold_if_small(self, queued: Sequence[Intent], before: JSONObject, now: float) -> None:
+        """Hold the intents a report ``queued`` when every one of them is a change under its
+        deadband from the reported state ``before`` the report."""
+        if queued and all(
+            self.below_deadband(intent.path, intent.value, lookup(before, intent.path))
+            for intent in queued
+        ):
+            self.hold((intent.seq for intent in queued), now)
 
     def below_deadband(self, path: Path, value: object, current: object) -> bool:
         """Whether writing ``value`` where ``current`` is is a change under its deadband."""

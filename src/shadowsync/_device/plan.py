@@ -34,7 +34,7 @@ from shadowsync._conflict.merge import (
     stamps_from_metadata,
 )
 from shadowsync._device.view import apply_at
-from shadowsync._json import copy_json, copy_object
+from shadowsync._json import copy_json, copy_object, json_equal
 from shadowsync._tree import MISSING, Missing, leaves, lookup
 from shadowsync.events import ConflictResolved, ReviewNeeded
 
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Planned",
     "escalation",
+    "fast_forward",
     "mark_written",
     "merge_desired",
     "merge_events",
@@ -147,6 +148,21 @@ def unmark(result: MergeResult, base: JSONObject) -> MergeResult:
         report=ConflictReport(records),
         reviews=reviews,
     )
+
+
+def fast_forward(
+    base: JSONObject, pending: Sequence[Intent], cloud: ShadowDocument | None
+) -> JSONObject | None:
+    """The base with the ``pending`` intents applied, when the ``cloud``'s reported state is
+    still the base (the usual case: nothing but the device wrote it since they agreed); else
+    ``None``. Only our side changed then, and a three-way merge takes every change of one
+    side as it is: `merge_reported` would give the same state, and no conflict."""
+    if not json_equal({} if cloud is None else cloud.reported, base):
+        return None
+    ours = copy_object(base)
+    for intent in pending:
+        apply_at(ours, intent.path, intent.value)
+    return ours
 
 
 def merge_reported(

@@ -425,12 +425,16 @@ class OfflineQueue:
             self._remember(intent)
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, durable: bool = True) -> Iterator[None]:
         """Every `put` inside is stored together, in one store transaction (when the store
         offers ``transaction()``): after a crash, all of them are queued or none is. If the
-        block raises, the queue reads back what the store kept."""
+        block raises, the queue reads back what the store kept.
+
+        ``durable=False`` lets a store that can commit without waiting for the disk do so
+        (see `shadowsync.stores.SQLiteStore.transaction`); only for changes that may be lost
+        to a power cut, such as confirmations."""
         try:
-            with store_transaction(self._store):
+            with store_transaction(self._store, durable=durable):
                 yield
         except BaseException:
             self._load()
@@ -495,6 +499,11 @@ class OfflineQueue:
         self._forget(intent.seq for intent in intents)
         return self._drop(intents, reason, now, detail)
 
+    def _expiring(self, now: int) -> bool:
+        """Whether an intent may have expired at ``now`` (the oldest one, or a removed one)."""
+        heap = self._by_age
+        return bool(heap) and heap[0][0] < now - self._limits.max_age_seconds
+
     def _expire(self, now: int) -> list[DropRecord]:
         oldest_allowed = now - self._limits.max_age_seconds
         heap = self._by_age
@@ -537,7 +546,7 @@ class OfflineQueue:
             raise InvalidArgumentError(f"put takes an Intent, got {type(intent).__name__}")
         second = _whole_seconds(now)
         self._counts["puts"] += 1
-        records = self._expire(second)
+        records = self._expire(second) if self._expiring(second) else []
         if intent.seq:
             intent = attrs.evolve(intent, seq=0)
         limits = self._limits
@@ -587,16 +596,19 @@ class OfflineQueue:
                 size -= victim.size
                 if count <= limits.max_intents and size <= limits.max_bytes:
                     break
-        gone = sorted(removed | {victim.seq for victim in victims})
+        gone = sorted(removed | {victim.seq for victim in victims}) if removed or victims else []
         seq = self._store.append(intent, remove=gone)
-        self._forget(gone)
+        if gone:
+            self._forget(gone)
         self._remember(stored_intent(intent, seq))
         while self._order and self._order[0] not in self._pending:
             self._order.popleft()
-        records.extend(self._drop(superseded, "superseded", second, f"covered by seq {seq}"))
-        records.extend(
-            self._drop(victims, "queue_full", second, f"dropped to make room for seq {seq}")
-        )
+        if superseded:
+            records.extend(self._drop(superseded, "superseded", second, f"covered by seq {seq}"))
+        if victims:
+            records.extend(
+                self._drop(victims, "queue_full", second, f"dropped to make room for seq {seq}")
+            )
         return PutResult(seq=seq, dropped=tuple(records))
 
     def expire(self, *, now: float) -> tuple[DropRecord, ...]:

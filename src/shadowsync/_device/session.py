@@ -17,7 +17,7 @@ when a request goes out and what an answer means. Its parts live beside it in th
   store) and the last state both sides agreed on;
 - `shadowsync._device.desired`: judging the cloud's desired state with the rules, the
   acknowledgements and deltas it gives, and the desired changes made on the device;
-- `shadowsync._device.outbox`: the queued intents of the shadow and the plan of updates that
+- `shadowsync._device.outbox`: queuing the shadow's intents, and the plan of updates that
   carries them, made by the pure functions of `shadowsync._device.plan`.
 
 A payload received goes: `read_message` (messages), the session's handler for its operation,
@@ -27,14 +27,14 @@ session's ``_sync_step``, which asks the outbox for the next update when nothing
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec
 
 from shadowsync import topics
-from shadowsync._conflict.clocks import HybridLogicalClock
 from shadowsync._conflict.policy import ResolutionPolicy
 from shadowsync._device.config import SessionConfig, SessionHealth
 from shadowsync._device.desired import DesiredTracker, Source
-from shadowsync._device.intent import Intent, stored_intent
 from shadowsync._device.messages import (
     Incoming,
     read_changes,
@@ -55,15 +55,15 @@ from shadowsync._device.state import (
     transition,
 )
 from shadowsync._device.state import diagram as draw_diagram
+from shadowsync._device.store import store_transaction
 from shadowsync._device.view import CloudView
 from shadowsync._document import ShadowDocument
 from shadowsync._json import (
     JSONObject,
-    JSONValue,
     copy_object,
     describe,
 )
-from shadowsync._tree import leaves, lookup
+from shadowsync._tree import leaves
 from shadowsync._validators import check_now
 from shadowsync.errors import (
     InvalidArgumentError,
@@ -73,7 +73,6 @@ from shadowsync.errors import (
 from shadowsync.events import (
     AcknowledgementQueued,
     Event,
-    IntentsQueued,
     MessageIgnored,
     RequestFailed,
     ShadowDeleted,
@@ -87,18 +86,45 @@ from shadowsync.rules import ACK_KEY, Acknowledgement, RuleSet
 from shadowsync.strategies import OwnerWins, Strategy
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Mapping
 
     from shadowsync._device.plan import (
         Planned,
     )
-    from shadowsync._tree import Path
     from shadowsync.stores import Store
 
 __all__ = ["ShadowSession"]
 
 _PERMANENT_CODES = frozenset({400, 413, 415})
 _MAX_EARLY = 64
+
+_P = ParamSpec("_P")
+_Method = Callable[Concatenate["ShadowSession", _P], list[Event]]
+
+
+def _call(*, durable: bool) -> Callable[[_Method[_P]], _Method[_P]]:
+    """A session call writes once: its changes to the queue and the cache are one store
+    transaction, the cache entry written at its end (if the view changed).
+
+    ``durable`` calls (what the application reports) are on the disk when they return; the
+    others (what the cloud said, what time did) need not wait for it: a power cut that takes
+    them is a power cut while the update was in flight. A call that raises writes nothing.
+    """
+
+    def decorate(method: _Method[_P]) -> _Method[_P]:
+        @functools.wraps(method)
+        def call(self: ShadowSession, /, *args: _P.args, **kwargs: _P.kwargs) -> list[Event]:
+            with (
+                self._queue.transaction(durable=durable),
+                store_transaction(self._store, durable=durable),
+            ):
+                out = method(self, *args, **kwargs)
+                self._view.persist()
+            return out
+
+        return call
+
+    return decorate
 
 
 class ShadowSession:
@@ -181,6 +207,7 @@ class ShadowSession:
             timeout=config.request_timeout,
         )
         self._random = random
+        self._store = store
 
         self._state = SessionState.OFFLINE
         self._early: list[Incoming] = []
@@ -219,11 +246,8 @@ class ShadowSession:
             token=self._requests.new_token,
             thing_name=thing_name,
             shadow_name=shadow_name,
+            node=config.node if config.node is not None else thing_name,
         )
-
-        node = config.node if config.node is not None else thing_name
-        own = [i.stamp for i in self._outbox.pending() if i.stamp.node == node]
-        self._hlc = HybridLogicalClock(node, last=max(own) if own else None)
 
     # -- introspection ---------------------------------------------------------------------
 
@@ -296,6 +320,7 @@ class ShadowSession:
 
     # -- connection events -----------------------------------------------------------------
 
+    @_call(durable=False)
     def connected(self, now: float) -> list[Event]:
         """The transport connected (again): subscribe, fetch the snapshot, then reconcile.
 
@@ -310,6 +335,7 @@ class ShadowSession:
         self._send_get(now, out)
         return out
 
+    @_call(durable=False)
     def disconnected(self, now: float) -> list[Event]:
         """The transport disconnected. In-flight requests are forgotten; the queue keeps all."""
         now, out = self._begin(now)
@@ -327,6 +353,7 @@ class ShadowSession:
 
     # -- commands --------------------------------------------------------------------------
 
+    @_call(durable=True)
     def report(self, changes: Mapping[str, Any], now: float) -> list[Event]:
         """Report ``changes`` to the reported state (``None`` deletes a key).
 
@@ -347,17 +374,17 @@ class ShadowSession:
         changed = leaves(read_changes(changes, section="reported", limits=self._limits))
         if not changed:
             return out
-        before = self.device_reported()
-        queued = self._put([("report", path, value) for path, value in changed], now, out)
-        small = [
-            i for i in queued if self._pacer.below_deadband(i.path, i.value, lookup(before, i.path))
-        ]
-        if queued and len(small) == len(queued):
-            self._pacer.hold((i.seq for i in small), now)
+        # The state before the report, for the deadbands (only computed when there are some).
+        before = self.device_reported() if self._pacer.has_deadband else {}
+        queued = self._outbox.put(
+            [("report", path, value) for path, value in changed], now, out, checked=True
+        )
+        self._pacer.hold_if_small(queued, before, now)
         if self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
         return out
 
+    @_call(durable=True)
     def acknowledge(self, acknowledgement: Acknowledgement, now: float) -> list[Event]:
         """Report ``acknowledgement`` as ``reported["$ack"]``, queued like the session's own.
 
@@ -369,12 +396,13 @@ class ShadowSession:
             raise InvalidArgumentError(
                 f"acknowledgement must be an Acknowledgement, got {describe(acknowledgement)}"
             )
-        self._put([("ack", (ACK_KEY,), acknowledgement.to_dict())], now, out)
+        self._outbox.put([("ack", (ACK_KEY,), acknowledgement.to_dict())], now, out)
         out.append(AcknowledgementQueued(acknowledgement=acknowledgement))
         if self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
         return out
 
+    @_call(durable=True)
     def desire(self, changes: Mapping[str, Any], now: float) -> list[Event]:
         """Change the desired state (for a session used on the cloud side, or a local UI).
 
@@ -395,6 +423,7 @@ class ShadowSession:
             self._sync_step(now, out)
         return out
 
+    @_call(durable=False)
     def get(self, now: float) -> list[Event]:
         """Fetch the snapshot again and reconcile (at once if idle, else after the update)."""
         now, out = self._begin(now)
@@ -405,6 +434,7 @@ class ShadowSession:
             self._refresh_wanted = True
         return out
 
+    @_call(durable=False)
     def delete(self, now: float) -> list[Event]:
         """Delete the shadow. Queued intents stay and are published afterwards (re-creating it).
 
@@ -421,6 +451,7 @@ class ShadowSession:
         out.append(self._requests.send("delete", now))
         return out
 
+    @_call(durable=False)
     def resume(self, now: float) -> list[Event]:
         """Resume syncing after manual review, or retry at once while backing off.
 
@@ -436,6 +467,7 @@ class ShadowSession:
             self._send_get(now, out)
         return out
 
+    @_call(durable=False)
     def tick(self, now: float) -> list[Event]:
         """Let time pass: time out requests, retry after backoff, expire old intents."""
         now, out = self._begin(now)
@@ -477,6 +509,7 @@ class ShadowSession:
 
     # -- messages --------------------------------------------------------------------------
 
+    @_call(durable=False)
     def receive_message(
         self, topic: str, payload: bytes | bytearray | memoryview | str, now: float
     ) -> list[Event]:
@@ -551,35 +584,6 @@ class ShadowSession:
         self._retry_at = now + delay
         self._fire(Trigger.FAILED, out)
 
-    # -- internals: the queue --------------------------------------------------------------
-
-    def _put(
-        self,
-        items: Iterable[tuple[Literal["report", "ack"], Path, JSONValue]],
-        now: float,
-        out: list[Event],
-    ) -> list[Intent]:
-        queued: list[Intent] = []
-        # One store transaction: after a crash a multi-key report is queued whole or not at all.
-        with self._queue.transaction():
-            for kind, path, value in items:
-                intent = Intent(
-                    thing_name=self.thing_name,
-                    shadow_name=self.shadow_name,
-                    kind=kind,
-                    path=path,
-                    value=value,
-                    created_at=int(now),
-                    stamp=self._hlc.now(int(now * 1000)),
-                )
-                result = self._queue.put(intent, now=int(now))
-                if result.seq is not None:
-                    queued.append(stored_intent(intent, result.seq))
-        if queued:
-            out.append(IntentsQueued(intents=queued))
-        self._outbox.collect_drops(out)  # refusals included: put records them as drops
-        return queued
-
     # -- internals: snapshot, desired state, plan ------------------------------------------
 
     def _take_snapshot(self, document: ShadowDocument | None, now: float, out: list[Event]) -> None:
@@ -592,7 +596,6 @@ class ShadowSession:
         floor = None if document is None else document.version
         for message in early:
             self._notification(message, now, out, early_ok=False, floor=floor)
-        self._view.persist()
         self._sync_step(now, out)
 
     def _evaluate_desired(self, now: float, out: list[Event], *, source: Source) -> None:
@@ -602,7 +605,7 @@ class ShadowSession:
         if judgement.conflicts is not None:
             out.append(judgement.conflicts)
         if judgement.ack is not None:
-            self._put([("ack", (ACK_KEY,), judgement.ack.to_dict())], now, out)
+            self._outbox.put([("ack", (ACK_KEY,), judgement.ack.to_dict())], now, out)
             out.append(AcknowledgementQueued(acknowledgement=judgement.ack))
         delta, report = self._desired.announce(
             judgement, self.device_reported(), now, source=source
@@ -610,7 +613,7 @@ class ShadowSession:
         if delta is not None:
             out.append(delta)
         if report:
-            self._put([("report", path, value) for path, value in leaves(report)], now, out)
+            self._outbox.put([("report", path, value) for path, value in leaves(report)], now, out)
 
     def _sync_step(self, now: float, out: list[Event], *, again: bool = True) -> None:
         """Decide what to do next when no request is in flight: refetch, publish or rest."""
@@ -631,9 +634,10 @@ class ShadowSession:
             self._send_get(now, out)
             return
         self._hold_until = None
-        if pending and self._outbox.pending():
+        queued = self._outbox.pending() if pending else []
+        if queued:
             # The report policy: held changes wait for company, updates for their interval.
-            wait = self._pacer.wait_until((i.seq for i in self._outbox.pending()), now)
+            wait = self._pacer.wait_until((i.seq for i in queued), now)
             if wait is not None:
                 self._hold_until = wait
                 if self._state is not SessionState.IN_SYNC:
@@ -672,7 +676,6 @@ class ShadowSession:
         self._last_sync_at = int(now)
         if self._config.refresh_interval is not None:
             self._refresh_at = now + self._config.refresh_interval
-        self._view.persist()
         out.append(SyncCompleted(version=self._view.version, at=int(now)))
 
     # -- internals: message handlers -------------------------------------------------------
@@ -708,7 +711,6 @@ class ShadowSession:
             if message.accepted and type(version) is int and version >= 0:
                 # Another client's update: our view is behind until its documents arrive.
                 self._view.see(version)
-                self._view.persist()
             else:
                 reason = "an answer to no update in flight"
                 out.append(MessageIgnored(topic=message.shown, reason=reason))
@@ -761,7 +763,6 @@ class ShadowSession:
         )
         out.append(UpdateAccepted(client_token=planned.token, version=version))
         self._outbox.accepted(planned, version, out)
-        self._view.persist()
         self._sync_step(now, out)
 
     def _escalate(self, out: list[Event]) -> None:
@@ -803,7 +804,6 @@ class ShadowSession:
     def _deleted(self, version: int | None, *, by_us: bool, out: list[Event]) -> None:
         self._view.forget()
         self._desired.forget()
-        self._view.persist()
         out.append(ShadowDeleted(version=version, by_us=by_us))
 
     def _notification(
@@ -827,7 +827,7 @@ class ShadowSession:
                 self._refresh_wanted = True
             self._early.append(message)
             return
-        notification = read_notification(message, self._limits)
+        notification = read_notification(message, self._limits, known=self._view.document)
         if isinstance(notification, MessageIgnored):
             out.append(notification)
             return
@@ -839,7 +839,6 @@ class ShadowSession:
             self._refresh_wanted = True  # versions were missed: fetch the snapshot
         source: Source = "delta" if notification.document is None else "other"
         self._evaluate_desired(now, out, source=source)
-        self._view.persist()
         if early_ok and self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
 

@@ -10,6 +10,7 @@ public as `shadowsync.stores`.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -17,7 +18,7 @@ import attrs
 from shadowsync.errors import ShadowSyncError
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from contextlib import AbstractContextManager
 
     from shadowsync._device.intent import Intent
@@ -75,8 +76,11 @@ class Store(Protocol):
 
     A store may also offer ``transaction()``, a re-entrant context manager within which every
     write becomes durable together at its end, or not at all (both stores here do). The
-    session uses it so that a multi-key report is queued whole or not at all; a store without
-    it writes each intent on its own.
+    session uses it so that a multi-key report is queued whole or not at all, and so that each
+    of its calls writes once; a store without it writes each change on its own. A store whose
+    ``transaction`` takes ``durable=False`` may commit such a block without waiting for the
+    disk (see `shadowsync.stores.SQLiteStore.transaction`): the session asks for that for what
+    it learns from the cloud, never for what the application reports.
     """
 
     def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:
@@ -123,9 +127,38 @@ class Store(Protocol):
         ...
 
 
-def store_transaction(store: object) -> AbstractContextManager[object]:
-    """``store.transaction()`` if the store offers one, else a context that does nothing."""
+def store_transaction(store: object, *, durable: bool = True) -> AbstractContextManager[object]:
+    """``store.transaction()`` if the store offers one, else a context that does nothing.
+
+    ``durable=False`` is passed on to stores whose ``transaction`` takes it; other stores
+    commit durably.
+    """
     method = getattr(store, "transaction", None)
-    if callable(method):
-        return method()  # type: ignore[no-any-return]
-    return contextlib.nullcontext()
+    if not callable(method):
+        return contextlib.nullcontext()
+    if not durable and _takes_durable(store, method):
+        return method(durable=False)  # type: ignore[no-any-return]
+    return method()  # type: ignore[no-any-return]
+
+
+_TAKES_DURABLE: dict[type, bool] = {}
+
+
+def _takes_durable(store: object, method: Callable[..., object]) -> bool:
+    """Whether ``method``, the store's ``transaction``, takes a ``durable`` keyword (looked up
+    once per class when the class defines it)."""
+    # A transaction set on the object itself may differ from one object to the next.
+    own = "transaction" in getattr(store, "__dict__", {})
+    known = None if own else _TAKES_DURABLE.get(type(store))
+    if known is None:
+        try:
+            parameters = list(inspect.signature(method).parameters.values())
+        except (TypeError, ValueError):
+            parameters = []
+        known = any(
+            parameter.name == "durable" or parameter.kind is inspect.Parameter.VAR_KEYWORD
+            for parameter in parameters
+        )
+        if not own:
+            _TAKES_DURABLE[type(store)] = known
+    return known

@@ -32,8 +32,8 @@ import attrs
 from shadowsync._conflict.merge import same
 from shadowsync._conflict.versioning import MessageClass, classify_message
 from shadowsync._document import ShadowDocument
-from shadowsync._json import copy_json, copy_object, describe, normalize_section
-from shadowsync._tree import MISSING, nest
+from shadowsync._json import copy_json, copy_object, describe, json_equal, normalize_section
+from shadowsync._tree import MISSING, holder
 from shadowsync._update import apply_update
 from shadowsync.errors import InvalidArgumentError, ShadowRejectedError, ShadowSyncError
 from shadowsync.events import CacheReset
@@ -79,17 +79,14 @@ class Agreed:
             base_metadata=reported_meta,
         )
 
-    def to_cache(self) -> JSONObject:
-        """The sections as a cache entry's ``base`` holds them (copies)."""
-        values = (
+    def sections(self) -> tuple[JSONObject, JSONObject, JSONObject, JSONObject]:
+        """The live sections in the order of a cache entry's ``base``."""
+        return (
             self.accepted_desired,
             self.accepted_metadata,
             self.base_reported,
             self.base_metadata,
         )
-        return {
-            name: copy_object(value) for name, value in zip(_BASE_SECTIONS, values, strict=True)
-        }
 
 
 def apply_patch(target: JSONObject, patch: Mapping[str, Any]) -> None:
@@ -111,7 +108,9 @@ def apply_patch(target: JSONObject, patch: Mapping[str, Any]) -> None:
 
 def apply_at(tree: JSONObject, path: Path, value: JSONValue) -> None:
     """Apply ``{path: value}`` to ``tree`` with AWS update semantics, in place."""
-    apply_patch(tree, nest(path, value))
+    # As apply_patch(tree, nest(path, value)) does, without building the nested patch: what
+    # is not an object on the way becomes a fresh one.
+    apply_patch(holder(tree, path), {path[-1]: value})
 
 
 class CloudView:
@@ -141,6 +140,8 @@ class CloudView:
         self._seen_at_get: int | None = None
         self._last_seen: int | None = None
         self._agreed = Agreed()
+        # What the cache entry holds (document, last seen, agreed), when known.
+        self._saved: tuple[ShadowDocument | None, int | None, Agreed] | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -205,19 +206,38 @@ class CloudView:
     # -- the cache -------------------------------------------------------------------------
 
     def persist(self) -> None:
-        """Write the view to the store's cache entry for this shadow."""
+        """Write the view to the store's cache entry for this shadow, unless it is what was
+        last written or read there."""
+        # The document and the agreed state are values, replaced whenever they change: the
+        # same objects and the same version mean the same cache entry.
+        written = (self._cloud, self._last_seen, self._agreed)
+        saved = self._saved
+        if (
+            saved is not None
+            and saved[0] is written[0]
+            and saved[1] == written[1]
+            and saved[2] is written[2]
+        ):
+            return
+        # The store encodes what it is given at once, and the view never changes a document
+        # or an agreed state in place: the live objects go, not copies.
+        agreed = self._agreed
+        base: dict[str, Any] = {"lastSeenVersion": self._last_seen}
+        base.update(zip(_BASE_SECTIONS, agreed.sections(), strict=True))
         self._store.put_cache(
             self._thing_name,
             self._shadow_name,
-            document=None if self._cloud is None else self._cloud.to_dict(),
-            base={"lastSeenVersion": self._last_seen, **self._agreed.to_cache()},
+            document=None if self._cloud is None else _cache_form(self._cloud),
+            base=base,
         )
+        self._saved = written
 
     def load(self) -> CacheReset | None:
         """Read the view from the store's cache; the event to report if the entry was unusable
         (the view then stays empty)."""
         entry = self._store.get_cache(self._thing_name, self._shadow_name)
         if entry is None:
+            self._saved = (self._cloud, self._last_seen, self._agreed)  # nothing to write yet
             return None
         try:
             document = entry.document
@@ -238,6 +258,7 @@ class CloudView:
         self._cloud = cloud
         self._last_seen = seen if seen is not None else (None if cloud is None else cloud.version)
         self._agreed = agreed
+        self._saved = (self._cloud, self._last_seen, self._agreed)
         return None
 
     # -- what the cloud said ---------------------------------------------------------------
@@ -288,8 +309,10 @@ class CloudView:
 
     def _take_document(self, document: ShadowDocument) -> None:
         """The current document of an ``update/documents`` message, unless the view is newer."""
-        if self._cloud is None or document.version >= self._cloud.version:
-            self._cloud = document
+        cloud = self._cloud
+        if cloud is None or document.version >= cloud.version:
+            if not _same_document(cloud, document):
+                self._cloud = document  # else the view keeps its object, and its cache entry
             self._exact = True
 
     def apply_delta(self, version: int, delta: JSONObject) -> None:
@@ -358,18 +381,60 @@ class CloudView:
             {} if self._cloud is None else self._cloud.desired_metadata,
             self._agreed.accepted_metadata,
         )
-        self._agreed = attrs.evolve(
-            self._agreed, accepted_desired=merged, accepted_metadata=metadata
-        )
+        agreed = self._agreed
+        if not (
+            json_equal(merged, agreed.accepted_desired)
+            and json_equal(metadata, agreed.accepted_metadata)
+        ):
+            self._agreed = attrs.evolve(agreed, accepted_desired=merged, accepted_metadata=metadata)
 
     def rebase(self) -> None:
         """Device and cloud agree: the cloud's reported state becomes the merge base."""
-        if self._cloud is not None and self.is_fresh():
+        cloud, agreed = self._cloud, self._agreed
+        if cloud is not None and self.is_fresh():
+            if json_equal(cloud.reported, agreed.base_reported) and json_equal(
+                cloud.reported_metadata, agreed.base_metadata
+            ):
+                return  # agreed already: the cache entry need not be written again
             self._agreed = attrs.evolve(
-                self._agreed,
-                base_reported=copy_object(self._cloud.reported),
-                base_metadata=copy_object(self._cloud.reported_metadata),
+                agreed,
+                base_reported=copy_object(cloud.reported),
+                base_metadata=copy_object(cloud.reported_metadata),
             )
+
+
+def _cache_form(document: ShadowDocument) -> JSONObject:
+    """``document.to_dict()`` without its copies: the live sections of the document."""
+    state: JSONObject = {}
+    metadata: JSONObject = {}
+    for name in ("desired", "reported"):
+        section = document.section(name)
+        if section:
+            state[name] = section
+            metadata[name] = document.section_metadata(name)
+    if document.delta is not None:
+        state["delta"] = document.delta
+    return {
+        "state": state,
+        "metadata": metadata,
+        "version": document.version,
+        "timestamp": document.timestamp,
+    }
+
+
+def _same_document(view: ShadowDocument | None, document: ShadowDocument) -> bool:
+    """Whether ``document`` is the view's document again (the ``update/documents`` message
+    that follows our own accepted update, usually)."""
+    return view is document or (
+        view is not None
+        and view.version == document.version
+        and view.timestamp == document.timestamp
+        and all(
+            json_equal(view.section(name), document.section(name))
+            and json_equal(view.section_metadata(name), document.section_metadata(name))
+            for name in ("desired", "reported")
+        )
+    )
 
 
 def _metadata_for(section: Any, cloud: Any, fresh: Any, old: Any) -> JSONObject:

@@ -47,6 +47,10 @@ class _Own:
 
 _OWN = _Own()
 
+# The commands that take the application's changes: durable when they return. The others only
+# ask the cloud something, and what they write (if anything) need not wait for the disk.
+_DURABLE = frozenset({"report", "acknowledge", "desire"})
+
 
 class DeviceBridge(Bridge):
     """Runs one `ShadowSession`, or a `ThingSession` holding every shadow of a thing, over a
@@ -67,10 +71,13 @@ class DeviceBridge(Bridge):
       every message ``session.receive_message``, all with ``clock()`` as the time.
     - `Subscribe` and `Publish` outputs go out in order at QoS 1. A publish that follows a
       subscribe is held until the broker's SUBACK, so the answer cannot race the subscription.
-    - `report`, `desire`, `get`, `delete` and `resume` are safe to call from any thread. They
-      return the application events of the call; every application event (from any thread) also
-      goes to ``on_event``, or, without one, waits in `take_events` (the latest
-      ``max_kept_events`` of them: a device that never takes them does not grow without bound).
+    - `report`, `desire`, `get`, `delete` and `resume` are safe to call from any thread. A
+      command's requests are handed to the client before its store commit ends, so the disk
+      and the round trip take their time together; `report` returns once the report is
+      durable. They return the application events of the call; every application event
+      (from any thread) also goes to ``on_event``, or, without one, waits in `take_events`
+      (the latest ``max_kept_events`` of them: a device that never takes them does not grow
+      without bound).
     - `start` runs a daemon thread that calls ``session.tick`` at ``session.next_deadline()``
       (timeouts, retries, backoff); with ``start(scheduler=False)`` call `poll` yourself.
     - Errors raised on the network or scheduler thread (a failing store, an ``on_event`` that
@@ -261,16 +268,33 @@ class DeviceBridge(Bridge):
             if self._closed:
                 raise InvalidArgumentError("this bridge was closed; create a new one")
             session = self._session
-            if isinstance(session, ThingSession):
-                method: Callable[..., list[Event]] = getattr(session, name)
-                chosen = None if isinstance(shadow, _Own) else shadow
-                return self._execute(method(*args, self._clock(), shadow=chosen))
-            return self._execute(getattr(self._target(shadow), name)(*args, self._clock()))
+            # The requests go out before the command's commit ends, so the disk and the
+            # round trip take their time together; the command returns once the commit has
+            # ended (what it reports is durable by then) and only then delivers its events.
+            with session.queue.transaction(durable=name in _DURABLE):
+                if isinstance(session, ThingSession):
+                    method: Callable[..., list[Event]] = getattr(session, name)
+                    chosen = None if isinstance(shadow, _Own) else shadow
+                    outputs = method(*args, self._clock(), shadow=chosen)
+                else:
+                    outputs = getattr(self._target(shadow), name)(*args, self._clock())
+                events = self._send(outputs)
+            return self._deliver_all(events)
 
     # -- outputs ---------------------------------------------------------------------------
 
     def _execute(self, outputs: list[Event]) -> list[Event]:
         """Send the transport outputs in order, then deliver the application events."""
+        return self._deliver_all(self._send(outputs))
+
+    def _deliver_all(self, events: list[Event]) -> list[Event]:
+        self._wake.notify_all()  # the deadline may have moved
+        for event in events:
+            self._deliver(event)
+        return events
+
+    def _send(self, outputs: list[Event]) -> list[Event]:
+        """Send the transport outputs in order; the application events among them."""
         events: list[Event] = []
         for output in outputs:
             if isinstance(output, Subscribe):
@@ -284,9 +308,6 @@ class DeviceBridge(Bridge):
                     self._publish(output)
             else:
                 events.append(output)
-        self._wake.notify_all()  # the deadline may have moved
-        for event in events:
-            self._deliver(event)
         return events
 
     def _deliver(self, event: Event) -> None:
