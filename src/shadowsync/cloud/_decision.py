@@ -21,9 +21,13 @@ from shadowsync._conflict.merge import (
     MergeResult,
     ReviewItem,
     Section,
-    merge,
+    merge_policy,
+    merge_sections,
     same,
+    section_value,
 )
+from shadowsync._delta import updated_delta
+from shadowsync._document import is_checked
 from shadowsync._json import JSONObject, canonical_json, copy_object, json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._patch import apply_merge_patch
@@ -167,18 +171,29 @@ def settle(
     shadow_name: str | None,
     cloud_stamps: dict[Path, int],
     device_stamps: dict[Path, int],
+    checked_sides: bool = False,
 ) -> tuple[MergeResult, dict[Path, Value]]:
     """Three-way merge ``(path, base, cloud, device)`` entries of one section.
 
     The cloud's side is "ours", the device's "theirs". Returns the merge and the value settled
-    for each path; a path held for review keeps its ``current`` value.
+    for each path; a path held for review keeps its ``current`` value. ``checked_sides`` says
+    that the cloud's and the device's values are private copies of a checked document's
+    (`is_checked`): `merge` would check and copy them again for nothing. The base, read from
+    the history, is checked as `merge` checks it.
     """
-    # merge validates and copies its inputs (they stay the caller's): no copy here.
-    result = merge(
-        nested((path, base) for path, base, _, _ in entries),
-        nested((path, cloud) for path, _, cloud, _ in entries),
-        nested((path, device) for path, _, _, device in entries),
-        policy=policy,
+    # What `merge` does first (the policy, then each side checked and copied, as `merge`
+    # words its errors), without checking values that cannot fail.
+    resolved = merge_policy(policy, section)
+    agreed = section_value(nested((path, base) for path, base, _, _ in entries), "base")
+    ours = nested((path, cloud) for path, _, cloud, _ in entries)
+    theirs = nested((path, device) for path, _, _, device in entries)
+    if not checked_sides:
+        ours, theirs = section_value(ours, "ours"), section_value(theirs, "theirs")
+    result = merge_sections(
+        agreed,
+        ours,
+        theirs,
+        policy=resolved,
         section=section,
         thing_name=thing_name,
         shadow_name=shadow_name,
@@ -366,12 +381,13 @@ def settled_context(
     limits: ShadowLimits,
     cloud_stamps: dict[Path, int],
     device_stamps: dict[Path, int],
+    checked_sides: bool = False,
 ) -> DecisionContext:
     """The `DecisionContext` of ``entries`` once `settle` has merged them.
 
     First what is decided (the context's fields), then how: the operation's ``policy``,
-    ``rules``, time and limits, and each side's stamps for the merge. The section is settled
-    against its value in the shadow now (``document``).
+    ``rules``, time and limits, and each side's stamps for the merge (``checked_sides``: see
+    `settle`). The section is settled against its value in the shadow now (``document``).
     """
     result, final = settle(
         entries,
@@ -382,6 +398,7 @@ def settled_context(
         shadow_name=shadow_name,
         cloud_stamps=cloud_stamps,
         device_stamps=device_stamps,
+        checked_sides=checked_sides,
     )
     return DecisionContext(
         thing_name=thing_name,
@@ -552,7 +569,18 @@ def plan_update(context: DecisionContext, judgement: Judgement) -> PlannedUpdate
         limits=context.limits,
         previous_version=context.history.last.version if context.history.last else 0,
     ).document
-    return PlannedUpdate(update=body, document=after, pending=tuple(leaf_paths(after.delta or {})))
+    if document is None:
+        delta = after.delta
+    else:
+        # The update shares what it leaves alone with the document, whose delta is known.
+        delta = updated_delta(
+            after.desired,
+            after.reported,
+            previous_desired=document.desired,
+            previous_reported=document.reported,
+            previous_delta=document.delta,
+        )
+    return PlannedUpdate(update=body, document=after, pending=tuple(leaf_paths(delta or {})))
 
 
 def classify(context: DecisionContext, judgement: Judgement, planned: PlannedUpdate) -> Verdict:
@@ -616,6 +644,8 @@ def make_records(
         decision=decision,
         reason=reason,
         details=record_details,
+        # The patch's values are the new document's (a shadow that is gone holds none).
+        checked_after=new_document is None or is_checked(new_document),
     )
     closing = context.history.closing
     return (record,) if closing is None else (closing, record)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from shadowsync._conflict.merge import ConflictReport, stamps_at
-from shadowsync._document import ShadowDocument
+from shadowsync._document import ShadowDocument, is_checked
 from shadowsync._json import JSONObject, describe, kind_phrase, normalize_section
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLimits
 from shadowsync._tree import MISSING, Path, Value, copy_value, leaf_paths, lookup
@@ -271,5 +271,7 @@ def handle_delta_event(
         limits=limits,
         cloud_stamps=cloud_stamps,
         device_stamps=device_stamps,
+        # The cloud's and device's values are copies of the document's own.
+        checked_sides=is_checked(document),
     )
     return conclude(context)
