@@ -394,14 +394,26 @@ def _stamp_at(stamps: Mapping[Path, Any], path: Path) -> Any:
 def _newest_stamp(node: Any) -> int | None:
     """The newest timestamp in a metadata node (a leaf's, or any below it)."""
     if isinstance(node, dict):
-        if type(node.get("timestamp")) is int and len(node) == 1:
-            return int(node["timestamp"])
-        found = [t for t in map(_newest_stamp, node.values()) if t is not None]
-        return max(found) if found else None
-    if isinstance(node, list):
-        found = [t for t in map(_newest_stamp, node) if t is not None]
-        return max(found) if found else None
-    return None
+        stamp = node.get("timestamp")
+        if type(stamp) is int and len(node) == 1:
+            return stamp  # a leaf's: the usual case, settled without a loop
+        children: Iterable[Any] = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    newest = None
+    for child in children:
+        # Leaves below are looked at here: a call for each costs more than the rest.
+        if type(child) is dict and len(child) == 1:
+            found = child.get("timestamp")
+            if type(found) is not int:
+                found = _newest_stamp(child)
+        else:
+            found = _newest_stamp(child)
+        if found is not None and (newest is None or found > newest):
+            newest = found
+    return newest
 
 
 def _is_leaf_metadata(node: Any) -> bool:
@@ -456,9 +468,12 @@ def stamps_at(metadata: Mapping[str, Any], paths: Iterable[Path]) -> dict[Path, 
     for path in paths:
         node: Any = metadata
         for key in path:
-            if _is_leaf_metadata(node):
-                break  # a stamped ancestor
-            if not isinstance(node, dict) or key not in node:
+            if not isinstance(node, dict):
+                node = None
+                break
+            if len(node) == 1 and type(node.get("timestamp")) is int:
+                break  # a stamped ancestor (`_is_leaf_metadata`, without the call)
+            if key not in node:
                 node = None
                 break
             node = node[key]

@@ -176,10 +176,11 @@ def settle(
     """Three-way merge ``(path, base, cloud, device)`` entries of one section.
 
     The cloud's side is "ours", the device's "theirs". Returns the merge and the value settled
-    for each path; a path held for review keeps its ``current`` value. ``checked_sides`` says
-    that the cloud's and the device's values are private copies of a checked document's
-    (`is_checked`): `merge` would check and copy them again for nothing. The base, read from
-    the history, is checked as `merge` checks it.
+    for each path; a path held for review keeps its ``current`` value. The values of
+    ``entries`` stay the caller's (they are copied here). ``checked_sides`` says that the
+    cloud's and the device's values are a checked document's (`is_checked`): they are copied
+    without being checked again. The base, read from the history, is checked as `merge`
+    checks it.
     """
     # What `merge` does first (the policy, then each side checked and copied, as `merge`
     # words its errors), without checking values that cannot fail.
@@ -187,7 +188,9 @@ def settle(
     agreed = section_value(nested((path, base) for path, base, _, _ in entries), "base")
     ours = nested((path, cloud) for path, _, cloud, _ in entries)
     theirs = nested((path, device) for path, _, _, device in entries)
-    if not checked_sides:
+    if checked_sides:
+        ours, theirs = copy_object(ours), copy_object(theirs)
+    else:
         ours, theirs = section_value(ours, "ours"), section_value(theirs, "theirs")
     result = merge_sections(
         agreed,
