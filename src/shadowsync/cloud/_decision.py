@@ -28,7 +28,7 @@ from shadowsync._conflict.merge import (
 )
 from shadowsync._delta import updated_delta
 from shadowsync._document import is_checked
-from shadowsync._json import JSONObject, canonical_json, copy_object, json_pointer
+from shadowsync._json import JSONObject, canonical_json, copy_json, copy_object, json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._patch import apply_merge_patch
 from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, nested, overlaps, place
@@ -344,6 +344,10 @@ class DecisionContext:
     details: dict[str, Any]
     fast_forward: str
     stale_event: bool = False
+    checked: bool = False
+    """True when the shadow's values were checked (`is_checked`), the merge's base was checked
+    as `merge` checks it, and ``details`` hold only plain JSON: then what the decision makes of
+    them is plain JSON too, wherever no strategy or rule made a value of its own."""
 
     @property
     def reported(self) -> JSONObject:
@@ -418,6 +422,7 @@ def settled_context(
         details=details,
         fast_forward=fast_forward,
         stale_event=stale_event,
+        checked=checked_sides,
     )
 
 
@@ -618,11 +623,14 @@ def make_records(
     version = context.version
     decision, change_type, reason = verdict.decision, verdict.change_type, verdict.reason
     new_document, acknowledgement = planned.document, judgement.acknowledgement
+    plain = _plain_details(context, judgement)
     record_details: dict[str, Any] = {
         **context.details,
+        # The conflicts' JSON is the judgement's, which the signals only read.
         "conflicts": judgement.conflicts,
         "reviews": [item.to_json() for item in judgement.reviews],
-        "update": planned.update,
+        # The update is the decision's too: the record keeps a copy.
+        "update": copy_json(planned.update) if plain else planned.update,
         "pending": [json_pointer(p) for p in planned.pending],
     }
     if acknowledgement is not None:
@@ -649,9 +657,37 @@ def make_records(
         details=record_details,
         # The patch's values are the new document's (a shadow that is gone holds none).
         checked_after=new_document is None or is_checked(new_document),
+        plain_details=plain,
     )
     closing = context.history.closing
     return (record,) if closing is None else (closing, record)
+
+
+def _plain_details(context: DecisionContext, judgement: Judgement) -> bool:
+    """Whether the record's details will hold only plain JSON, so that the record need not
+    check and copy them again.
+
+    They do when the context is checked (its values, base and details), no rule judged (rules
+    make values and acknowledgements of their own), and every strategy kept one of the sides'
+    values (or none) with a name, winner and reason that are plain strings: then every value in
+    the conflicts, reviews and update is a copy of a checked one.
+    """
+    if not context.checked or context.rules is not None:
+        return False
+    for record in judgement.report:
+        value = record.value
+        if not (
+            value is MISSING
+            or value is record.ours
+            or value is record.theirs
+            or value is record.base
+        ):
+            return False
+        if not (type(record.strategy) is str and type(record.reason) is str):
+            return False
+        if type(record.winner) is not str:
+            return False
+    return True
 
 
 def make_signals(
