@@ -180,10 +180,10 @@ def _delta_since(
                 want, have, was, had, previous if type(previous) is dict else {}, ours, theirs
             )
         else:
-            sub = _delta_object({key: want}, {} if have is _ABSENT else {key: have}, ours, theirs)
-            sub = sub.get(key, _ABSENT)
-            if sub is not _ABSENT:
-                out[key] = sub
+            # Compared as `compute_delta` compares a member (its delta is the member's, if any).
+            one = _delta_object({key: want}, {} if have is _ABSENT else {key: have}, ours, theirs)
+            if key in one:
+                out[key] = one[key]
             continue
         if sub:
             out[key] = sub

@@ -12,8 +12,8 @@ from typing import Any
 
 from hypothesis import given
 
-from shadowsync.audit import AuditLog
 from shadowsync import stamps_at
+from shadowsync.audit import AuditLog
 from shadowsync.cloud import HistoryHead, handle_delta_event
 from shadowsync.strategies import MISSING, ConflictKind
 from tests.strategies import leaf_paths, lookup, strict_equal, value_form
