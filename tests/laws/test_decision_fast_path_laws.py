@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from shadowsync import ShadowDocument, apply_update, compute_delta, stamps_at
 from shadowsync._delta import updated_delta
 from shadowsync._document import is_checked
-from shadowsync.cloud import handle_delta_event
+from shadowsync.cloud import ShadowDecision, handle_delta_event
 from shadowsync.errors import ShadowRejectedError
 from tests.strategies import (
     ROOMY_LIMITS,
@@ -28,7 +28,7 @@ from tests.strategies import (
     section_patches,
     shadow_documents,
 )
-from tests.strategies.cloud import POLICIES, RULES, START, histories, run_history
+from tests.strategies.cloud import POLICIES, RULES, START, Resolution, histories, run_history
 
 NOW = START + 1_000_000
 
@@ -70,6 +70,18 @@ def _scramble(value: Any) -> None:
         value.clear()
 
 
+def _decide(resolution: Resolution, document: ShadowDocument) -> ShadowDecision:
+    """The resolution's decision again, on ``document`` (at a fixed time)."""
+    return handle_delta_event(
+        resolution.event,
+        document,
+        now=NOW,
+        history=resolution.history,
+        policy=POLICIES[resolution.step.policy],
+        rules=RULES if resolution.step.rules else None,
+    )
+
+
 @given(histories())
 def test_a_decision_on_a_checked_shadow_is_the_plain_paths_decision(history: Any) -> None:
     run = run_history(history)
@@ -78,17 +90,7 @@ def test_a_decision_on_a_checked_shadow_is_the_plain_paths_decision(history: Any
         assert is_checked(checked)  # the service builds its documents with apply_update
         plain = _unchecked(checked)
         assert not is_checked(plain)
-        decisions = [
-            handle_delta_event(
-                resolution.event,
-                document,
-                now=NOW,
-                history=resolution.history,
-                policy=POLICIES[resolution.step.policy],
-                rules=RULES if resolution.step.rules else None,
-            )
-            for document in (checked, plain)
-        ]
+        decisions = [_decide(resolution, document) for document in (checked, plain)]
         # Everything: decision, update, records with their patches, details and checksums,
         # conflict report, reviews, acknowledgement, events and metrics.
         assert repr(decisions[0]) == repr(decisions[1])
@@ -100,14 +102,7 @@ def test_a_decision_on_a_checked_shadow_shares_nothing_with_it(history: Any) -> 
     for resolution in run.resolutions:
         shadow = resolution.before
         before = _snapshot(shadow)
-        decision = handle_delta_event(
-            resolution.event,
-            shadow,
-            now=NOW,
-            history=resolution.history,
-            policy=POLICIES[resolution.step.policy],
-            rules=RULES if resolution.step.rules else None,
-        )
+        decision = _decide(resolution, shadow)
         update = repr(decision.update)
         for record in decision.records:
             _scramble(record.details)
