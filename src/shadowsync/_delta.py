@@ -105,6 +105,91 @@ def _delta_object(
     return out
 
 
+_ABSENT: Any = object()
+
+
+def updated_delta(
+    desired: dict[str, Any],
+    reported: dict[str, Any],
+    *,
+    previous_desired: dict[str, Any],
+    previous_reported: dict[str, Any],
+    previous_delta: JSONObject | None,
+) -> JSONObject | None:
+    """``compute_delta(desired, reported)`` of a document updated from one whose delta is
+    known, walking only what the update changed.
+
+    The delta of a member depends on its desired and reported values alone, and an update
+    shares every member it leaves alone with the previous document (`apply_update` does):
+    where both values are the very objects they were, the member's delta is the previous
+    one's. Members that changed are compared as `compute_delta` compares them (equal
+    containers set aside and checked at the end; if that check fails, the whole delta is
+    computed again), so the result is the same, key order included.
+
+    ```pycon
+    >>> before = {"a": {"x": 1, "y": 2}, "b": [1]}
+    >>> after = {**before, "a": {"x": 1, "y": 3}}
+    >>> updated_delta(after, {"a": {"x": 1, "y": 2}}, previous_desired=before,
+    ...               previous_reported={"a": {"x": 1, "y": 2}}, previous_delta={"b": [1]})
+    {'a': {'y': 3}, 'b': [1]}
+
+    ```
+    """
+    ours: list[Any] = []
+    theirs: list[Any] = []
+    try:
+        delta = _delta_since(
+            desired,
+            reported,
+            previous_desired,
+            previous_reported,
+            previous_delta or {},
+            ours,
+            theirs,
+        )
+    except RecursionError:
+        return compute_delta(desired, reported)  # which says so in its own words
+    if ours and not _same_json(ours, theirs):
+        return compute_delta(desired, reported)
+    return delta or None
+
+
+def _delta_since(
+    desired: dict[str, Any],
+    reported: dict[str, Any],
+    old_desired: dict[str, Any],
+    old_reported: dict[str, Any],
+    old_delta: dict[str, Any],
+    ours: list[Any],
+    theirs: list[Any],
+) -> JSONObject:
+    out: JSONObject = {}
+    for key, want in desired.items():
+        have = reported.get(key, _ABSENT)
+        was = old_desired.get(key, _ABSENT)
+        had = old_reported.get(key, _ABSENT)
+        if want is was and have is had:
+            if key in old_delta:
+                out[key] = old_delta[key]
+            continue
+        if type(want) is dict and type(have) is dict and type(was) is dict and type(had) is dict:
+            # Both sides were objects and still are: the previous delta here is an object (or
+            # absent, when they were equal), so only the changed members are walked.
+            previous = old_delta.get(key)
+            sub = _delta_since(
+                want, have, was, had, previous if type(previous) is dict else {}, ours, theirs
+            )
+        else:
+            # Compared as `compute_delta` compares a member (its delta is the member's, if any).
+            one = _delta_object({key: want}, {} if have is _ABSENT else {key: have}, ours, theirs)
+            if key in one:
+                out[key] = one[key]
+            continue
+        if sub:
+            out[key] = sub
+    return out
+
+
 def _same_json(ours: list[Any], theirs: list[Any]) -> bool:
     """Whether each pair of equal containers the walk set aside is equal as JSON too.
 

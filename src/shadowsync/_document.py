@@ -66,6 +66,10 @@ class ShadowDocument:
     # The exact `size`, when known from how the document was built (None: not known). An
     # update derives its document's size from this one without serialising it again.
     _known_size: int | None = attrs.field(init=False, default=None, eq=False, repr=False)
+    # True when desired and reported are known to hold only plain JSON without null, nested at
+    # most MAX_CONFIGURABLE_DEPTH levels, from how the document was built (`from_dict`, or
+    # `apply_update` of a checked document): the constructor takes any dicts, so it cannot.
+    _checked: bool = attrs.field(init=False, default=False, eq=False, repr=False)
 
     @functools.cached_property
     def delta(self) -> JSONObject | None:
@@ -228,6 +232,7 @@ class ShadowDocument:
                 f"over the {limits.max_document_bytes}-byte limit"
             )
         remember_size(document, size)
+        mark_checked(document)
         return document
 
     @classmethod
@@ -266,3 +271,15 @@ def _normalize_metadata(meta: object, *, section: str) -> JSONObject:
     if not isinstance(meta, Mapping):
         raise InvalidDocumentError(f"{section} must be an object")
     return normalize_section(meta, section=section, max_depth=32, nulls=False)
+
+
+def is_checked(document: ShadowDocument) -> bool:
+    """Whether ``document``'s sections are known to hold only what `normalize_section` returns
+    (plain JSON without ``null``, at most ``MAX_CONFIGURABLE_DEPTH`` levels), from how it was
+    built. Internal: a decision then skips checking the values it takes from them again."""
+    return document._checked
+
+
+def mark_checked(document: ShadowDocument) -> None:
+    """Record that ``document``'s sections were checked as `is_checked` says (internal)."""
+    object.__setattr__(document, "_checked", True)

@@ -11,7 +11,13 @@ from typing import Any
 import attrs
 
 from shadowsync._delta import delta_metadata
-from shadowsync._document import ShadowDocument, known_size, remember_size
+from shadowsync._document import (
+    ShadowDocument,
+    is_checked,
+    known_size,
+    mark_checked,
+    remember_size,
+)
 from shadowsync._json import (
     INVALID_JSON,
     JSONObject,
@@ -480,9 +486,14 @@ def apply_update(
             if isinstance(request, UpdateRequest)
             else UpdateRequest.parse(request, limits=limits)
         )
-        return _apply(document, parsed, timestamp, limits, previous_version)
+        result = _apply(document, parsed, timestamp, limits, previous_version)
     except ShadowRejectedError as exc:
         raise exc.with_context(timestamp=timestamp) from None
+    if parsed is not request and (document is None or is_checked(document)):
+        # Checked values merged with a request validated here: checked values again. (An
+        # `UpdateRequest` handed in was built who knows how.)
+        mark_checked(result.document)
+    return result
 
 
 def _apply(

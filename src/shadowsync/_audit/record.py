@@ -455,13 +455,36 @@ class HistoryRecord:
             _TRUST_STORED.reset(token)
 
 
-def sealed_record(record_type: type[HistoryRecord], **fields: Any) -> HistoryRecord:
-    """A record of ``record_type`` from validated fields, with its checksum computed."""
+def sealed_record(
+    record_type: type[HistoryRecord],
+    *,
+    patch: list[dict[str, Any]],
+    details: Mapping[str, Any] | None = None,
+    plain_patch: bool = False,
+    plain_details: bool = False,
+    **fields: Any,
+) -> HistoryRecord:
+    """A record of ``record_type`` from validated fields, with its checksum computed.
+
+    ``plain_patch`` and ``plain_details`` say that ``patch`` and ``details`` are already what
+    their fields' checks would make of them (new plain JSON that nothing else holds): they are
+    taken as they are.
+    """
     token = _TRUST_STORED.set(True)
     try:
-        record = record_type(**fields, checksum="")
+        record = record_type(
+            **fields,
+            patch=[] if plain_patch else patch,
+            details=None if plain_details else details,
+            checksum="",
+        )
     finally:
         _TRUST_STORED.reset(token)
+    # Set before anything reads the record (its checksum covers them).
+    if plain_patch:
+        object.__setattr__(record, "patch", patch)
+    if plain_details:
+        object.__setattr__(record, "details", details)
     # Sealing the record that was just built (and validated) saves hashing it twice.
     object.__setattr__(record, "checksum", record.content_checksum)
     return record
@@ -481,11 +504,17 @@ def record_from_states(
     reason: str,
     details: Mapping[str, Any] | None = None,
     record_type: type[HistoryRecord] = HistoryRecord,
+    checked_after: bool = False,
+    plain_details: bool = False,
 ) -> HistoryRecord:
     """`HistoryRecord.create` from two states already in ``{"desired", "reported"}`` form and
     known valid, such as one `AuditLog.last_state` gave: only read, neither checked nor copied
     again. ``record_type`` is the class to build (a subclass's ``create`` builds its own).
-    Internal (for `shadowsync.cloud`), not part of the public API."""
+    ``checked_after`` says that ``after`` holds only the values of checked documents
+    (`is_checked`): every value in the patch is a copy of one of them, so the patch is plain
+    JSON and is not checked again; ``plain_details`` that ``details`` is a new dict of plain
+    JSON that nothing else will change, taken as it is. Internal (for `shadowsync.cloud`), not
+    part of the public API."""
     previous_checksum = _previous_checksum(previous)
     check_thing_name(thing_name)
     check_shadow_name(shadow_name)
@@ -503,9 +532,11 @@ def record_from_states(
         timestamp=timestamp,
         change_type=change_type,
         patch=make_json_patch(before, after),
+        plain_patch=checked_after,
         decision=decision,
         reason=reason,
         details=details,
+        plain_details=plain_details,
         previous_checksum=previous_checksum,
     )
 

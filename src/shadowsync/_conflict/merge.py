@@ -357,7 +357,11 @@ def _check_resolution(strategy: Strategy, resolution: object, conflict: Conflict
         raise InvalidArgumentError(
             f"strategy {describe(strategy.name)} says base won but changed it"
         )
-    if resolution.value is not MISSING:
+    value = resolution.value
+    # A side's own value was checked with its section (and is no deeper there than here).
+    if value is not MISSING and not (
+        value is conflict.ours or value is conflict.theirs or value is conflict.base
+    ):
         try:
             normalize_section(
                 {"value": resolution.value}, section="resolution", max_depth=64, nulls=False
@@ -390,14 +394,26 @@ def _stamp_at(stamps: Mapping[Path, Any], path: Path) -> Any:
 def _newest_stamp(node: Any) -> int | None:
     """The newest timestamp in a metadata node (a leaf's, or any below it)."""
     if isinstance(node, dict):
-        if type(node.get("timestamp")) is int and len(node) == 1:
-            return int(node["timestamp"])
-        found = [t for t in map(_newest_stamp, node.values()) if t is not None]
-        return max(found) if found else None
-    if isinstance(node, list):
-        found = [t for t in map(_newest_stamp, node) if t is not None]
-        return max(found) if found else None
-    return None
+        stamp = node.get("timestamp")
+        if type(stamp) is int and len(node) == 1:
+            return stamp  # a leaf's: the usual case, settled without a loop
+        children: Iterable[Any] = node.values()
+    elif isinstance(node, list):
+        children = node
+    else:
+        return None
+    newest = None
+    for child in children:
+        # Leaves below are looked at here: a call for each costs more than the rest.
+        if type(child) is dict and len(child) == 1:
+            found = child.get("timestamp")
+            if type(found) is not int:
+                found = _newest_stamp(child)
+        else:
+            found = _newest_stamp(child)
+        if found is not None and (newest is None or found > newest):
+            newest = found
+    return newest
 
 
 def _is_leaf_metadata(node: Any) -> bool:
@@ -452,9 +468,12 @@ def stamps_at(metadata: Mapping[str, Any], paths: Iterable[Path]) -> dict[Path, 
     for path in paths:
         node: Any = metadata
         for key in path:
-            if _is_leaf_metadata(node):
-                break  # a stamped ancestor
-            if not isinstance(node, dict) or key not in node:
+            if not isinstance(node, dict):
+                node = None
+                break
+            if len(node) == 1 and type(node.get("timestamp")) is int:
+                break  # a stamped ancestor (`_is_leaf_metadata`, without the call)
+            if key not in node:
                 node = None
                 break
             node = node[key]
@@ -464,8 +483,9 @@ def stamps_at(metadata: Mapping[str, Any], paths: Iterable[Path]) -> dict[Path, 
     return out
 
 
-def _section_value(value: object, name: str) -> JSONObject:
-    """A private, validated copy of an input section (later edits by the caller can't leak in)."""
+def section_value(value: object, name: str) -> JSONObject:
+    """A private, validated copy of an input section of `merge` (later edits by the caller
+    can't leak in), or the `InvalidDocumentError` that `merge` raises for it."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -526,6 +546,29 @@ def merge(
 
     ```
     """
+    resolved = merge_policy(policy, section)
+    return merge_sections(
+        section_value(base, "base"),
+        section_value(ours, "ours"),
+        section_value(theirs, "theirs"),
+        policy=resolved,
+        section=section,
+        thing_name=thing_name,
+        shadow_name=shadow_name,
+        ours_source=ours_source,
+        theirs_source=theirs_source,
+        ours_stamps=ours_stamps,
+        theirs_stamps=theirs_stamps,
+        base_stamps=base_stamps,
+        rules=rules,
+        timestamp=timestamp,
+        desired_version=desired_version,
+        metadata=metadata,
+    )
+
+
+def merge_policy(policy: ResolutionPolicy | Strategy | None, section: object) -> ResolutionPolicy:
+    """`merge`'s checks of its ``section`` and ``policy``, and the policy they give."""
     from shadowsync._conflict.policy import ResolutionPolicy
 
     if section not in ("desired", "reported"):
@@ -533,18 +576,40 @@ def merge(
             f"section must be 'desired' or 'reported', got {describe(section)}"
         )
     if policy is None:
-        policy = ResolutionPolicy()
-    elif not isinstance(policy, ResolutionPolicy):
+        return ResolutionPolicy()
+    if not isinstance(policy, ResolutionPolicy):
         if not isinstance(policy, Strategy):
             raise InvalidArgumentError(
                 f"policy must be a ResolutionPolicy or a Strategy, got {type(policy).__name__}"
             )
-        policy = ResolutionPolicy(default=policy)
-    inputs = (
-        _section_value(base, "base"),
-        _section_value(ours, "ours"),
-        _section_value(theirs, "theirs"),
-    )
+        return ResolutionPolicy(default=policy)
+    return policy
+
+
+def merge_sections(
+    base: JSONObject,
+    ours: JSONObject,
+    theirs: JSONObject,
+    *,
+    policy: ResolutionPolicy,
+    section: Section,
+    thing_name: str | None,
+    shadow_name: str | None,
+    ours_source: str,
+    theirs_source: str,
+    ours_stamps: Mapping[Path, Any] | None,
+    theirs_stamps: Mapping[Path, Any] | None,
+    base_stamps: Mapping[Path, Any] | None = None,
+    rules: RuleSet | None = None,
+    timestamp: int = 0,
+    desired_version: int = 0,
+    metadata: Mapping[str, Any] | None = None,
+) -> MergeResult:
+    """`merge` of three sections that are already what `section_value` makes of them: private
+    copies of plain JSON without ``null`` (at most 64 levels), which are not checked or copied
+    again, with the policy `merge_policy` gave. Internal: `merge` calls it once it has checked
+    its inputs, and a cloud-side decision with the values it copied from checked documents."""
+    inputs = (base, ours, theirs)
     resolved_policy = policy
 
     def run(force_review: bool) -> tuple[_Resolver, JSONObject]:

@@ -21,10 +21,14 @@ from shadowsync._conflict.merge import (
     MergeResult,
     ReviewItem,
     Section,
-    merge,
+    merge_policy,
+    merge_sections,
     same,
+    section_value,
 )
-from shadowsync._json import JSONObject, canonical_json, copy_object, json_pointer
+from shadowsync._delta import updated_delta
+from shadowsync._document import is_checked
+from shadowsync._json import JSONObject, canonical_json, copy_json, copy_object, json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._patch import apply_merge_patch
 from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, nested, overlaps, place
@@ -167,18 +171,32 @@ def settle(
     shadow_name: str | None,
     cloud_stamps: dict[Path, int],
     device_stamps: dict[Path, int],
+    checked_sides: bool = False,
 ) -> tuple[MergeResult, dict[Path, Value]]:
     """Three-way merge ``(path, base, cloud, device)`` entries of one section.
 
     The cloud's side is "ours", the device's "theirs". Returns the merge and the value settled
-    for each path; a path held for review keeps its ``current`` value.
+    for each path; a path held for review keeps its ``current`` value. The values of
+    ``entries`` stay the caller's (they are copied here). ``checked_sides`` says that the
+    cloud's and the device's values are a checked document's (`is_checked`): they are copied
+    without being checked again. The base, read from the history, is checked as `merge`
+    checks it.
     """
-    # merge validates and copies its inputs (they stay the caller's): no copy here.
-    result = merge(
-        nested((path, base) for path, base, _, _ in entries),
-        nested((path, cloud) for path, _, cloud, _ in entries),
-        nested((path, device) for path, _, _, device in entries),
-        policy=policy,
+    # What `merge` does first (the policy, then each side checked and copied, as `merge`
+    # words its errors), without checking values that cannot fail.
+    resolved = merge_policy(policy, section)
+    agreed = section_value(nested((path, base) for path, base, _, _ in entries), "base")
+    ours = nested((path, cloud) for path, _, cloud, _ in entries)
+    theirs = nested((path, device) for path, _, _, device in entries)
+    if checked_sides:
+        ours, theirs = copy_object(ours), copy_object(theirs)
+    else:
+        ours, theirs = section_value(ours, "ours"), section_value(theirs, "theirs")
+    result = merge_sections(
+        agreed,
+        ours,
+        theirs,
+        policy=resolved,
         section=section,
         thing_name=thing_name,
         shadow_name=shadow_name,
@@ -326,6 +344,10 @@ class DecisionContext:
     details: dict[str, Any]
     fast_forward: str
     stale_event: bool = False
+    checked: bool = False
+    """True when the shadow's values were checked (`is_checked`), the merge's base was checked
+    as `merge` checks it, and ``details`` hold only plain JSON: then what the decision makes of
+    them is plain JSON too, wherever no strategy or rule made a value of its own."""
 
     @property
     def reported(self) -> JSONObject:
@@ -366,12 +388,13 @@ def settled_context(
     limits: ShadowLimits,
     cloud_stamps: dict[Path, int],
     device_stamps: dict[Path, int],
+    checked_sides: bool = False,
 ) -> DecisionContext:
     """The `DecisionContext` of ``entries`` once `settle` has merged them.
 
     First what is decided (the context's fields), then how: the operation's ``policy``,
-    ``rules``, time and limits, and each side's stamps for the merge. The section is settled
-    against its value in the shadow now (``document``).
+    ``rules``, time and limits, and each side's stamps for the merge (``checked_sides``: see
+    `settle`). The section is settled against its value in the shadow now (``document``).
     """
     result, final = settle(
         entries,
@@ -382,6 +405,7 @@ def settled_context(
         shadow_name=shadow_name,
         cloud_stamps=cloud_stamps,
         device_stamps=device_stamps,
+        checked_sides=checked_sides,
     )
     return DecisionContext(
         thing_name=thing_name,
@@ -398,6 +422,7 @@ def settled_context(
         details=details,
         fast_forward=fast_forward,
         stale_event=stale_event,
+        checked=checked_sides,
     )
 
 
@@ -552,7 +577,18 @@ def plan_update(context: DecisionContext, judgement: Judgement) -> PlannedUpdate
         limits=context.limits,
         previous_version=context.history.last.version if context.history.last else 0,
     ).document
-    return PlannedUpdate(update=body, document=after, pending=tuple(leaf_paths(after.delta or {})))
+    if document is None:
+        delta = after.delta
+    else:
+        # The update shares what it leaves alone with the document, whose delta is known.
+        delta = updated_delta(
+            after.desired,
+            after.reported,
+            previous_desired=document.desired,
+            previous_reported=document.reported,
+            previous_delta=document.delta,
+        )
+    return PlannedUpdate(update=body, document=after, pending=tuple(leaf_paths(delta or {})))
 
 
 def classify(context: DecisionContext, judgement: Judgement, planned: PlannedUpdate) -> Verdict:
@@ -587,11 +623,14 @@ def make_records(
     version = context.version
     decision, change_type, reason = verdict.decision, verdict.change_type, verdict.reason
     new_document, acknowledgement = planned.document, judgement.acknowledgement
+    plain = _plain_details(context, judgement)
     record_details: dict[str, Any] = {
         **context.details,
+        # The conflicts' JSON is the judgement's, which the signals only read.
         "conflicts": judgement.conflicts,
         "reviews": [item.to_json() for item in judgement.reviews],
-        "update": planned.update,
+        # The update is the decision's too: the record keeps a copy.
+        "update": copy_json(planned.update) if plain else planned.update,
         "pending": [json_pointer(p) for p in planned.pending],
     }
     if acknowledgement is not None:
@@ -616,9 +655,39 @@ def make_records(
         decision=decision,
         reason=reason,
         details=record_details,
+        # The patch's values are the new document's (a shadow that is gone holds none).
+        checked_after=new_document is None or is_checked(new_document),
+        plain_details=plain,
     )
     closing = context.history.closing
     return (record,) if closing is None else (closing, record)
+
+
+def _plain_details(context: DecisionContext, judgement: Judgement) -> bool:
+    """Whether the record's details will hold only plain JSON, so that the record need not
+    check and copy them again.
+
+    They do when the context is checked (its values, base and details), no rule judged (rules
+    make values and acknowledgements of their own), and every strategy kept one of the sides'
+    values (or none) with a name, winner and reason that are plain strings: then every value in
+    the conflicts, reviews and update is a copy of a checked one.
+    """
+    if not context.checked or context.rules is not None:
+        return False
+    for record in judgement.report:
+        value = record.value
+        if not (
+            value is MISSING
+            or value is record.ours
+            or value is record.theirs
+            or value is record.base
+        ):
+            return False
+        if not (type(record.strategy) is str and type(record.reason) is str):
+            return False
+        if type(record.winner) is not str:
+            return False
+    return True
 
 
 def make_signals(

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from shadowsync._conflict.merge import ConflictReport, stamps_at
-from shadowsync._document import ShadowDocument
+from shadowsync._document import ShadowDocument, is_checked
 from shadowsync._json import JSONObject, describe, kind_phrase, normalize_section
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLimits
-from shadowsync._tree import MISSING, Path, Value, copy_value, leaf_paths, lookup
+from shadowsync._tree import MISSING, Path, Value, leaf_paths, lookup
 from shadowsync.audit import HistoryRecord
 from shadowsync.cloud._decision import (
     ShadowDecision,
@@ -241,15 +241,16 @@ def handle_delta_event(
     cloud_stamps = stamps_at(document.section_metadata("desired"), paths)
     device_stamps = stamps_at(document.section_metadata("reported"), paths)
     entries: list[tuple[Path, Value, Value, Value]] = []
+    # Not copied: settling copies every value it keeps (see `settle`).
     for path in paths:
-        reported_now = copy_value(lookup(reported, path))
+        reported_now = lookup(reported, path)
         if base is None:
             agreed = _first_base(path, reported_now, cloud_stamps, device_stamps)
         else:
             # The last value both sides agreed on is what the device had reported at the base:
             # a desired value that was still pending there was never agreed.
-            agreed = copy_value(lookup(base["reported"], path))
-        entries.append((path, agreed, copy_value(lookup(desired, path)), reported_now))
+            agreed = lookup(base["reported"], path)
+        entries.append((path, agreed, lookup(desired, path), reported_now))
     context = settled_context(
         entries,
         section="desired",
@@ -271,5 +272,7 @@ def handle_delta_event(
         limits=limits,
         cloud_stamps=cloud_stamps,
         device_stamps=device_stamps,
+        # The cloud's and device's values are the document's own.
+        checked_sides=is_checked(document),
     )
     return conclude(context)

@@ -1,0 +1,237 @@
+"""Laws of the resolver's fast paths: each gives exactly what the plain path gives.
+
+A delta-event decision on a checked shadow (`is_checked`: built by `ShadowDocument.from_dict`
+or `apply_update`) skips checking and copying values again, takes its record's patch and
+details as made, and computes the delta after its update from the shadow's known delta. The
+same shadow built with the constructor is not checked, so its decision takes the plain path;
+the two decisions are compared by ``repr``, which tells ``1`` from ``1.0`` and ``True``, a
+tuple from a list, and keys in another order.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from shadowsync import ShadowDocument, apply_update, compute_delta, stamps_at
+from shadowsync._delta import updated_delta
+from shadowsync._document import is_checked
+from shadowsync.cloud import ShadowDecision, handle_delta_event
+from shadowsync.errors import ShadowRejectedError
+from tests.strategies import (
+    ROOMY_LIMITS,
+    leaf_paths,
+    related_states,
+    section_patches,
+    shadow_documents,
+)
+from tests.strategies.cloud import POLICIES, RULES, START, Resolution, histories, run_history
+
+NOW = START + 1_000_000
+
+
+def _unchecked(document: ShadowDocument) -> ShadowDocument:
+    """The same shadow, built with the constructor (which checks nothing, so neither is it
+    marked checked), sharing nothing with ``document``."""
+    return ShadowDocument(
+        desired=copy.deepcopy(document.desired),
+        reported=copy.deepcopy(document.reported),
+        desired_metadata=copy.deepcopy(document.desired_metadata),
+        reported_metadata=copy.deepcopy(document.reported_metadata),
+        version=document.version,
+        timestamp=document.timestamp,
+    )
+
+
+def _snapshot(document: ShadowDocument) -> str:
+    return repr(
+        (
+            document.desired,
+            document.reported,
+            document.desired_metadata,
+            document.reported_metadata,
+            document.delta,
+        )
+    )
+
+
+def _scramble(value: Any) -> None:
+    """Empty every container in ``value``, innermost first."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _scramble(item)
+        value.clear()
+    elif isinstance(value, list):
+        for item in value:
+            _scramble(item)
+        value.clear()
+
+
+def _decide(resolution: Resolution, document: ShadowDocument) -> ShadowDecision:
+    """The resolution's decision again, on ``document`` (at a fixed time)."""
+    return handle_delta_event(
+        resolution.event,
+        document,
+        now=NOW,
+        history=resolution.history,
+        policy=POLICIES[resolution.step.policy],
+        rules=RULES if resolution.step.rules else None,
+    )
+
+
+@given(histories())
+def test_a_decision_on_a_checked_shadow_is_the_plain_paths_decision(history: Any) -> None:
+    run = run_history(history)
+    for resolution in run.resolutions:
+        checked = resolution.before
+        assert is_checked(checked)  # the service builds its documents with apply_update
+        plain = _unchecked(checked)
+        assert not is_checked(plain)
+        decisions = [_decide(resolution, document) for document in (checked, plain)]
+        # Everything: decision, update, records with their patches, details and checksums,
+        # conflict report, reviews, acknowledgement, events and metrics.
+        assert repr(decisions[0]) == repr(decisions[1])
+
+
+@given(histories())
+def test_a_decision_on_a_checked_shadow_shares_nothing_with_it(history: Any) -> None:
+    run = run_history(history)
+    for resolution in run.resolutions:
+        shadow = resolution.before
+        before = _snapshot(shadow)
+        decision = _decide(resolution, shadow)
+        update = repr(decision.update)
+        for record in decision.records:
+            _scramble(record.details)
+            _scramble(record.patch)
+        assert repr(decision.update) == update  # the record keeps its own copy
+        _scramble(decision.update)
+        for conflict in decision.report:
+            for value in (conflict.base, conflict.ours, conflict.theirs, conflict.value):
+                _scramble(value)
+        for item in decision.reviews:
+            for value in (item.base, item.current, item.proposed):
+                _scramble(value)
+        assert _snapshot(shadow) == before
+
+
+def _retyped(value: Any) -> Any:
+    """A copy of ``value`` that Python finds equal, with its scalars of another type where one
+    exists: ``True`` for ``1``, ``0`` for ``False``, ``2.0`` for ``2``, ``3`` for ``3.0``."""
+    if isinstance(value, dict):
+        return {key: _retyped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_retyped(item) for item in value]
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return bool(value) if value in (0, 1) else float(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+@st.composite
+def updated_documents(draw: st.DrawFn) -> tuple[ShadowDocument, ShadowDocument]:
+    """A document and the one an update made of it. The update writes some of reported's
+    members into desired (some retyped), some of desired's into reported, or swaps them (the
+    two sections are related): values ``==`` but of another JSON type meet often (``1`` and
+    ``1.0``, ``True`` and ``1``). It may write patches of its own too."""
+    if draw(st.booleans()):
+        desired, reported = draw(related_states())
+        document = ShadowDocument(desired=desired, reported=reported)
+    else:
+        document = draw(shadow_documents())
+        desired, reported = document.desired, document.reported
+    # Each member written is taken from the other section, or the two are swapped: then
+    # desired and reported hold values that are == but not the same JSON where they did not.
+    patches: dict[str, dict[str, Any]] = {"desired": {}, "reported": {}}
+    members = sorted({*desired, *reported})
+    for key in draw(st.lists(st.sampled_from(members), unique=True)) if members else []:
+        way = draw(st.sampled_from(("desired", "reported", "swap", "retyped", "flags")))
+        if way == "flags":
+            # Python's == takes True for 1: only the exact check tells these apart.
+            flags = draw(st.lists(st.booleans(), min_size=1, max_size=3))
+            patches["reported"][key] = draw(st.sampled_from((flags, {"on": flags})))
+            patches["desired"][key] = _retyped(patches["reported"][key])
+            continue
+        if way in ("desired", "swap") and key in reported:
+            patches["desired"][key] = copy.deepcopy(reported[key])
+        if way == "retyped" and key in reported:
+            patches["desired"][key] = _retyped(reported[key])
+        if way in ("reported", "swap") and key in desired:
+            patches["reported"][key] = copy.deepcopy(desired[key])
+    request: dict[str, Any] = {}
+    for section, patch in patches.items():
+        if draw(st.booleans()):
+            patch.update(draw(section_patches()))
+        if patch:
+            request[section] = patch
+    try:
+        after = apply_update(
+            document, {"state": request}, timestamp=START, limits=ROOMY_LIMITS
+        ).document
+    except ShadowRejectedError:
+        assume(False)
+        raise
+    return document, after
+
+
+@given(updated_documents())
+def test_the_delta_after_an_update_is_the_delta_computed_afresh(
+    documents: tuple[ShadowDocument, ShadowDocument],
+) -> None:
+    before, after = documents
+    fast = updated_delta(
+        after.desired,
+        after.reported,
+        previous_desired=before.desired,
+        previous_reported=before.reported,
+        previous_delta=before.delta,
+    )
+    assert repr(fast) == repr(compute_delta(after.desired, after.reported))
+
+
+def _reference_newest(node: Any) -> int | None:
+    """The newest stamp in a metadata node, as `stamps_at` first found it (a plain walk)."""
+    if isinstance(node, dict):
+        if type(node.get("timestamp")) is int and len(node) == 1:
+            return int(node["timestamp"])
+        found = [t for t in map(_reference_newest, node.values()) if t is not None]
+        return max(found) if found else None
+    if isinstance(node, list):
+        found = [t for t in map(_reference_newest, node) if t is not None]
+        return max(found) if found else None
+    return None
+
+
+def _reference_stamps_at(metadata: Any, paths: list[tuple[str, ...]]) -> dict[Any, int]:
+    out = {}
+    for path in paths:
+        node: Any = metadata
+        for key in path:
+            if isinstance(node, dict) and len(node) == 1 and type(node.get("timestamp")) is int:
+                break
+            if not isinstance(node, dict) or key not in node:
+                node = None
+                break
+            node = node[key]
+        stamp = _reference_newest(node) if node is not None and path else None
+        if stamp is not None:
+            out[path] = stamp
+    return out
+
+
+@given(shadow_documents(), st.data())
+def test_stamps_at_is_the_plain_walks(document: ShadowDocument, data: st.DataObject) -> None:
+    for section in ("desired", "reported"):
+        metadata = document.section_metadata(section)
+        paths = list(leaf_paths(document.section(section)))
+        # Ancestors, paths below a leaf and paths that are not there.
+        paths += [path[:-1] for path in paths if len(path) > 1]
+        paths += [(*path, "below") for path in paths[:3]] + [("absent",), ()]
+        paths = data.draw(st.permutations(paths))
+        assert repr(stamps_at(metadata, paths)) == repr(_reference_stamps_at(metadata, paths))
