@@ -41,7 +41,10 @@ class ShadowDocument:
 
     Documents are values: they are never changed in place, and `apply_update` returns a
     new one. The mappings they hold are shared between versions, so treat them as read-only;
-    `to_dict` returns a copy you own.
+    `to_dict` returns a copy you own. A document whose mappings are edited in place keeps what
+    it knew when it was built (its delta, its size, and that its values were checked, which
+    the cloud-side decisions rely on instead of checking them again): build a new document
+    from the edited copy instead.
 
     ```pycon
     >>> doc = ShadowDocument.from_dict({

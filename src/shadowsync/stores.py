@@ -256,6 +256,8 @@ class MemoryStore(_Closing):
         self._closed = False
         self._depth = 0
         self._undo: tuple[dict[int, Intent], dict[Any, Any], dict[str, str]] | None = None
+        self.rollbacks = 0
+        """How many transactions rolled back since the store was opened (see `Store`)."""
 
     @contextlib.contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[None]:
@@ -274,8 +276,10 @@ class MemoryStore(_Closing):
             try:
                 yield
             except BaseException:
-                if self._depth == 1 and self._undo is not None:
-                    self._intents, self._cache, self._state = self._undo
+                if self._depth == 1:
+                    self.rollbacks += 1
+                    if self._undo is not None:
+                        self._intents, self._cache, self._state = self._undo
                 raise
             finally:
                 self._depth -= 1
@@ -446,6 +450,8 @@ class SQLiteStore(_Closing):
         self._path = os.fspath(path)
         self._lock = threading.RLock()
         self._depth = 0
+        self.rollbacks = 0
+        """How many transactions rolled back since the store was opened (see `Store`)."""
         # Inside a `transaction` that has not begun yet: its ``durable``; else None.
         self._waiting: bool | None = None
         self._durable = True
@@ -613,9 +619,14 @@ class SQLiteStore(_Closing):
             try:
                 yield
             except BaseException:
+                self.rollbacks += 1
                 self._end(conn, "ROLLBACK")
                 raise
-            self._end(conn, "COMMIT")
+            try:
+                self._end(conn, "COMMIT")
+            except BaseException:
+                self.rollbacks += 1  # a failed commit rolled the block back
+                raise
 
     def _begin(self, conn: sqlite3.Connection, *, durable: bool) -> None:
         """Begin the `transaction` in progress (``self._waiting`` says it has not begun)."""

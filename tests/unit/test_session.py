@@ -1211,6 +1211,33 @@ def test_a_session_call_that_changes_nothing_writes_nothing(tmp_path: Path) -> N
     store.close()
 
 
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_a_cache_entry_lost_to_a_rolled_back_transaction_is_written_again(
+    kind: str, tmp_path: Path
+) -> None:
+    """An enclosing transaction that rolls back after a session call takes the call's cache
+    entry with it; the session's next call writes the entry again."""
+    store: Any = MemoryStore() if kind == "memory" else SQLiteStore(tmp_path / "device.db")
+    rig = Rig(store=store)
+    rig.service.update(THING, {"state": {"reported": {"a": 0}}})
+
+    def failing_after_the_call() -> None:
+        with store.transaction():
+            rig.sync()
+            assert store.get_cache(THING, None) is not None
+            raise RuntimeError("the application failed after the call")
+
+    with pytest.raises(RuntimeError, match="after the call"):
+        failing_after_the_call()
+    assert store.get_cache(THING, None) is None
+    assert store.rollbacks == 1
+    rig.tick(1.0)
+    cached = store.get_cache(THING, None)
+    assert cached is not None
+    assert cached.document is not None
+    assert cached.document["version"] == rig.doc().version
+
+
 def test_a_session_call_that_raises_writes_nothing() -> None:
     store = MemoryStore()
     rig = in_sync(store=store)

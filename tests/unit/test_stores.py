@@ -675,8 +675,10 @@ def test_a_transaction_that_raises_writes_nothing(make_store: Callable[[], Store
             store.put_state("s", {"n": 2})
             raise RuntimeError("half way")
 
+    before = store.rollbacks
     with pytest.raises(RuntimeError, match="half way"):
         half_way()
+    assert store.rollbacks == before + 1  # a session writes its cache entry again after one
     assert [intent.seq for intent in make_store().intents()] == [kept]
     assert make_store().get_state("s") is None
     later = store.append(_intent(3, path=("c",)))

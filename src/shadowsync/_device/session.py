@@ -119,6 +119,12 @@ def _call(*, durable: bool) -> Callable[[_Method[_P]], _Method[_P]]:
                 store_transaction(self._store, durable=durable),
             ):
                 out = method(self, *args, **kwargs)
+                rollbacks = getattr(self._store, "rollbacks", 0)
+                if rollbacks != self._rollbacks_seen:
+                    # A transaction rolled back since the cache entry was written (this
+                    # session's or an enclosing one): the entry may be gone with it.
+                    self._rollbacks_seen = rollbacks
+                    self._view.forget_saved()
                 self._view.persist()
             return out
 
@@ -208,6 +214,7 @@ class ShadowSession:
         )
         self._random = random
         self._store = store
+        self._rollbacks_seen: object = getattr(store, "rollbacks", 0)
 
         self._state = SessionState.OFFLINE
         self._early: list[Incoming] = []

@@ -80,7 +80,10 @@ class Store(Protocol):
     of its calls writes once; a store without it writes each change on its own. A store whose
     ``transaction`` takes ``durable=False`` may commit such a block without waiting for the
     disk (see `shadowsync.stores.SQLiteStore.transaction`): the session asks for that for what
-    it learns from the cloud, never for what the application reports.
+    it learns from the cloud, never for what the application reports. A store with
+    transactions may count those that rolled back in an int attribute ``rollbacks`` (both
+    stores here do): a session that sees it grow writes its cache entry again, since the last
+    write may have gone with the rollback.
     """
 
     def append(self, intent: Intent, *, remove: Iterable[int] = ()) -> int:

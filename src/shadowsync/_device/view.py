@@ -232,6 +232,11 @@ class CloudView:
         )
         self._saved = written
 
+    def forget_saved(self) -> None:
+        """Write the cache entry at the next `persist`, changed or not (the store may have
+        rolled back the last write)."""
+        self._saved = None
+
     def load(self) -> CacheReset | None:
         """Read the view from the store's cache; the event to report if the entry was unusable
         (the view then stays empty)."""

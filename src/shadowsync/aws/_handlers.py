@@ -294,13 +294,24 @@ def _answered(
     shadows: IotShadowClient,
     history: DynamoDBHistoryStore,
     reader: _RecordingReader,
-    thing: str,
-    stored: StoredAnswer,
+    keyed: tuple[str, str],
     now: int,
-) -> dict[str, Any]:
+) -> dict[str, Any] | None:
     """The answer to a request already decided: its stored answer, once the updates it left
-    pending (a failure after its records were stored) are settled."""
-    _settle_all(shadows, history, reader, thing, stored.shadow_names, now)
+    pending (a failure after its records were stored) are settled; None when it has none.
+
+    Settling an update the shadow moved past goes back on it and deletes the answer (it would
+    say the change was applied): the request is then to be decided again.
+    """
+    thing, key = keyed
+    stored = history.answer(thing, key)
+    if stored is None:
+        return None
+    if _settle_all(shadows, history, reader, thing, stored.shadow_names, now):
+        reader.reads.clear()
+        stored = history.answer(thing, key)
+        if stored is None:
+            return None
     body = {**stored.body, "replayed": True}
     return SyncResponse(status_code=200, body=body).to_lambda()
 
@@ -346,9 +357,9 @@ def sync_manager_handler(
                 # the review is judged on the shadow as it is and a retry replays it.
                 _settle_all(shadows, history, reader, target[0], (target[1],), now())
             if keyed is not None:
-                stored = history.answer(*keyed)
-                if stored is not None:
-                    return _answered(shadows, history, reader, keyed[0], stored, now())
+                answered = _answered(shadows, history, reader, keyed, now())
+                if answered is not None:
+                    return answered
             response = manager.handle(request, now=now())
             if not response.updates and not response.records:
                 return response.to_lambda()

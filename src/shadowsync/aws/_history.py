@@ -146,6 +146,8 @@ def _shadow_item(thing_name: str, shadow_name: str | None, shadow: ShadowHead) -
     if shadow.pending is not None:
         item["pending"] = {"S": canonical_json(shadow.pending)}
         item["before"] = {"S": canonical_json(shadow.before or {"desired": {}, "reported": {}})}
+        if shadow.answer_key is not None:
+            item["answerKey"] = {"S": shadow.answer_key}
     if shadow.events:
         item["events"] = {"S": canonical_json([list(pair) for pair in shadow.events])}
     return item
@@ -304,6 +306,8 @@ class DynamoDBHistoryStore:
         reviews: Sequence[HeldReview] = (),
         resolved: Sequence[HeldReview] = (),
         answer: StoredAnswer | None = None,
+        answer_key: str | None = None,
+        drop_answer: str | None = None,
     ) -> None:
         """Store records at the end of their things' chains, all or none.
 
@@ -328,7 +332,10 @@ class DynamoDBHistoryStore:
         still pending as read): see `read_reviews`.
         ``answer`` is the answer of the keyed request these records end (records of one thing
         only); it is stored in the same transaction, on the condition that no answer is stored
-        under its key yet.
+        under its key yet. ``answer_key`` is that request's key, kept with each ``pending``
+        update of these records (in every batch of the request), and ``drop_answer`` the key of
+        an answer to delete here: the answer of a request whose pending update these records go
+        back on.
         """
         batch = list(records)
         if not batch:
@@ -347,7 +354,11 @@ class DynamoDBHistoryStore:
                 f"at most {_MAX_TRANSACTION_ITEMS} records can be appended at once, "
                 f"got {len(batch)}"
             )
-        needed = _items_needed(batch, len(reviews) + 2 * len(resolved)) + (answer is not None)
+        needed = (
+            _items_needed(batch, len(reviews) + 2 * len(resolved))
+            + (answer is not None)
+            + (drop_answer is not None)
+        )
         if needed > _MAX_TRANSACTION_ITEMS:
             raise InvalidArgumentError(
                 f"{len(batch)} records, the head items they update and the review items are "
@@ -357,13 +368,15 @@ class DynamoDBHistoryStore:
         things = tuple(dict.fromkeys(r.thing_name for r in batch))
         if answer is not None and not isinstance(answer, StoredAnswer):
             raise InvalidArgumentError(f"answer must be a StoredAnswer, got {describe(answer)}")
-        if answer is not None and len(things) != 1:
-            raise InvalidArgumentError("an answer ends the records of one thing only")
+        if (answer is not None or drop_answer is not None) and len(things) != 1:
+            raise InvalidArgumentError("an answer goes with the records of one thing only")
         items: list[dict[str, Any]] = []
         for thing in things:
             mine = [r for r in batch if r.thing_name == thing]
             start = after if after is not None and after.thing_name == thing else None
-            items.extend(self._thing_items(thing, mine, start, pending or {}, (event, forget)))
+            items.extend(
+                self._thing_items(thing, mine, start, pending or {}, (event, forget), answer_key)
+            )
         if answer is not None:
             # `_thing_items` ends with the thing's head item: it names the last record's place.
             last = int(items[-1]["Put"]["Item"]["headSequence"]["N"])
@@ -374,6 +387,18 @@ class DynamoDBHistoryStore:
                         "Item": answer.item(things[0], last),
                         "ConditionExpression": "attribute_not_exists(#seq)",
                         "ExpressionAttributeNames": {"#seq": "sequence"},
+                    }
+                }
+            )
+        if drop_answer is not None:
+            items.append(
+                {
+                    "Delete": {
+                        "TableName": self.table_name,
+                        "Key": {
+                            "thingName": {"S": things[0]},
+                            "sequence": {"N": str(answer_slot(drop_answer))},
+                        },
                     }
                 }
             )
@@ -418,6 +443,7 @@ class DynamoDBHistoryStore:
         known: HistoryHead | None,
         pending: Mapping[str | None, JSONObject],
         events: tuple[tuple[str | None, int] | None, tuple[str | None, int] | None],
+        answer_key: str | None = None,
     ) -> list[dict[str, Any]]:
         """The transaction items that store one thing's ``records`` and move its heads."""
         names = tuple(dict.fromkeys(r.shadow_name for r in records))
@@ -471,6 +497,7 @@ class DynamoDBHistoryStore:
                 pending=waiting,
                 before=befores[name] if waiting is not None else None,
                 events=kept,
+                answer_key=answer_key if waiting is not None else None,
             )
             items.append(
                 {
@@ -618,7 +645,7 @@ class DynamoDBHistoryStore:
                         "thingName": {"S": thing_name},
                         "sequence": {"N": str(shadow_slot(shadow_name))},
                     },
-                    UpdateExpression="REMOVE pending, #before",
+                    UpdateExpression="REMOVE pending, #before, answerKey",
                     ExpressionAttributeNames={"#before": "before"},
                     ConditionExpression="checksum = :c AND attribute_exists(pending)",
                     ExpressionAttributeValues={":c": {"S": checksum}},
@@ -708,6 +735,7 @@ class DynamoDBHistoryStore:
                 sequence=_number(item, "recordSequence"),
                 pending=json.loads(_text(item, "pending")) if "pending" in item else None,
                 before=json.loads(_text(item, "before")) if "before" in item else None,
+                answer_key=_text(item, "answerKey") if "answerKey" in item else None,
                 events=tuple(
                     (int(event), int(sequence))
                     for event, sequence in json.loads(_text(item, "events"))

@@ -77,7 +77,8 @@ def settle(
     The update is sent again: accepted, or refused with 409 by a shadow that already holds it,
     it is confirmed. Refused by a shadow that moved on without it, a record going back to the
     state before the waiting one follows it (the chain is append-only) and clears the mark; the
-    event that record decided is forgotten, so that a retry decides it again.
+    event that record decided is forgotten, and the stored answer of the ``offline_sync`` that
+    decided it is deleted, so that a retry decides it again.
     """
     thing = head.thing_name
     shadow = head.shadow(shadow_name)
@@ -118,6 +119,8 @@ def settle(
         after=head,
         forget=(shadow_name, decided) if isinstance(decided, int) else None,
         reviews=reopened(last),
+        # The answer of the request that decided this update would say it was applied.
+        drop_answer=shadow.answer_key,
     )
     return True
 
@@ -197,6 +200,7 @@ def store_records(
             reviews=[r for r in reviews if r.shadow_name in names],
             resolved=[r for r in resolved if r.shadow_name in names],
             answer=answer if number == len(batches) else None,
+            answer_key=answer.request_key if answer is not None else None,
         )
         placed.extend(batch)
         start = None  # the next batch reads where this one left the chain

@@ -42,6 +42,10 @@ class ShadowHead:
     events: tuple[tuple[int, int], ...] = ()
     """``(event version, record sequence)`` of the latest delta events decided on the shadow,
     oldest first: a retried event is answered from its record."""
+    answer_key: str | None = None
+    """With ``pending``: the key of the keyed request (an ``offline_sync``) whose stored answer
+    counts on this update. Going back on the update drops that answer, so that a retry of the
+    request decides it again instead of answering that it was applied."""
 
     def event_record(self, version: int) -> int | None:
         """The sequence of the record that decided the delta event at ``version``, if kept."""

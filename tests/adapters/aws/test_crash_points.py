@@ -18,6 +18,7 @@ from shadowsync.aws import (
 )
 from shadowsync.strategies import Priority
 from tests.adapters.aws.conftest import REGION, TABLE, CountingClient
+from tests.adapters.aws.test_handlers import Interfering
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -268,6 +269,81 @@ def test_a_failure_after_an_offline_syncs_records_is_finished_by_its_retry(aws: 
         _consistent(aws, thing, names)
         # Exactly one decision per shadow: no record of a second decision.
         assert len(aws.history.read(thing)) == len(names), calls
+
+
+def test_an_offline_sync_whose_update_the_shadow_moved_past_is_decided_again(aws: Aws) -> None:
+    """Another writer changes the shadow between the records (with the answer) and the update:
+    the update gets 409, settling goes back on it and deletes the answer, so the request is
+    decided again on the shadow as it is, never answered as applied."""
+    aws.create_thing("gateway")
+    aws.shadows.update("gateway", {"state": {"reported": {"temperature": 24.1}}}, "telemetry")
+
+    def concurrent() -> None:
+        aws.shadows.update("gateway", {"state": {"reported": {"pressure": 1}}}, "telemetry")
+
+    handler = sync_manager_handler(
+        shadows=Interfering(client=aws.iot_data, before_update=[concurrent]),
+        history=aws.history,
+        now=lambda: T0 + 100,
+    )
+    request = {
+        "operation": "offline_sync",
+        "thingName": "gateway",
+        "offlineDurationSeconds": 600,
+        "cachedChanges": [
+            {"shadowName": "telemetry", "state": {"humidity": 70.1}, "timestamp": T0 + 50}
+        ],
+    }
+    body = json.loads(handler(request, None)["body"])
+    assert (body["replayed"], body["processedChanges"]) == (False, 1)
+    document = aws.shadows.get("gateway", "telemetry")
+    assert document is not None
+    assert document.reported == {"temperature": 24.1, "pressure": 1, "humidity": 70.1}
+    reasons = [r.reason for r in aws.history.read("gateway")]
+    assert len(reasons) == 3
+    assert "back to the state before it" in reasons[1]
+    _consistent(aws, "gateway", ["telemetry"])
+    # The answer kept is the second decision's: a retry is answered from it.
+    again = json.loads(_sync_manager(aws, Budget(None))(request, None)["body"])
+    assert again == {**body, "replayed": True}
+
+
+def test_a_retry_after_the_shadow_moved_past_a_pending_offline_update_decides_again(
+    aws: Aws,
+) -> None:
+    names = ["telemetry"]
+    request = _offline_request("gateway", names)
+    for thing in ("gateway", "probe"):
+        # An existing shadow, so that the update carries the version it was decided on.
+        aws.create_thing(thing)
+        aws.shadows.update(thing, {"state": {"reported": {"other": 1}}}, "telemetry")
+    # Records and answer stored, then the invocation dies before its update.
+    with contextlib.suppress(Crash):
+        _sync_manager(aws, Budget(_calls_before_first_update(aws, request)))(request, None)
+    assert aws.history.answer("gateway", _parsed_key(request)) is not None
+    aws.shadows.update("gateway", {"state": {"reported": {"level": 9}}}, "telemetry")
+    retried = json.loads(_sync_manager(aws, Budget(None))(request, None)["body"])
+    assert retried["replayed"] is False
+    document = aws.shadows.get("gateway", "telemetry")
+    assert document is not None
+    assert retried["changes"][0]["status"] in ("applied", "conflict")
+    assert document.reported["level"] == (0 if retried["changes"][0]["status"] == "applied" else 9)
+    _consistent(aws, "gateway", names)
+
+
+def _calls_before_first_update(aws: Aws, request: dict[str, Any]) -> int:
+    """How many AWS calls an offline sync of ``probe`` (made like the request's thing) makes
+    before its first update."""
+    probe = {**request, "thingName": "probe"}
+    calls: list[str] = []
+
+    class Recording(Budget):
+        def spend(self, name: str) -> None:
+            calls.append(name)
+            super().spend(name)
+
+    _sync_manager(aws, Recording(None))(probe, None)
+    return calls.index("update_thing_shadow")
 
 
 def test_retire_removes_the_answers_of_retired_records(aws: Aws) -> None:
