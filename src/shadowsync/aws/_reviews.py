@@ -253,8 +253,19 @@ def _one(client: Any, table: str, query: ReviewQuery, review_id: str) -> tuple[H
         start = answer.get("LastEvaluatedKey")
         if not start:
             break
-    settled.sort(key=lambda r: -(r.resolution.resolved_at if r.resolution else 0))
+    settled.sort(key=_newest_first)
     return tuple(settled[: query.limit])
+
+
+def _newest_first(review: HeldReview) -> tuple[int, int]:
+    """Sort key, newest settlement first: by time, then (for two in one second, as when an
+    approval was gone back on and approved again) by the shadow version its update was sent
+    with, which grows with every settlement that followed another."""
+    resolution = review.resolution
+    if resolution is None:
+        return (0, 0)
+    version = resolution.update.get("version")
+    return (-resolution.resolved_at, -(version if type(version) is int else 0))
 
 
 def review_target(request: object) -> tuple[str, str | None] | None:

@@ -411,6 +411,13 @@ def test_an_approval_whose_update_never_landed_is_held_again(aws: Aws) -> None:
     assert [r.decision for r in history][2:] == ["merge", "accept", "merge"]
     assert _review(aws, "sensor-1", review_id).resolution is not None
     _consistent(aws, "sensor-1", review_id)
+    # Both approvals were settled in the same second: a retry answers from the later one, the
+    # one whose update landed, not from the one gone back on.
+    settled = _review(aws, "sensor-1", review_id).resolution
+    assert settled is not None
+    assert settled.update["version"] == 4
+    status, again = _call(_manager(aws), **request, reviewId=review_id)
+    assert (status, again["replayed"], again["update"]["version"]) == (200, True, 4)
 
 
 def test_a_decision_holding_more_reviews_than_a_transaction_fits_stores_them_all(
