@@ -18,7 +18,6 @@ that key yet (a conditional write), so two writers can never both extend the sam
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zlib
 from typing import TYPE_CHECKING, Any
@@ -30,7 +29,7 @@ from shadowsync._json import canonical_json, describe
 from shadowsync.audit import AuditLog, AuditLogError, HistoryRecord, VerificationResult
 from shadowsync.aws._errors import HistoryConflictError, aws_call
 from shadowsync.aws._reviews import drop_items, hold_items, query_reviews, resolve_items
-from shadowsync.aws._tables import create_keyed_table
+from shadowsync.aws._tables import create_keyed_table, key_hash
 from shadowsync.cloud import CLASSIC_SHADOW_NAME, HistoryHead, ShadowHead
 from shadowsync.errors import InvalidArgumentError
 
@@ -62,15 +61,13 @@ def shadow_slot(shadow_name: str | None) -> int:
     the name's SHA-256 (a collision within one thing's shadows is not a practical concern).
     """
     label = shadow_name if shadow_name is not None else CLASSIC_SHADOW_NAME
-    digest = hashlib.sha256(label.encode("utf-8")).hexdigest()
-    return -(int(digest[:13], 16) + 1)
+    return -(key_hash(label) + 1)
 
 
 def answer_slot(request_key: str) -> int:
     """The sort key of the item keeping a keyed request's answer (see `StoredAnswer`): 52 bits
     of the key's SHA-256 below every other item of the thing."""
-    digest = hashlib.sha256(request_key.encode("utf-8")).hexdigest()
-    return _ANSWER_SLOTS - int(digest[:13], 16)
+    return _ANSWER_SLOTS - key_hash(request_key)
 
 
 @attrs.frozen(kw_only=True)

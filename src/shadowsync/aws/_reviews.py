@@ -13,13 +13,13 @@ settled without the record that settled it, and a transaction that fails writes 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
 from shadowsync._json import canonical_json
 from shadowsync.audit import AuditLogError
 from shadowsync.aws._errors import aws_call
+from shadowsync.aws._tables import key_hash
 from shadowsync.cloud import (
     CLASSIC_SHADOW_NAME,
     HeldReview,
@@ -48,8 +48,7 @@ _RESOLVED = -(2**61)  # settled reviews: _RESOLVED - hash(shadow, id, settling r
 
 
 def _hash(*parts: str) -> int:
-    digest = hashlib.sha256(canonical_json(list(parts)).encode("ascii")).hexdigest()
-    return int(digest[:13], 16)
+    return key_hash(canonical_json(list(parts)))
 
 
 def _label(shadow_name: str | None) -> str:

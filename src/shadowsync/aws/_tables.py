@@ -1,12 +1,19 @@
-"""Creating the DynamoDB tables the adapters use: one key schema, on-demand billing."""
+"""The DynamoDB tables the adapters use: one key schema, on-demand billing, hashed sort keys."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Literal
 
 from shadowsync.aws._errors import aws_call
 
-__all__ = ["create_keyed_table"]
+__all__ = ["create_keyed_table", "key_hash"]
+
+
+def key_hash(text: str) -> int:
+    """52 bits of the SHA-256 of ``text``: where in its range of numeric sort keys an item
+    named by ``text`` goes (a shadow's head, a request's answer, a review)."""
+    return int(hashlib.sha256(text.encode("utf-8")).hexdigest()[:13], 16)
 
 
 def create_keyed_table(
