@@ -12,7 +12,7 @@ requests.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, cast
 
 import attrs
@@ -81,11 +81,21 @@ def _stamp(instance: object, attribute: attrs.Attribute[HLCStamp], value: object
 
 def _container_depth(value: JSONValue) -> int:
     """Nesting levels of ``value`` itself: 0 for a scalar, 1 for a flat object or array."""
-    if type(value) is dict:
-        return 1 + max((_container_depth(item) for item in value.values()), default=0)
-    if type(value) is list:
-        return 1 + max((_container_depth(item) for item in value), default=0)
-    return 0
+    kind = type(value)
+    if kind is dict:
+        items: Iterable[JSONValue] = cast("JSONObject", value).values()
+    elif kind is list:
+        items = cast("list[JSONValue]", value)
+    else:
+        return 0
+    # Scalars cost no call: a report's values are mostly leaves.
+    deepest = 0
+    for item in items:
+        if type(item) is dict or type(item) is list:
+            depth = _container_depth(item)
+            if depth > deepest:
+                deepest = depth
+    return deepest + 1
 
 
 @attrs.frozen(kw_only=True)

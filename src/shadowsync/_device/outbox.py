@@ -27,7 +27,6 @@ from shadowsync._device.plan import (
     update_body,
 )
 from shadowsync._tree import leaves
-from shadowsync._update import apply_update
 from shadowsync.errors import ShadowRejectedError
 from shadowsync.events import Dropped, IntentsConfirmed, IntentsQueued, UpdateRejected
 
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
     from shadowsync._device.queue import OfflineQueue
     from shadowsync._device.view import CloudView
     from shadowsync._json import JSONObject, JSONValue
-    from shadowsync._limits import ShadowLimits
     from shadowsync._tree import Path
     from shadowsync.events import Event, ReviewNeeded
 
@@ -63,7 +61,6 @@ class Outbox:
     _desired: DesiredTracker
     _policy: ResolutionPolicy
     _compare_and_set: bool
-    _limits: ShadowLimits
     _token: Callable[[], str]
     _thing_name: str
     _shadow_name: str | None
@@ -242,7 +239,7 @@ class Outbox:
                 )
             return None
         try:
-            apply_update(cloud, body, timestamp=int(now), limits=self._limits, previous_version=0)
+            self._view.preview(body, int(now))
         except ShadowRejectedError as exc:
             self.refuse(planned, exc.code, exc.message, now, out, local=True)
             return None

@@ -249,7 +249,6 @@ class ShadowSession:
             desired=self._desired,
             policy=policy,
             compare_and_set=config.compare_and_set,
-            limits=self._limits,
             token=self._requests.new_token,
             thing_name=thing_name,
             shadow_name=shadow_name,
@@ -613,9 +612,7 @@ class ShadowSession:
         if judgement.ack is not None:
             self._outbox.put([("ack", (ACK_KEY,), judgement.ack.to_dict())], now, out)
             out.append(AcknowledgementQueued(acknowledgement=judgement.ack))
-        delta, report = self._desired.announce(
-            judgement, self.device_reported(), now, source=source
-        )
+        delta, report = self._desired.announce(judgement, self.device_reported, now, source=source)
         if delta is not None:
             out.append(delta)
         if report:
