@@ -211,12 +211,12 @@ def report_intent(
     created_at: int,
     stamp: HLCStamp,
 ) -> Intent:
-    """The report `Intent` of one leaf of a reported section that `normalize_section` made
+    """The report `Intent` of a value in a reported section that `normalize_section` made
     (with nulls, at most ``MAX_CONFIGURABLE_DEPTH`` deep), under names a session checked.
 
-    That walk already checked and copied the value, so it is taken as it is: a report of many
-    leaves makes one intent per leaf, and checking each leaf again would cost more than the
-    rest of queuing it. The caller must not change ``value`` afterwards.
+    That walk already checked and copied the value, so it is taken as it is: checking it again
+    would cost more than the rest of queuing it. The caller must not change ``value``
+    afterwards.
     """
     if path[0] == ACK_PATH[0]:
         raise InvalidArgumentError(

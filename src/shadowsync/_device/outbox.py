@@ -100,7 +100,7 @@ class Outbox:
         few intents, not one per leaf. Where that intent would not supersede every pending
         intent it overlaps (an offline device reporting some leaves of an object it reported
         whole before), the key's leaves are queued one by one instead, so that each supersedes
-        its own pending value and the queue keeps at most one write per leaf.
+        its own pending value: reporting the same paths again does not grow the queue.
         """
         intents: list[Intent] = []
         for key, value in section.items():

@@ -364,7 +364,7 @@ class ShadowSession:
         """Report ``changes`` to the reported state (``None`` deletes a key).
 
         The changes become intents (one per top-level key, or per leaf where that supersedes
-        what is still queued), durable in the queue when this returns, and is published
+        what is still queued), durable in the queue when this returns, and are published
         as soon as the session is online and idle. Raises the AWS rejection (400, 413) for
         changes the service could never accept, before anything is queued.
 
