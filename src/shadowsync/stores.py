@@ -44,6 +44,7 @@ from shadowsync._conflict.clocks import HLCStamp
 from shadowsync._device.intent import Intent, stored_intent
 from shadowsync._device.store import (
     CacheEntry,
+    CheckedObject,
     Store,
     StoreCorruptError,
     StoreError,
@@ -115,6 +116,8 @@ def _check_json(value: object, where: str) -> JSONObject:
 def _encode_cache(value: object, where: str) -> str | None:
     if value is None:
         return None
+    if type(value) is CheckedObject:
+        return canonical_json(value)  # checked by the session that built it
     if isinstance(value, Mapping) and type(value) is not dict:
         value = dict(value)
     if type(value) is not dict:

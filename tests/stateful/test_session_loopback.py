@@ -27,6 +27,7 @@ from shadowsync._device.config import SessionConfig
 from shadowsync._device.queue import DropRecord, QueueLimits
 from shadowsync._device.state import SessionState
 from shadowsync._fakes.loopback import LoopbackPair
+from shadowsync._tree import leaves
 from shadowsync.events import Dropped, IntentsConfirmed, IntentsQueued
 from shadowsync.rules import ACK_KEY, Range, RuleSet
 from shadowsync.strategies import MISSING
@@ -188,16 +189,21 @@ class DeviceAndCloud(RuleBasedStateMachine):
         self.check_desired_keys(document)
 
     def check_owned_keys(self, document: ShadowDocument) -> None:
-        latest: dict[tuple[str, ...], Intent] = {}
+        # The latest write to each leaf (a report's intent may carry a whole object).
+        latest: dict[tuple[str, ...], tuple[Intent, Any]] = {}
         for seq in sorted(self.queued):
             intent = self.queued[seq]
             if intent.kind == "report" and intent.path[0] not in SESSION_DESIRED_KEYS:
-                latest[intent.path] = intent
-        for path, intent in latest.items():
+                if type(intent.value) is dict and intent.value:
+                    for path, value in leaves(intent.value, intent.path):
+                        latest[path] = (intent, value)
+                else:
+                    latest[intent.path] = (intent, intent.value)
+        for path, (intent, value) in latest.items():
             record = self.dropped.get(intent.seq)
             if record is not None and record.reason != "superseded":
                 continue  # lost, and the drop record says so
-            expected = MISSING if intent.value is None else intent.value
+            expected = MISSING if value is None else value
             assert _lookup(document.reported, path) == expected, (path, record)
 
     def check_desired_keys(self, document: ShadowDocument) -> None:

@@ -16,6 +16,7 @@ from shadowsync._device.plan import (
     update_body,
 )
 from shadowsync._device.replay import ReplayBatch
+from shadowsync._tree import leaf_paths
 from shadowsync.strategies import OwnerWins
 from tests.strategies.device import token_counter
 
@@ -107,7 +108,7 @@ def test_the_plan_sends_batches_then_the_desired_patch() -> None:
         ("reported", "b2"),
         ("desired", "p1"),
     ]
-    assert plan[1].touched == (("hvac", "mode"),)
+    assert leaf_paths(plan[1].touched) == [("hvac", "mode")]
     assert plan[1].seqs == (2, 3)
     assert plan[2].state == {"desired": {"level": 4}}
 
@@ -142,18 +143,20 @@ def test_desired_patches_merge_and_keep_deletions() -> None:
 def test_only_what_the_cloud_lacks_is_sent() -> None:
     theirs: JSONObject = {"hvac": {"mode": "cool", "fan": 1}, "on": True}
     target: JSONObject = {"hvac": {"mode": "heat"}, "on": True}
-    assert needed([("hvac",), ("on",)], theirs, target) == {"hvac": {"mode": "heat", "fan": None}}
-    assert needed([("on",)], theirs, target) == {}
+    assert needed({"hvac": {}, "on": True}, theirs, target) == {
+        "hvac": {"mode": "heat", "fan": None}
+    }
+    assert needed({"on": True}, theirs, target) == {}
 
 
 def test_a_path_under_a_non_object_is_written_whole_above() -> None:
-    assert needed([("hvac", "mode")], {"hvac": 3}, {"hvac": {"mode": "cool", "fan": 1}}) == {
-        "hvac": {"mode": "cool", "fan": 1}
-    }
+    assert needed(
+        {"hvac": {"mode": "cool"}}, {"hvac": 3}, {"hvac": {"mode": "cool", "fan": 1}}
+    ) == {"hvac": {"mode": "cool", "fan": 1}}
 
 
 def test_the_update_body_carries_the_version_under_compare_and_set() -> None:
-    planned = Planned(kind="reported", token="t1", touched=(("on",),), target={"on": True})
+    planned = Planned(kind="reported", token="t1", touched={"on": True}, target={"on": True})
     cloud = document({"on": False}, version=7)
     assert update_body(planned, cloud, compare_and_set=True) == {
         "state": {"reported": {"on": True}},

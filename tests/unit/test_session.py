@@ -776,6 +776,57 @@ def test_every_superseded_report_is_reported_once_while_the_queue_keeps_few_reco
     assert dropped == list(range(39))
 
 
+def queued_writes(events: list[Event]) -> list[tuple[tuple[str, ...], Any]]:
+    return [
+        (intent.path, intent.value)
+        for event in of_type(events, IntentsQueued)
+        for intent in event.intents
+    ]
+
+
+def test_a_report_is_queued_as_one_intent_per_top_level_key() -> None:
+    rig = in_sync()
+    events = rig.report({"sensors": {"temp": 21, "hum": {"rel": 40}}, "on": True})
+    assert queued_writes(events) == [
+        (("sensors",), {"temp": 21, "hum": {"rel": 40}}),
+        (("on",), True),
+    ]
+    rig.pump()
+    assert rig.doc().reported == {"sensors": {"temp": 21, "hum": {"rel": 40}}, "on": True}
+    assert rig.session.queue.pending() == ()
+
+
+def test_a_partial_report_of_a_queued_object_is_queued_leaf_by_leaf() -> None:
+    rig = updating()
+    rig.unsent.clear()  # the first update stays in flight: later reports wait in the queue
+    rig.report({"sensors": {"temp": 21, "hum": 40}})
+    # Part of the object: one intent per leaf, so that each supersedes its own pending value.
+    events = rig.report({"sensors": {"temp": 22}})
+    assert queued_writes(events) == [(("sensors", "temp"), 22)]
+    events = rig.report({"sensors": {"temp": 23}})
+    assert queued_writes(events) == [(("sensors", "temp"), 23)]
+    [dropped] = of_type(events, Dropped)
+    assert [(r.intent.path, r.reason) for r in dropped.records] == [
+        (("sensors", "temp"), "superseded")
+    ]
+    writes = [(intent.path, intent.value) for intent in rig.session.queue.pending()]
+    assert writes == [
+        (("on",), True),
+        (("sensors",), {"temp": 21, "hum": 40}),
+        (("sensors", "temp"), 23),
+    ]
+    # The whole object again supersedes everything pending under it, as one intent.
+    events = rig.report({"sensors": {"temp": 24, "hum": 41}})
+    assert queued_writes(events) == [(("sensors",), {"temp": 24, "hum": 41})]
+    [dropped] = of_type(events, Dropped)
+    assert len(dropped.records) == 2
+    for _ in range(5):  # the lost update times out; the queue is sent again
+        rig.tick(60)
+        rig.pump()
+    assert rig.doc().reported == {"on": True, "sensors": {"temp": 24, "hum": 41}}
+    assert rig.session.queue.pending() == ()
+
+
 def test_the_preflight_refuses_an_update_that_would_exceed_the_size_limit() -> None:
     rig = in_sync(config=SessionConfig(limits=ShadowLimits(max_document_bytes=200)))
     rig.service.update(THING, {"state": {"desired": {"note": "x" * 150}}})

@@ -290,12 +290,19 @@ class DesiredTracker:
         return rejections(self._view.theirs_reported.get(ACK_KEY))
 
     def announce(
-        self, judgement: Judgement, reported: JSONObject, now: float, *, source: Source
+        self,
+        judgement: Judgement,
+        reported: Callable[[], JSONObject],
+        now: float,
+        *,
+        source: Source,
     ) -> tuple[DeltaReceived | None, JSONObject]:
-        """The delta between the accepted desired state and the device's ``reported`` state:
-        the event that announces it (``None`` if it is no news), and the part to report at
-        once (all of it under ``auto_report``, else nothing)."""
-        delta = compute_delta(self._view.agreed.accepted_desired, reported)
+        """The delta between the accepted desired state and the device's reported state (that
+        ``reported`` gives, when there is a desired state to compare it with): the event that
+        announces it (``None`` if it is no news), and the part to report at once (all of it
+        under ``auto_report``, else nothing)."""
+        accepted = self._view.agreed.accepted_desired
+        delta = compute_delta(accepted, reported()) if accepted else {}
         if not delta:
             self._delta_since = None
             return None, {}

@@ -12,7 +12,7 @@ requests.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, cast
 
 import attrs
@@ -81,11 +81,21 @@ def _stamp(instance: object, attribute: attrs.Attribute[HLCStamp], value: object
 
 def _container_depth(value: JSONValue) -> int:
     """Nesting levels of ``value`` itself: 0 for a scalar, 1 for a flat object or array."""
-    if type(value) is dict:
-        return 1 + max((_container_depth(item) for item in value.values()), default=0)
-    if type(value) is list:
-        return 1 + max((_container_depth(item) for item in value), default=0)
-    return 0
+    kind = type(value)
+    if kind is dict:
+        items: Iterable[JSONValue] = cast("JSONObject", value).values()
+    elif kind is list:
+        items = cast("list[JSONValue]", value)
+    else:
+        return 0
+    # Scalars cost no call: a report's values are mostly leaves.
+    deepest = 0
+    for item in items:
+        if type(item) is dict or type(item) is list:
+            depth = _container_depth(item)
+            if depth > deepest:
+                deepest = depth
+    return deepest + 1
 
 
 @attrs.frozen(kw_only=True)
@@ -201,12 +211,12 @@ def report_intent(
     created_at: int,
     stamp: HLCStamp,
 ) -> Intent:
-    """The report `Intent` of one leaf of a reported section that `normalize_section` made
+    """The report `Intent` of a value in a reported section that `normalize_section` made
     (with nulls, at most ``MAX_CONFIGURABLE_DEPTH`` deep), under names a session checked.
 
-    That walk already checked and copied the value, so it is taken as it is: a report of many
-    leaves makes one intent per leaf, and checking each leaf again would cost more than the
-    rest of queuing it. The caller must not change ``value`` afterwards.
+    That walk already checked and copied the value, so it is taken as it is: checking it again
+    would cost more than the rest of queuing it. The caller must not change ``value``
+    afterwards.
     """
     if path[0] == ACK_PATH[0]:
         raise InvalidArgumentError(

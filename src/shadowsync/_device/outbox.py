@@ -26,7 +26,7 @@ from shadowsync._device.plan import (
     plan_updates,
     update_body,
 )
-from shadowsync._update import apply_update
+from shadowsync._tree import leaves
 from shadowsync.errors import ShadowRejectedError
 from shadowsync.events import Dropped, IntentsConfirmed, IntentsQueued, UpdateRejected
 
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from shadowsync._device.queue import OfflineQueue
     from shadowsync._device.view import CloudView
     from shadowsync._json import JSONObject, JSONValue
-    from shadowsync._limits import ShadowLimits
     from shadowsync._tree import Path
     from shadowsync.events import Event, ReviewNeeded
 
@@ -62,7 +61,6 @@ class Outbox:
     _desired: DesiredTracker
     _policy: ResolutionPolicy
     _compare_and_set: bool
-    _limits: ShadowLimits
     _token: Callable[[], str]
     _thing_name: str
     _shadow_name: str | None
@@ -88,27 +86,50 @@ class Outbox:
         items: Iterable[tuple[Literal["report", "ack"], Path, JSONValue]],
         now: float,
         out: list[Event],
-        *,
-        checked: bool = False,
     ) -> list[Intent]:
-        """Queue ``items`` as intents stamped by this node; those queued, in order.
+        """Queue ``items`` as intents stamped by this node; those queued, in order."""
+        return self._queue_all(
+            (Intent(kind=kind, **self._fields(path, value, now)) for kind, path, value in items),
+            out,
+        )
 
-        ``checked``: they are reports, leaves of a section `read_changes` returned.
+    def put_report(self, section: JSONObject, now: float, out: list[Event]) -> list[Intent]:
+        """Queue a report, a reported section `read_changes` returned; the intents queued.
+
+        Each top-level key becomes one intent carrying its whole value, so a report costs a
+        few intents, not one per leaf. Where that intent would not supersede every pending
+        intent it overlaps (an offline device reporting some leaves of an object it reported
+        whole before), the key's leaves are queued one by one instead, so that each supersedes
+        its own pending value: reporting the same paths again does not grow the queue.
         """
+        intents: list[Intent] = []
+        for key, value in section.items():
+            whole = report_intent(**self._fields((key,), value, now))
+            if type(value) is not dict or not value or self._queue.covers_pending(whole):
+                intents.append(whole)
+            else:
+                intents.extend(
+                    report_intent(**self._fields(path, leaf, now))
+                    for path, leaf in leaves(value, (key,))
+                )
+        return self._queue_all(intents, out)
+
+    def _fields(self, path: Path, value: JSONValue, now: float) -> dict[str, Any]:
+        return {
+            "thing_name": self._thing_name,
+            "shadow_name": self._shadow_name,
+            "path": path,
+            "value": value,
+            "created_at": int(now),
+            "stamp": self._hlc.now(int(now * 1000)),
+        }
+
+    def _queue_all(self, intents: Iterable[Intent], out: list[Event]) -> list[Intent]:
         queued: list[Intent] = []
         # One store transaction: after a crash a multi-key report is queued whole or not at all.
         with self._queue.transaction():
-            for kind, path, value in items:
-                fields: dict[str, Any] = {
-                    "thing_name": self._thing_name,
-                    "shadow_name": self._shadow_name,
-                    "path": path,
-                    "value": value,
-                    "created_at": int(now),
-                    "stamp": self._hlc.now(int(now * 1000)),
-                }
-                intent = report_intent(**fields) if checked else Intent(kind=kind, **fields)
-                result = self._queue.put(intent, now=int(now))
+            for intent in intents:
+                result = self._queue.put(intent, now=intent.created_at)
                 if result.seq is not None:
                     queued.append(stored_intent(intent, result.seq))
         if queued:
@@ -218,7 +239,7 @@ class Outbox:
                 )
             return None
         try:
-            apply_update(cloud, body, timestamp=int(now), limits=self._limits, previous_version=0)
+            self._view.preview(body, int(now))
         except ShadowRejectedError as exc:
             self.refuse(planned, exc.code, exc.message, now, out, local=True)
             return None

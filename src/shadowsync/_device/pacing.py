@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from shadowsync._json import describe
-from shadowsync._tree import lookup
+from shadowsync._tree import leaves, lookup
 from shadowsync._validators import is_finite_number, non_negative, positive
 from shadowsync.errors import InvalidArgumentError
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from shadowsync._device.intent import Intent
-    from shadowsync._json import JSONObject
+    from shadowsync._json import JSONObject, JSONValue
     from shadowsync._tree import Path
 
 __all__ = ["ReportPacer", "ReportPolicy"]
@@ -84,6 +84,13 @@ class ReportPolicy:
         return float(max(self.min_interval, rate_gap))
 
 
+def _written(intent: Intent) -> list[tuple[Path, JSONValue]]:
+    """The leaves ``intent`` writes with their paths (an intent may carry a whole object)."""
+    if type(intent.value) is dict and intent.value:
+        return leaves(intent.value, intent.path)
+    return [(intent.path, intent.value)]
+
+
 class ReportPacer:
     """Applies a `ReportPolicy` to one session: when it may send, and what it holds back."""
 
@@ -106,8 +113,9 @@ class ReportPacer:
         """Hold the intents a report ``queued`` when every one of them is a change under its
         deadband from the reported state ``before`` the report."""
         if queued and all(
-            self.below_deadband(intent.path, intent.value, lookup(before, intent.path))
+            self.below_deadband(path, value, lookup(before, path))
             for intent in queued
+            for path, value in _written(intent)
         ):
             self.hold((intent.seq for intent in queued), now)
 

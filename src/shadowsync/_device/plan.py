@@ -9,7 +9,7 @@ each reported update down to what the cloud does not hold yet (`needed`), just b
 sent; `escalation` is what to hold for review when updates keep meeting version conflicts.
 
 ```pycon
->>> needed([("hvac", "mode"), ("on",)], {"hvac": {"mode": "cool"}, "on": True},
+>>> needed({"hvac": {"mode": "heat"}, "on": True}, {"hvac": {"mode": "cool"}, "on": True},
 ...        {"hvac": {"mode": "heat"}, "on": True})
 {'hvac': {'mode': 'heat'}}
 
@@ -68,14 +68,15 @@ __all__ = [
 
 @attrs.frozen(kw_only=True)
 class Planned:
-    """One update of a plan: queued reports (``touched`` paths, to reach ``target``), the
-    desired patch, or the empty update that creates the shadow."""
+    """One update of a plan: queued reports (to bring the paths of ``touched``, the batch's
+    reported patch, to ``target``), the desired patch, or the empty update that creates the
+    shadow."""
 
     kind: Literal["reported", "desired", "create"]
     token: str
     state: JSONObject = attrs.field(factory=dict, eq=False)
     seqs: tuple[int, ...] = ()
-    touched: tuple[Path, ...] = ()
+    touched: JSONObject = attrs.field(factory=dict, eq=False)
     target: JSONObject = attrs.field(factory=dict, eq=False)
 
 
@@ -261,7 +262,7 @@ def plan_updates(
                 kind="reported",
                 token=batch.client_token,
                 seqs=tuple(batch.seqs),
-                touched=tuple(path for path, _ in leaves(request)),
+                touched=request,
                 target=target,
             )
         )
@@ -314,18 +315,6 @@ def _diff_value(theirs: JSONValue | Missing, target: JSONValue | Missing) -> Any
     return copy_json(target)
 
 
-def _put_at(patch: JSONObject, path: Path, value: JSONValue) -> None:
-    node = patch
-    for key in path[:-1]:
-        child = node.get(key, MISSING)
-        if child is MISSING:
-            child = node[key] = {}
-        if type(child) is not dict:
-            return  # an ancestor is written whole already
-        node = child
-    node[path[-1]] = value
-
-
 def update_body(
     planned: Planned, cloud: ShadowDocument | None, *, compare_and_set: bool
 ) -> dict[str, Any] | None:
@@ -343,26 +332,29 @@ def update_body(
     return body
 
 
-def needed(touched: Iterable[Path], theirs: JSONObject, target: JSONObject) -> JSONObject:
-    """The update that makes the cloud hold ``target`` at every ``touched`` path.
+def needed(touched: JSONObject, theirs: JSONObject, target: JSONObject) -> JSONObject:
+    """The update that makes the cloud hold ``target`` at every path ``touched`` writes (the
+    leaves of that reported patch).
 
     ``theirs`` is what the cloud holds. Where the cloud has no object to merge into above a
     path, the target value is written whole there; at the path itself only the difference is
     sent (keys to delete as ``null``), so a value the cloud already holds is not sent again.
     """
     patch: JSONObject = {}
-    for path in sorted(touched, key=len):
-        for end in range(1, len(path)):
-            here = lookup(theirs, path[:end])
-            if type(here) is not dict:
-                wanted = lookup(target, path[:end])
-                if not same(here, wanted):
-                    _put_at(patch, path[:end], None if wanted is MISSING else copy_json(wanted))
-                break
+    for key, below in touched.items():
+        here = theirs.get(key, MISSING)
+        wanted = target.get(key, MISSING)
+        if type(below) is dict and below and type(here) is dict:
+            # Deeper paths, with an object to merge into: only what they need.
+            change: Any = needed(below, here, wanted if type(wanted) is dict else {})
+            if not change:
+                continue
         else:
-            change = _diff_value(lookup(theirs, path), lookup(target, path))
-            if change is not _NO_CHANGE:
-                _put_at(patch, path, change)
+            # The path itself, or no object to merge into above deeper paths: the value.
+            change = _diff_value(here, wanted)
+            if change is _NO_CHANGE:
+                continue
+        patch[key] = change
     return patch
 
 

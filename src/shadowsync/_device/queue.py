@@ -611,6 +611,18 @@ class OfflineQueue:
             )
         return PutResult(seq=seq, dropped=tuple(records))
 
+    def covers_pending(self, intent: Intent) -> bool:
+        """Whether `put` would supersede every pending intent of ``intent``'s shadow that it
+        overlaps (true when it overlaps none): it ranks after each of them and covers it."""
+        index = self._index.get((intent.thing_name, intent.shadow_name))
+        if index is None:
+            return True
+        for seq in index.overlapping(intent.path):
+            other = self._pending[seq]
+            if intent.stamp < other.stamp or not _covers(intent, other):
+                return False
+        return True
+
     def expire(self, *, now: float) -> tuple[DropRecord, ...]:
         """Drop every pending intent older than ``max_age_seconds``; return their records."""
         return tuple(self._expire(_whole_seconds(now)))

@@ -117,7 +117,7 @@ def unfit_reason(intent: Intent, limits: ShadowLimits) -> str | None:
     return None
 
 
-_MERGE, _SET, _DELETE, _EXACT = range(4)
+_MERGE, _SET, _DELETE, _EXACT, _PATCH = range(5)
 
 
 class _Node:
@@ -126,6 +126,8 @@ class _Node:
     ``_MERGE``: merge the children into what is there (``value`` maps key to node).
     ``_SET``: replace with ``value`` (a scalar or an array). ``_DELETE``: delete.
     ``_EXACT``: the path must hold exactly the object ``value`` (it was reset, then merged into).
+    ``_PATCH``: merge the update patch ``value`` (an object) as it is; nothing was composed into
+    it yet, and it becomes a ``_MERGE`` node when something is (most intents meet no other).
     """
 
     __slots__ = ("kind", "value")
@@ -139,7 +141,7 @@ def _node(patch: JSONValue) -> _Node:
     if patch is None:
         return _Node(_DELETE)
     if type(patch) is dict:
-        return _Node(_MERGE, {key: _node(item) for key, item in patch.items()})
+        return _Node(_PATCH, patch)
     return _Node(_SET, patch)
 
 
@@ -147,6 +149,8 @@ def _compose(node: _Node | None, patch: JSONValue) -> _Node:
     """The node for applying ``node`` then ``patch`` (AWS merge semantics)."""
     if node is None or type(patch) is not dict:
         return _node(patch)
+    if node.kind == _PATCH:
+        node = _Node(_MERGE, {key: _node(item) for key, item in node.value.items()})
     if node.kind == _MERGE:
         children = node.value
         for key, item in patch.items():
@@ -180,6 +184,9 @@ def _render_reset(node: _Node) -> JSONValue:
         return {key: _render_reset(child) for key, child in node.value.items()}
     if node.kind == _SET:
         return cast("JSONValue", node.value)
+    if node.kind == _PATCH:
+        # The patch renders as itself; a copy, since packing merges pieces into what it holds.
+        return copy_json(node.value)
     return None
 
 

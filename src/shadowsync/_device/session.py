@@ -249,7 +249,6 @@ class ShadowSession:
             desired=self._desired,
             policy=policy,
             compare_and_set=config.compare_and_set,
-            limits=self._limits,
             token=self._requests.new_token,
             thing_name=thing_name,
             shadow_name=shadow_name,
@@ -364,7 +363,8 @@ class ShadowSession:
     def report(self, changes: Mapping[str, Any], now: float) -> list[Event]:
         """Report ``changes`` to the reported state (``None`` deletes a key).
 
-        Each leaf becomes an intent, durable in the queue when this returns, and is published
+        The changes become intents (one per top-level key, or per leaf where that supersedes
+        what is still queued), durable in the queue when this returns, and are published
         as soon as the session is online and idle. Raises the AWS rejection (400, 413) for
         changes the service could never accept, before anything is queued.
 
@@ -378,14 +378,12 @@ class ShadowSession:
         ```
         """
         now, out = self._begin(now)
-        changed = leaves(read_changes(changes, section="reported", limits=self._limits))
+        changed = read_changes(changes, section="reported", limits=self._limits)
         if not changed:
             return out
         # The state before the report, for the deadbands (only computed when there are some).
         before = self.device_reported() if self._pacer.has_deadband else {}
-        queued = self._outbox.put(
-            [("report", path, value) for path, value in changed], now, out, checked=True
-        )
+        queued = self._outbox.put_report(changed, now, out)
         self._pacer.hold_if_small(queued, before, now)
         if self._state is SessionState.IN_SYNC:
             self._sync_step(now, out)
@@ -614,9 +612,7 @@ class ShadowSession:
         if judgement.ack is not None:
             self._outbox.put([("ack", (ACK_KEY,), judgement.ack.to_dict())], now, out)
             out.append(AcknowledgementQueued(acknowledgement=judgement.ack))
-        delta, report = self._desired.announce(
-            judgement, self.device_reported(), now, source=source
-        )
+        delta, report = self._desired.announce(judgement, self.device_reported, now, source=source)
         if delta is not None:
             out.append(delta)
         if report:

@@ -3,8 +3,8 @@
 `Store` is the protocol that `shadowsync.stores.MemoryStore` and `shadowsync.stores.SQLiteStore`
 implement (and that a device agent may implement itself), with `CacheEntry`, what a store
 remembers about one shadow, and the errors a store raises. It lives here, beside the queue and
-the session that use it, so that the core depends on no store implementation; everything here is
-public as `shadowsync.stores`.
+the session that use it, so that the core depends on no store implementation; what ``__all__``
+names is public as `shadowsync.stores`.
 """
 
 from __future__ import annotations
@@ -44,6 +44,18 @@ class StoreCorruptError(StoreError):
 
 class StoreSchemaError(StoreError):
     """A store's file has a schema this release does not read (newer, or not shadowsync's)."""
+
+
+class CheckedObject(dict[str, Any]):
+    """A JSON object that the session hands to `Store.put_cache` already checked: plain JSON
+    only (``dict``, ``list``, ``str`` without lone surrogates, ``int``, finite ``float``,
+    ``bool``, ``None``), nested at most 64 levels. Internal.
+
+    To any store it is a ``dict``; the stores of `shadowsync.stores` encode it without walking
+    it again to check it, which is most of the cost of writing a cache entry.
+    """
+
+    __slots__ = ()
 
 
 @attrs.frozen(kw_only=True)

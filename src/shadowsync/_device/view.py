@@ -31,7 +31,8 @@ import attrs
 
 from shadowsync._conflict.merge import same
 from shadowsync._conflict.versioning import MessageClass, classify_message
-from shadowsync._document import ShadowDocument
+from shadowsync._device.store import CheckedObject
+from shadowsync._document import ShadowDocument, is_checked
 from shadowsync._json import copy_json, copy_object, describe, json_equal, normalize_section
 from shadowsync._tree import MISSING, holder
 from shadowsync._update import apply_update
@@ -57,7 +58,11 @@ _BASE_SECTIONS = ("acceptedDesired", "acceptedDesiredMetadata", "reported", "rep
 class Agreed:
     """What the device agreed with the cloud: the desired state it accepted (after the business
     rules) and the reported state both sides last agreed on (the base of the three-way merge),
-    each with its metadata. The objects are live: callers copy before they change them."""
+    each with its metadata. The objects are live: callers copy before they change them.
+
+    Every section is plain JSON, taken from checked documents, from a merge of checked sections
+    or from a cache entry `from_cache` normalized: the cache entry is written without checking
+    it again."""
 
     accepted_desired: JSONObject = attrs.field(factory=dict)
     accepted_metadata: JSONObject = attrs.field(factory=dict)
@@ -142,6 +147,8 @@ class CloudView:
         self._agreed = Agreed()
         # What the cache entry holds (document, last seen, agreed), when known.
         self._saved: tuple[ShadowDocument | None, int | None, Agreed] | None = None
+        # The last `preview`: (view document, request, timestamp, the document it made).
+        self._preview: tuple[ShadowDocument | None, object, int, ShadowDocument] | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -222,7 +229,7 @@ class CloudView:
         # The store encodes what it is given at once, and the view never changes a document
         # or an agreed state in place: the live objects go, not copies.
         agreed = self._agreed
-        base: dict[str, Any] = {"lastSeenVersion": self._last_seen}
+        base = CheckedObject(lastSeenVersion=self._last_seen)
         base.update(zip(_BASE_SECTIONS, agreed.sections(), strict=True))
         self._store.put_cache(
             self._thing_name,
@@ -348,10 +355,30 @@ class CloudView:
                 self._exact = False
         self.see(version)
 
+    def preview(self, request: Mapping[str, Any], timestamp: int) -> None:
+        """Check our update ``request`` against the view before it is sent: raises the AWS
+        rejection (400, 413) the service would answer, if the view is what the cloud holds."""
+        cloud = self._cloud
+        result = apply_update(
+            cloud, request, timestamp=timestamp, limits=self._limits, previous_version=0
+        )
+        # When the service accepts it in the same second, on this view, `take_update` is
+        # handed this very document: `apply_update` is a function of what is kept here.
+        self._preview = (cloud, request, timestamp, result.document)
+
     def _after(
         self, request: Mapping[str, Any], version: int, timestamp: int
     ) -> ShadowDocument | None:
         """The cloud document after our accepted update, as the service computed it."""
+        preview, self._preview = self._preview, None
+        if (
+            preview is not None
+            and preview[0] is self._cloud
+            and preview[1] is request
+            and preview[2] == timestamp
+            and preview[3].version == version
+        ):
+            return preview[3]
         try:
             result = apply_update(
                 self._cloud,
@@ -409,7 +436,8 @@ class CloudView:
 
 
 def _cache_form(document: ShadowDocument) -> JSONObject:
-    """``document.to_dict()`` without its copies: the live sections of the document."""
+    """``document.to_dict()`` without its copies: the live sections of the document (a
+    `CheckedObject` when the document's values are known to be checked)."""
     state: JSONObject = {}
     metadata: JSONObject = {}
     for name in ("desired", "reported"):
@@ -419,12 +447,13 @@ def _cache_form(document: ShadowDocument) -> JSONObject:
             metadata[name] = document.section_metadata(name)
     if document.delta is not None:
         state["delta"] = document.delta
-    return {
+    form: JSONObject = {
         "state": state,
         "metadata": metadata,
         "version": document.version,
         "timestamp": document.timestamp,
     }
+    return CheckedObject(form) if is_checked(document) else form
 
 
 def _same_document(view: ShadowDocument | None, document: ShadowDocument) -> bool:
