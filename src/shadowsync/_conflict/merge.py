@@ -374,8 +374,12 @@ def _check_resolution(strategy: Strategy, resolution: object, conflict: Conflict
 
 def same(a: Value, b: Value) -> bool:
     """JSON equality (`json_equal`) where `MISSING` equals only itself."""
-    if a is MISSING or b is MISSING:
-        return a is b
+    if a is b:
+        return True
+    # Most values compared in a merge differ: Python's != settles that without another call
+    # (and `MISSING` equals no JSON value).
+    if a != b or a is MISSING or b is MISSING:
+        return False
     return json_equal(a, b)
 
 
