@@ -209,6 +209,13 @@ def format_path(parts: list[str | int] | tuple[str | int, ...]) -> str:
 
 def json_pointer(path: tuple[str, ...] | list[str]) -> str:
     """The RFC 6901 JSON Pointer of a path of object keys, e.g. ``/firmware/version``."""
+    if not path:
+        return ""
+    pointer = "/" + "/".join(path)
+    # The usual keys hold neither "~" nor "/": then there is nothing to escape (a key's own
+    # "/" would show as one slash more than the path has keys).
+    if "~" not in pointer and pointer.count("/") == len(path):
+        return pointer
     return "".join("/" + key.replace("~", "~0").replace("/", "~1") for key in path)
 
 

@@ -241,14 +241,16 @@ class _Resolver:
         return out
 
     def merge_value(self, path: Path, base: Value, ours: Value, theirs: Value) -> Value:
-        if same(ours, theirs):
+        # `same`, called only where Python's == does not already tell the values apart: most
+        # of the values compared here differ.
+        if ours is theirs or (ours == theirs and same(ours, theirs)):
             if not same(ours, base):
                 self.changes.append(PathChange(path=path, change=ChangeClass.BOTH_SAME))
             return ours
-        if same(ours, base):
+        if ours is base or (ours == base and same(ours, base)):
             self.changes.append(PathChange(path=path, change=ChangeClass.THEIRS_ONLY))
             return theirs
-        if same(theirs, base):
+        if theirs is base or (theirs == base and same(theirs, base)):
             self.changes.append(PathChange(path=path, change=ChangeClass.OURS_ONLY))
             return ours
         if type(ours) is dict and type(theirs) is dict:

@@ -207,8 +207,9 @@ def settle(
     )
     held = [item.path for item in result.reviews]
     final: dict[Path, Value] = {}
+    merged = result.merged
     for path, _, _, _ in entries:
-        source = current if any(path[: len(h)] == h for h in held) else result.merged
+        source = current if held and any(path[: len(h)] == h for h in held) else merged
         final[path] = copy_value(lookup(source, path))
     return result, final
 
@@ -550,7 +551,9 @@ def plan_update(context: DecisionContext, judgement: Judgement) -> PlannedUpdate
     writes: dict[Path, Value] = {}
     refused = [v.path for v in judgement.violations]
     for path, value in judgement.final.items():
-        above = [r for r in refused if len(r) < len(path) and path[: len(r)] == r]
+        above = (
+            [r for r in refused if len(r) < len(path) and path[: len(r)] == r] if refused else ()
+        )
         if above and judgement.accepted is not None:
             top = min(above, key=len)
             writes[top] = copy_value(lookup(judgement.accepted, top))
