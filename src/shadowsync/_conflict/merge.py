@@ -227,8 +227,11 @@ class _Resolver:
     ) -> JSONObject:
         out: JSONObject = {}
         keys = list(ours)
-        keys.extend(k for k in theirs if k not in ours)
-        keys.extend(k for k in base if k not in ours and k not in theirs)
+        # Usually every key of theirs and of the base is one of ours: a check in C says so.
+        if not ours.keys() >= theirs.keys():
+            keys.extend(k for k in theirs if k not in ours)
+        if not ours.keys() >= base.keys():
+            keys.extend(k for k in base if k not in ours and k not in theirs)
         for key in keys:
             value = self.merge_value(
                 (*path, key),
