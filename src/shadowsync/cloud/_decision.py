@@ -31,7 +31,16 @@ from shadowsync._document import is_checked
 from shadowsync._json import JSONObject, canonical_json, copy_json, copy_object, json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._patch import apply_merge_patch
-from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, nested, overlaps, place
+from shadowsync._tree import (
+    Path,
+    Value,
+    copy_value,
+    holder,
+    leaf_paths,
+    lookup,
+    overlaps,
+    place,
+)
 from shadowsync._update import apply_update
 from shadowsync.audit import ChangeType, Decision, HistoryRecord
 from shadowsync.cloud._head import HistoryHead
@@ -185,12 +194,9 @@ def settle(
     # What `merge` does first (the policy, then each side checked and copied, as `merge`
     # words its errors), without checking values that cannot fail.
     resolved = merge_policy(policy, section)
-    agreed = section_value(nested((path, base) for path, base, _, _ in entries), "base")
-    ours = nested((path, cloud) for path, _, cloud, _ in entries)
-    theirs = nested((path, device) for path, _, _, device in entries)
-    if checked_sides:
-        ours, theirs = copy_object(ours), copy_object(theirs)
-    else:
+    base_tree, ours, theirs = _nested_sides(entries, copy_sides=checked_sides)
+    agreed = section_value(base_tree, "base")
+    if not checked_sides:
         ours, theirs = section_value(ours, "ours"), section_value(theirs, "theirs")
     result = merge_sections(
         agreed,
@@ -212,6 +218,26 @@ def settle(
         source = current if held and any(path[: len(h)] == h for h in held) else merged
         final[path] = copy_value(lookup(source, path))
     return result, final
+
+
+def _nested_sides(
+    entries: list[tuple[Path, Value, Value, Value]], *, copy_sides: bool
+) -> tuple[JSONObject, JSONObject, JSONObject]:
+    """The base's, the cloud's and the device's values of ``entries`` as three objects, each
+    as `nested` makes it, in one pass; with ``copy_sides`` the cloud's and the device's values
+    are copies (as a copy of each whole object would be), the base's are placed as given."""
+    agreed: JSONObject = {}
+    ours: JSONObject = {}
+    theirs: JSONObject = {}
+    for path, base, cloud, device in entries:
+        last = path[-1]
+        if base is not MISSING:
+            holder(agreed, path)[last] = base
+        if cloud is not MISSING:
+            holder(ours, path)[last] = copy_json(cloud) if copy_sides else cloud
+        if device is not MISSING:
+            holder(theirs, path)[last] = copy_json(device) if copy_sides else device
+    return agreed, ours, theirs
 
 
 @attrs.frozen(kw_only=True)
