@@ -215,8 +215,11 @@ def settle(
     final: dict[Path, Value] = {}
     merged = result.merged
     for path, _, _, _ in entries:
-        source = current if held and any(path[: len(h)] == h for h in held) else merged
-        final[path] = copy_value(lookup(source, path))
+        if held and any(path[: len(h)] == h for h in held):
+            final[path] = copy_value(lookup(current, path))
+        else:
+            # The merged section is the merge's own copy, which nothing else holds.
+            final[path] = lookup(merged, path)
     return result, final
 
 
