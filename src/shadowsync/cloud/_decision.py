@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from shadowsync._audit.log import shared_last_state
+from shadowsync._audit.log import last_record, shared_last_state
 from shadowsync._audit.record import record_from_states
 from shadowsync._conflict.merge import (
     ConflictRecord,
@@ -272,8 +272,7 @@ def history_position(
     record closes its old history, and the decision's own record starts after it, from the
     empty state.
     """
-    records = log.records_for(thing_name, shadow_name)
-    last = records[-1] if records else None
+    last = _last_record(log, thing_name, shadow_name)
     base = _shared_base(log, thing_name, shadow_name)
     if last is None or document is None or document.version >= last.version:
         return HistoryPosition(previous=previous, base=base, last=last)
@@ -287,6 +286,16 @@ def history_position(
         version=document.version,
     )
     return HistoryPosition(previous=closing, base=None, last=closing, closing=closing)
+
+
+def _last_record(
+    log: AuditLog | HistoryHead, thing_name: str, shadow_name: str | None
+) -> HistoryRecord | None:
+    """The shadow's last record in ``log`` (``log.records_for(...)[-1]``), None without one."""
+    if isinstance(log, HistoryHead):
+        records = log.records_for(thing_name, shadow_name)
+        return records[-1] if records else None
+    return last_record(log, thing_name, shadow_name)
 
 
 def _shared_base(
