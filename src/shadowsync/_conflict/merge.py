@@ -89,18 +89,21 @@ class ConflictRecord:
         ``path`` is the dotted form people read (``firmware.version``); ``pointer`` is the same
         path as a JSON Pointer, which stays exact when a key holds a ``.`` or a ``/``.
         """
+        base, ours, theirs, value = self.base, self.ours, self.theirs, self.value
         return {
             "path": ".".join(self.path),
             "pointer": json_pointer(self.path),
             "section": self.section,
-            "kind": self.kind.value,
-            "severity": self.severity.name.lower(),
-            "base": _render(self.base),
-            "ours": _render(self.ours),
-            "theirs": _render(self.theirs),
+            # The members' own attributes: the enum properties cost a call each.
+            "kind": self.kind._value_,
+            "severity": self.severity._name_.lower(),
+            # `_render` without the call (a decision renders every conflict's four values).
+            "base": None if base is MISSING else copy_json(base),
+            "ours": None if ours is MISSING else copy_json(ours),
+            "theirs": None if theirs is MISSING else copy_json(theirs),
             "strategy": self.strategy,
             "winner": self.winner,
-            "value": _render(self.value),
+            "value": None if value is MISSING else copy_json(value),
             "reason": self.reason,
             "reviewId": self.review_id,
         }
