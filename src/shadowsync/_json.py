@@ -31,6 +31,7 @@ _COMPACT = (",", ":")
 # Built once: json.dumps with any non-default option builds a new encoder on every call.
 _encode_compact = json.JSONEncoder(separators=_COMPACT, ensure_ascii=False).encode
 _encode_canonical = json.JSONEncoder(separators=_COMPACT, sort_keys=True, ensure_ascii=True).encode
+_encode_ascii_string = json.encoder.encode_basestring_ascii
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -149,6 +150,9 @@ def describe(value: object, limit: int = 80) -> str:
 
 def _json_kind(value: object) -> str | None:
     """The JSON type of ``value`` (``"string"``), ``None`` for a value JSON has no type for."""
+    kind = _PLAIN_KINDS.get(type(value))
+    if kind is not None:
+        return kind  # a plain JSON value: no isinstance chain
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -162,6 +166,16 @@ def _json_kind(value: object) -> str | None:
     if isinstance(value, Mapping):
         return "object"
     return None
+
+
+_PLAIN_KINDS = {
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
+    list: "array",
+    dict: "object",
+}
 
 
 def kind_phrase(value: object) -> str:
@@ -195,6 +209,13 @@ def format_path(parts: list[str | int] | tuple[str | int, ...]) -> str:
 
 def json_pointer(path: tuple[str, ...] | list[str]) -> str:
     """The RFC 6901 JSON Pointer of a path of object keys, e.g. ``/firmware/version``."""
+    if not path:
+        return ""
+    pointer = "/" + "/".join(path)
+    # The usual keys hold neither "~" nor "/": then there is nothing to escape (a key's own
+    # "/" would show as one slash more than the path has keys).
+    if "~" not in pointer and pointer.count("/") == len(path):
+        return pointer
     return "".join("/" + key.replace("~", "~0").replace("/", "~1") for key in path)
 
 
@@ -609,4 +630,13 @@ def dumps_compact(value: Any) -> str:
 
 def canonical_json(value: Any) -> str:
     """Canonical JSON text: sorted keys, compact separators, ASCII-only (stable for hashing)."""
+    # What the encoder writes for a lone string or number, without its overhead: tie-breaks
+    # order values by this text, one scalar at a time.
+    kind = type(value)
+    if kind is str:
+        return _encode_ascii_string(value)
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and _isfinite(value):
+        return float.__repr__(value)
     return _encode_canonical(value)

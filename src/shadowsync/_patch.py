@@ -165,8 +165,21 @@ def _diff(
             return
         if _identical(source, target):
             return
-    if kind is dict and type(target) is dict:
-        # Members are compared here, so that a scalar equal on both sides costs no call.
+    _differ(source, target, path, out, ours, theirs)
+
+
+def _differ(
+    source: Any,
+    target: Any,
+    path: str,
+    out: list[dict[str, Any]],
+    ours: list[Any] | None,
+    theirs: list[Any] | None,
+) -> None:
+    """`_diff` of two values already known to differ (in value, type or exact form)."""
+    if type(source) is dict and type(target) is dict:
+        # Members are compared here, so that a scalar equal on both sides costs no call, and
+        # a member found to differ is not compared again.
         for key, value in source.items():
             if key not in target:
                 out.append({"op": "remove", "path": path + "/" + _escape(key)})
@@ -182,14 +195,16 @@ def _diff(
                     ours.append(value)  # as `_diff` itself would, without the call
                     theirs.append(other)
                     continue
-            _diff(value, other, path + "/" + _escape(key), out, ours, theirs)
+                if _identical(value, other):
+                    continue
+            _differ(value, other, path + "/" + _escape(key), out, ours, theirs)
         for key, value in target.items():
             if key not in source:
                 out.append(
                     {"op": "add", "path": path + "/" + _escape(key), "value": copy_json(value)}
                 )
         return
-    if kind is not list or type(target) is not list:
+    if type(source) is not list or type(target) is not list:
         out.append({"op": "replace", "path": path, "value": copy_json(target)})
         return
     for operation in jsonpatch.make_patch(source, target).patch:

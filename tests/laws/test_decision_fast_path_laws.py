@@ -19,7 +19,9 @@ from hypothesis import strategies as st
 from shadowsync import ShadowDocument, apply_update, compute_delta, stamps_at
 from shadowsync._delta import updated_delta
 from shadowsync._document import is_checked
+from shadowsync._tree import MISSING, nested
 from shadowsync.cloud import ShadowDecision, handle_delta_event
+from shadowsync.cloud._decision import _nested_sides
 from shadowsync.errors import ShadowRejectedError
 from tests.strategies import (
     ROOMY_LIMITS,
@@ -27,6 +29,8 @@ from tests.strategies import (
     related_states,
     section_patches,
     shadow_documents,
+    shadow_keys,
+    shadow_values,
 )
 from tests.strategies.cloud import POLICIES, RULES, START, Resolution, histories, run_history
 
@@ -235,3 +239,42 @@ def test_stamps_at_is_the_plain_walks(document: ShadowDocument, data: st.DataObj
         paths += [(*path, "below") for path in paths[:3]] + [("absent",), ()]
         paths = data.draw(st.permutations(paths))
         assert repr(stamps_at(metadata, paths)) == repr(_reference_stamps_at(metadata, paths))
+
+
+_side_values = st.one_of(st.just(MISSING), shadow_values(2))
+_entries = st.lists(
+    st.tuples(
+        st.lists(shadow_keys(), min_size=1, max_size=3).map(tuple),
+        _side_values,
+        _side_values,
+        _side_values,
+    ),
+    max_size=6,
+)
+
+
+def _containers(value: Any) -> list[int]:
+    """The ids of every container in ``value``, itself included."""
+    if isinstance(value, dict):
+        return [id(value), *(i for item in value.values() for i in _containers(item))]
+    if isinstance(value, list):
+        return [id(value), *(i for item in value for i in _containers(item))]
+    return []
+
+
+@given(_entries, st.booleans())
+def test_the_sides_nested_in_one_pass_are_each_sides_nested_objects(
+    entries: list[Any], copy_sides: bool
+) -> None:
+    # A decision nests the three sides of its paths in one pass (copying the cloud's and the
+    # device's values on a checked shadow): each is what `nested` makes of that side, by repr.
+    sides = _nested_sides(entries, copy_sides=copy_sides)
+    for index, side in enumerate(sides, start=1):
+        assert repr(side) == repr(nested((entry[0], entry[index]) for entry in entries))
+
+
+@given(_entries)
+def test_the_copied_sides_share_nothing_with_the_values_placed(entries: list[Any]) -> None:
+    _, ours, theirs = _nested_sides(entries, copy_sides=True)
+    placed = {i for entry in entries for value in entry[2:] for i in _containers(value)}
+    assert placed.isdisjoint(_containers(ours) + _containers(theirs))

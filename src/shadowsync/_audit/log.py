@@ -521,6 +521,16 @@ def shared_last_state(log: AuditLog, thing_name: str, shadow_name: str | None) -
     return None if head is None else head[0]
 
 
+def last_record(log: AuditLog, thing_name: str, shadow_name: str | None) -> HistoryRecord | None:
+    """``log.records_for(thing_name, shadow_name)[-1]`` (None when the shadow has no records),
+    looked for from the end of the log. Internal, for a decision, which needs only the shadow's
+    last record: its records are usually the newest, so the rest of a long log is not read."""
+    for record in reversed(log._records):
+        if record.thing_name == thing_name and record.shadow_name == shadow_name:
+            return record
+    return None
+
+
 def _replay_one(state: JSONObject, record: HistoryRecord, index: int) -> JSONObject:
     where = record_at(index, record)
     try:

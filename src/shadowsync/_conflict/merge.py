@@ -89,18 +89,21 @@ class ConflictRecord:
         ``path`` is the dotted form people read (``firmware.version``); ``pointer`` is the same
         path as a JSON Pointer, which stays exact when a key holds a ``.`` or a ``/``.
         """
+        base, ours, theirs, value = self.base, self.ours, self.theirs, self.value
         return {
             "path": ".".join(self.path),
             "pointer": json_pointer(self.path),
             "section": self.section,
-            "kind": self.kind.value,
-            "severity": self.severity.name.lower(),
-            "base": _render(self.base),
-            "ours": _render(self.ours),
-            "theirs": _render(self.theirs),
+            # The members' own attributes: the enum properties cost a call each.
+            "kind": self.kind._value_,
+            "severity": self.severity._name_.lower(),
+            # `_render` without the call (a decision renders every conflict's four values).
+            "base": None if base is MISSING else copy_json(base),
+            "ours": None if ours is MISSING else copy_json(ours),
+            "theirs": None if theirs is MISSING else copy_json(theirs),
             "strategy": self.strategy,
             "winner": self.winner,
-            "value": _render(self.value),
+            "value": None if value is MISSING else copy_json(value),
             "reason": self.reason,
             "reviewId": self.review_id,
         }
@@ -227,8 +230,11 @@ class _Resolver:
     ) -> JSONObject:
         out: JSONObject = {}
         keys = list(ours)
-        keys.extend(k for k in theirs if k not in ours)
-        keys.extend(k for k in base if k not in ours and k not in theirs)
+        # Usually every key of theirs and of the base is one of ours: a check in C says so.
+        if not ours.keys() >= theirs.keys():
+            keys.extend(k for k in theirs if k not in ours)
+        if not ours.keys() >= base.keys():
+            keys.extend(k for k in base if k not in ours and k not in theirs)
         for key in keys:
             value = self.merge_value(
                 (*path, key),
@@ -241,14 +247,16 @@ class _Resolver:
         return out
 
     def merge_value(self, path: Path, base: Value, ours: Value, theirs: Value) -> Value:
-        if same(ours, theirs):
+        # `same`, called only where Python's == does not already tell the values apart: most
+        # of the values compared here differ.
+        if ours is theirs or (ours == theirs and same(ours, theirs)):
             if not same(ours, base):
                 self.changes.append(PathChange(path=path, change=ChangeClass.BOTH_SAME))
             return ours
-        if same(ours, base):
+        if ours is base or (ours == base and same(ours, base)):
             self.changes.append(PathChange(path=path, change=ChangeClass.THEIRS_ONLY))
             return theirs
-        if same(theirs, base):
+        if theirs is base or (theirs == base and same(theirs, base)):
             self.changes.append(PathChange(path=path, change=ChangeClass.OURS_ONLY))
             return ours
         if type(ours) is dict and type(theirs) is dict:
@@ -374,8 +382,12 @@ def _check_resolution(strategy: Strategy, resolution: object, conflict: Conflict
 
 def same(a: Value, b: Value) -> bool:
     """JSON equality (`json_equal`) where `MISSING` equals only itself."""
-    if a is MISSING or b is MISSING:
-        return a is b
+    if a is b:
+        return True
+    # Most values compared in a merge differ: Python's != settles that without another call
+    # (and `MISSING` equals no JSON value).
+    if a != b or a is MISSING or b is MISSING:
+        return False
     return json_equal(a, b)
 
 

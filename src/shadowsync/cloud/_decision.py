@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from shadowsync._audit.log import shared_last_state
+from shadowsync._audit.log import last_record, shared_last_state
 from shadowsync._audit.record import record_from_states
 from shadowsync._conflict.merge import (
     ConflictRecord,
@@ -31,7 +31,16 @@ from shadowsync._document import is_checked
 from shadowsync._json import JSONObject, canonical_json, copy_json, copy_object, json_pointer
 from shadowsync._limits import DEFAULT_LIMITS, ShadowLimits
 from shadowsync._patch import apply_merge_patch
-from shadowsync._tree import Path, Value, copy_value, leaf_paths, lookup, nested, overlaps, place
+from shadowsync._tree import (
+    Path,
+    Value,
+    copy_value,
+    holder,
+    leaf_paths,
+    lookup,
+    overlaps,
+    place,
+)
 from shadowsync._update import apply_update
 from shadowsync.audit import ChangeType, Decision, HistoryRecord
 from shadowsync.cloud._head import HistoryHead
@@ -185,12 +194,9 @@ def settle(
     # What `merge` does first (the policy, then each side checked and copied, as `merge`
     # words its errors), without checking values that cannot fail.
     resolved = merge_policy(policy, section)
-    agreed = section_value(nested((path, base) for path, base, _, _ in entries), "base")
-    ours = nested((path, cloud) for path, _, cloud, _ in entries)
-    theirs = nested((path, device) for path, _, _, device in entries)
-    if checked_sides:
-        ours, theirs = copy_object(ours), copy_object(theirs)
-    else:
+    base_tree, ours, theirs = _nested_sides(entries, copy_sides=checked_sides)
+    agreed = section_value(base_tree, "base")
+    if not checked_sides:
         ours, theirs = section_value(ours, "ours"), section_value(theirs, "theirs")
     result = merge_sections(
         agreed,
@@ -207,10 +213,34 @@ def settle(
     )
     held = [item.path for item in result.reviews]
     final: dict[Path, Value] = {}
+    merged = result.merged
     for path, _, _, _ in entries:
-        source = current if any(path[: len(h)] == h for h in held) else result.merged
-        final[path] = copy_value(lookup(source, path))
+        if held and any(path[: len(h)] == h for h in held):
+            final[path] = copy_value(lookup(current, path))
+        else:
+            # The merged section is the merge's own copy, which nothing else holds.
+            final[path] = lookup(merged, path)
     return result, final
+
+
+def _nested_sides(
+    entries: list[tuple[Path, Value, Value, Value]], *, copy_sides: bool
+) -> tuple[JSONObject, JSONObject, JSONObject]:
+    """The base's, the cloud's and the device's values of ``entries`` as three objects, each
+    as `nested` makes it, in one pass; with ``copy_sides`` the cloud's and the device's values
+    are copies (as a copy of each whole object would be), the base's are placed as given."""
+    agreed: JSONObject = {}
+    ours: JSONObject = {}
+    theirs: JSONObject = {}
+    for path, base, cloud, device in entries:
+        last = path[-1]
+        if base is not MISSING:
+            holder(agreed, path)[last] = base
+        if cloud is not MISSING:
+            holder(ours, path)[last] = copy_json(cloud) if copy_sides else cloud
+        if device is not MISSING:
+            holder(theirs, path)[last] = copy_json(device) if copy_sides else device
+    return agreed, ours, theirs
 
 
 @attrs.frozen(kw_only=True)
@@ -242,8 +272,7 @@ def history_position(
     record closes its old history, and the decision's own record starts after it, from the
     empty state.
     """
-    records = log.records_for(thing_name, shadow_name)
-    last = records[-1] if records else None
+    last = _last_record(log, thing_name, shadow_name)
     base = _shared_base(log, thing_name, shadow_name)
     if last is None or document is None or document.version >= last.version:
         return HistoryPosition(previous=previous, base=base, last=last)
@@ -257,6 +286,16 @@ def history_position(
         version=document.version,
     )
     return HistoryPosition(previous=closing, base=None, last=closing, closing=closing)
+
+
+def _last_record(
+    log: AuditLog | HistoryHead, thing_name: str, shadow_name: str | None
+) -> HistoryRecord | None:
+    """The shadow's last record in ``log`` (``log.records_for(...)[-1]``), None without one."""
+    if isinstance(log, HistoryHead):
+        records = log.records_for(thing_name, shadow_name)
+        return records[-1] if records else None
+    return last_record(log, thing_name, shadow_name)
 
 
 def _shared_base(
@@ -550,7 +589,9 @@ def plan_update(context: DecisionContext, judgement: Judgement) -> PlannedUpdate
     writes: dict[Path, Value] = {}
     refused = [v.path for v in judgement.violations]
     for path, value in judgement.final.items():
-        above = [r for r in refused if len(r) < len(path) and path[: len(r)] == r]
+        above = (
+            [r for r in refused if len(r) < len(path) and path[: len(r)] == r] if refused else ()
+        )
         if above and judgement.accepted is not None:
             top = min(above, key=len)
             writes[top] = copy_value(lookup(judgement.accepted, top))

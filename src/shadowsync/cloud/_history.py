@@ -35,7 +35,7 @@ def decision_history(
     if isinstance(history, HistoryHead):
         return history, history.head or None
     log = as_log(history)
-    return log, log.records[-1] if len(log) else None
+    return log, log[-1] if len(log) else None  # without a snapshot of every record
 
 
 def recent_conflicts(
