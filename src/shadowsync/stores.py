@@ -38,7 +38,7 @@ import json
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from shadowsync._conflict.clocks import HLCStamp
 from shadowsync._device.intent import Intent, stored_intent
@@ -125,6 +125,48 @@ def _encode_cache(value: object, where: str) -> str | None:
             f"{where} must be a JSON object or None, got {type(value).__name__}"
         )
     return canonical_json(_check_json(value, where))
+
+
+def _encode_entry(document: object, base: object) -> tuple[str | None, str | None]:
+    """The texts of a cache entry's ``document`` and ``base``, as `_encode_cache` writes them.
+
+    The base a session hands over usually holds the very objects of its document's reported
+    section and metadata: when both are checked, each object is encoded once for the two.
+    """
+    if type(document) is CheckedObject and type(base) is CheckedObject:
+        texts: dict[int, str] = {}
+        return _shared_canonical(document, texts, 2), _shared_canonical(base, texts, 2)
+    return _encode_cache(document, "document"), _encode_cache(base, "base")
+
+
+_encode_key = json.encoder.encode_basestring_ascii
+
+
+def _shared_canonical(value: object, texts: dict[int, str], levels: int) -> str:
+    """``canonical_json(value)``, taking the text of a container met before from ``texts`` (by
+    identity, the objects alive for the call) and keeping each new one there; the objects of
+    the first ``levels`` levels are written member by member, so that theirs can be shared."""
+    kind = type(value)
+    if kind is CheckedObject:
+        kind = dict
+    elif kind is not dict and kind is not list:
+        return canonical_json(value)
+    text = texts.get(id(value))
+    if text is None:
+        if levels and kind is dict:
+            members = cast("dict[str, object]", value)
+            text = (
+                "{"
+                + ",".join(
+                    _encode_key(key) + ":" + _shared_canonical(members[key], texts, levels - 1)
+                    for key in sorted(members)
+                )
+                + "}"
+            )
+        else:
+            text = canonical_json(value)
+        texts[id(value)] = text
+    return text
 
 
 def _decode_cache(text: str | None) -> JSONObject | None:
@@ -337,7 +379,7 @@ class MemoryStore(_Closing):
     ) -> None:
         """Remember a shadow's last known document and last synced base."""
         key = _check_names(thing_name, shadow_name)
-        entry = (_encode_cache(document, "document"), _encode_cache(base, "base"))
+        entry = _encode_entry(document, base)
         with self._lock:
             self._writing()
             self._cache[key] = entry
@@ -727,12 +769,7 @@ class SQLiteStore(_Closing):
     ) -> None:
         """Remember a shadow's last known document and last synced base (one transaction)."""
         thing, shadow = _check_names(thing_name, shadow_name)
-        row = (
-            thing,
-            shadow or "",
-            _encode_cache(document, "document"),
-            _encode_cache(base, "base"),
-        )
+        row = (thing, shadow or "", *_encode_entry(document, base))
         self._write(
             "write the cache of",
             insert=(

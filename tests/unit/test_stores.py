@@ -15,10 +15,13 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shadowsync import HLCStamp
 from shadowsync._device.intent import Intent
-from shadowsync._device.store import store_transaction
+from shadowsync._device.store import CheckedObject, store_transaction
+from shadowsync._json import canonical_json
 from shadowsync.errors import InvalidArgumentError, InvalidNameError, ShadowSyncError
 from shadowsync.stores import (
     CacheEntry,
@@ -28,13 +31,16 @@ from shadowsync.stores import (
     StoreCorruptError,
     StoreError,
     StoreSchemaError,
+    _encode_cache,
+    _encode_entry,
 )
+from tests.strategies import shadow_states
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
-    from shadowsync._json import JSONValue
+    from shadowsync._json import JSONObject, JSONValue
 
 
 def _intent(
@@ -777,3 +783,40 @@ def test_store_transaction_reads_a_transaction_set_on_the_store_itself() -> None
     assert entered == ["plain"]
     with store_transaction(MemoryStore(), durable=False):  # the class's own, which takes it
         pass
+
+
+@given(shadow_states(), shadow_states(), st.integers(min_value=0, max_value=2**40))
+def test_a_checked_cache_entry_is_written_as_an_unchecked_one_would_be(
+    reported: JSONObject, desired: JSONObject, version: int
+) -> None:
+    # A session's entry: the base holds the very objects of the document's reported section
+    # and metadata, which are encoded once for the two; the texts must not change by it.
+    metadata: JSONObject = {"reported": {key: {"timestamp": 1} for key in reported}}
+    state: JSONObject = {"desired": desired, "reported": reported}
+    document = {"state": state, "metadata": metadata, "version": version, "timestamp": 7}
+    base = {
+        "lastSeenVersion": version,
+        "acceptedDesired": desired,
+        "acceptedMetadata": {},
+        "baseReported": reported,
+        "baseMetadata": metadata["reported"],
+    }
+    texts = _encode_entry(CheckedObject(document), CheckedObject(base))
+    assert texts == (canonical_json(document), canonical_json(base))
+    assert texts == (_encode_cache(document, "document"), _encode_cache(base, "base"))
+
+
+def test_a_checked_cache_entry_reads_back_from_both_stores(tmp_path: Path) -> None:
+    reported: JSONObject = {"on": True, "hvac": {"mode": "cool", "fan": [1, 2.5]}, "é": "ü"}
+    metadata: JSONObject = {"on": {"timestamp": 1}, "hvac": {"mode": {"timestamp": 2}}}
+    document = CheckedObject(
+        state={"reported": reported}, metadata={"reported": metadata}, version=3, timestamp=9
+    )
+    base = CheckedObject(lastSeenVersion=3, baseReported=reported, baseMetadata=metadata)
+    for store in (MemoryStore(), SQLiteStore(tmp_path / "cache.db")):
+        store.put_cache("lamp", None, document=document, base=base)
+        entry = store.get_cache("lamp", None)
+        assert entry is not None
+        assert entry.document == document
+        assert entry.base == base
+        store.close()

@@ -428,10 +428,10 @@ class CloudView:
                 cloud.reported_metadata, agreed.base_metadata
             ):
                 return  # agreed already: the cache entry need not be written again
+            # The document's own sections: neither side changes them, and the cache entry
+            # then writes them once for the document and the base.
             self._agreed = attrs.evolve(
-                agreed,
-                base_reported=copy_object(cloud.reported),
-                base_metadata=copy_object(cloud.reported_metadata),
+                agreed, base_reported=cloud.reported, base_metadata=cloud.reported_metadata
             )
 
 

@@ -132,6 +132,8 @@ class DeviceBridge(Bridge):
         self._held: deque[Publish] = deque()
         self._online = False
         self._thread: threading.Thread | None = None
+        # When the scheduler will wake by itself (None: only when woken).
+        self._sleeping_until: float | None = None
         self._hold_client()
 
     # -- life cycle ------------------------------------------------------------------------
@@ -288,7 +290,13 @@ class DeviceBridge(Bridge):
         return self._deliver_all(self._send(outputs))
 
     def _deliver_all(self, events: list[Event]) -> list[Event]:
-        self._wake.notify_all()  # the deadline may have moved
+        if self._thread is not None:
+            # Wake the scheduler only when it must act sooner than it planned to: a deadline
+            # that moved later wakes it early once, and it plans again.
+            deadline = self._session.next_deadline()
+            planned = self._sleeping_until
+            if deadline is not None and (planned is None or deadline < planned):
+                self._wake.notify_all()
         for event in events:
             self._deliver(event)
         return events
@@ -386,19 +394,28 @@ class DeviceBridge(Bridge):
 
     # -- the scheduler ---------------------------------------------------------------------
 
+    def _sleep(self, deadline: float | None, seconds: float | None = None) -> None:
+        """Wait (the lock released) until ``deadline``, at most ``seconds``, or a wake-up."""
+        self._sleeping_until = deadline
+        try:
+            self._wake.wait(seconds)
+        finally:
+            self._sleeping_until = None
+
     def _run(self) -> None:
         with self._wake:
             while not self._closed:
                 try:
                     deadline = self._session.next_deadline()
                     if deadline is None:
-                        self._wake.wait()
+                        self._sleep(None)
                         continue
                     now = self._clock()
                     if now < deadline:
-                        self._wake.wait(min(deadline - now, _MAX_WAIT))
+                        self._sleep(deadline, min(deadline - now, _MAX_WAIT))
                         continue
+                    self._sleeping_until = now  # awake: what it executes needs no wake-up
                     self._execute(self._session.tick(now))
                 except Exception as exc:
                     self._errors.report(exc)
-                    self._wake.wait(_MAX_WAIT)  # a persistent failure must not spin
+                    self._sleep(None, _MAX_WAIT)  # a persistent failure must not spin
