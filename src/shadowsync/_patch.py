@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshal
 from collections.abc import Mapping, Sequence
+from math import copysign
 from typing import Any
 
 import jsonpatch
@@ -126,18 +127,24 @@ def make_json_patch(source: JSONValue, target: JSONValue) -> list[dict[str, Any]
 
 
 def _identical(a: Any, b: Any) -> bool:
-    """Equal with the same JSON types throughout (``1`` and ``1.0`` differ here)."""
+    """Equal with the same JSON types throughout (``1`` and ``1.0`` differ here, and so do
+    ``-0.0`` and ``0.0``)."""
     if a is b:
         return True
     kind = type(a)
     if kind is not type(b) or a != b:
         return False
     if kind is not dict and kind is not list:
-        return True
+        return kind is not float or bool(a) or _same_zero(a, b)
     try:
         return marshal.dumps(a, 2) == marshal.dumps(b, 2)
     except ValueError:  # too deep to marshal: let jsonpatch decide
         return not jsonpatch.make_patch(a, b).patch
+
+
+def _same_zero(a: float, b: float) -> bool:
+    """Whether two zeros have the same sign (``-0.0`` is written ``-0.0`` in JSON)."""
+    return copysign(1.0, a) == copysign(1.0, b)
 
 
 def _diff(
@@ -158,6 +165,9 @@ def _diff(
     kind = type(source)
     if kind is type(target) and source == target:
         if kind is not dict and kind is not list:
+            if kind is not float or source or _same_zero(source, target):
+                return
+            _differ(source, target, path, out, ours, theirs)  # -0.0 and 0.0
             return
         if ours is not None and theirs is not None:
             ours.append(source)
@@ -189,14 +199,16 @@ def _differ(
                 continue
             member = type(value)
             if member is type(other) and value == other:
-                if member is not dict and member is not list:
+                if member is dict or member is list:
+                    if ours is not None and theirs is not None:
+                        ours.append(value)  # as `_diff` itself would, without the call
+                        theirs.append(other)
+                        continue
+                    if _identical(value, other):
+                        continue
+                elif member is not float or value or _same_zero(value, other):
                     continue  # the same scalar: identical
-                if ours is not None and theirs is not None:
-                    ours.append(value)  # as `_diff` itself would, without the call
-                    theirs.append(other)
-                    continue
-                if _identical(value, other):
-                    continue
+                # Else -0.0 and 0.0: equal numbers, but not the same JSON (a record keeps it).
             _differ(value, other, path + "/" + _escape(key), out, ours, theirs)
         for key, value in target.items():
             if key not in source:

@@ -381,6 +381,31 @@ def test_make_json_patch_and_apply_round_trip() -> None:
 
 
 @pytest.mark.parametrize(
+    ("source", "target", "path"),
+    [
+        ({"a": -0.0}, {"a": 0.0}, "/a"),
+        ({"a": {"b": 0.0}, "c": 1}, {"a": {"b": -0.0}, "c": 1}, "/a/b"),
+        (-0.0, 0.0, ""),
+    ],
+)
+def test_a_zero_changing_sign_is_a_change_in_the_json_patch(
+    source: Any, target: Any, path: str
+) -> None:
+    # Equal numbers, but -0.0 is written "-0.0": a history record's patch must reproduce it.
+    patch = make_json_patch(source, target)
+    assert [(op["op"], op["path"], str(op["value"])) for op in patch] == [
+        ("replace", path, str(lookup_zero(target, path)))
+    ]
+    assert make_json_patch(source, source) == []
+
+
+def lookup_zero(value: Any, path: str) -> Any:
+    for key in path.split("/")[1:]:
+        value = value[key]
+    return value
+
+
+@pytest.mark.parametrize(
     "operations",
     [
         [{"op": "test", "path": "/setpoint", "value": 99}],
