@@ -164,17 +164,16 @@ def _diff(
         return
     kind = type(source)
     if kind is type(target) and source == target:
-        if kind is not dict and kind is not list:
-            if kind is not float or source or _same_zero(source, target):
+        if kind is dict or kind is list:
+            if ours is not None and theirs is not None:
+                ours.append(source)
+                theirs.append(target)
                 return
-            _differ(source, target, path, out, ours, theirs)  # -0.0 and 0.0
+            if _identical(source, target):
+                return
+        elif kind is not float or source or _same_zero(source, target):
             return
-        if ours is not None and theirs is not None:
-            ours.append(source)
-            theirs.append(target)
-            return
-        if _identical(source, target):
-            return
+        # Else -0.0 and 0.0: equal numbers, but not the same JSON (a record keeps it).
     _differ(source, target, path, out, ours, theirs)
 
 
