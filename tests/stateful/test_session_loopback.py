@@ -24,10 +24,10 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from shadowsync import ShadowDocument
 from shadowsync._device.config import SessionConfig
+from shadowsync._device.intent import written_leaves
 from shadowsync._device.queue import DropRecord, QueueLimits
 from shadowsync._device.state import SessionState
 from shadowsync._fakes.loopback import LoopbackPair
-from shadowsync._tree import leaves
 from shadowsync.events import Dropped, IntentsConfirmed, IntentsQueued
 from shadowsync.rules import ACK_KEY, Range, RuleSet
 from shadowsync.strategies import MISSING
@@ -194,11 +194,8 @@ class DeviceAndCloud(RuleBasedStateMachine):
         for seq in sorted(self.queued):
             intent = self.queued[seq]
             if intent.kind == "report" and intent.path[0] not in SESSION_DESIRED_KEYS:
-                if type(intent.value) is dict and intent.value:
-                    for path, value in leaves(intent.value, intent.path):
-                        latest[path] = (intent, value)
-                else:
-                    latest[intent.path] = (intent, intent.value)
+                for path, value in written_leaves(intent):
+                    latest[path] = (intent, value)
         for path, (intent, value) in latest.items():
             record = self.dropped.get(intent.seq)
             if record is not None and record.reason != "superseded":

@@ -27,11 +27,18 @@ from shadowsync._json import (
     normalize_section,
 )
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH
-from shadowsync._tree import nest
+from shadowsync._tree import Path, leaves, nest
 from shadowsync._validators import count
 from shadowsync.errors import InvalidArgumentError, ShadowRejectedError
 
-__all__ = ["ACK_PATH", "Intent", "IntentKind", "report_intent", "stored_intent"]
+__all__ = [
+    "ACK_PATH",
+    "Intent",
+    "IntentKind",
+    "report_intent",
+    "stored_intent",
+    "written_leaves",
+]
 
 IntentKind = Literal["report", "ack"]
 """What an intent carries: a reported value, or an acknowledgement (``reported["$ack"]``)."""
@@ -184,6 +191,14 @@ class Intent:
     def reported_patch(self) -> JSONObject:
         """The ``reported`` fragment of the update this intent means, as a new object."""
         return nest(self.path, copy_json(self.value))
+
+
+def written_leaves(intent: Intent) -> list[tuple[Path, JSONValue]]:
+    """The leaves ``intent`` writes, with their paths: its own path and value, or each leaf
+    of the object it carries (a report may carry a whole object)."""
+    if type(intent.value) is dict and intent.value:
+        return leaves(intent.value, intent.path)
+    return [(intent.path, intent.value)]
 
 
 _INTENT_FIELDS = tuple(field.name for field in attrs.fields(Intent))

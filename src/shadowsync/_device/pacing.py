@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from shadowsync._device.intent import written_leaves
 from shadowsync._json import describe
-from shadowsync._tree import leaves, lookup
+from shadowsync._tree import lookup
 from shadowsync._validators import is_finite_number, non_negative, positive
 from shadowsync.errors import InvalidArgumentError
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from shadowsync._device.intent import Intent
-    from shadowsync._json import JSONObject, JSONValue
+    from shadowsync._json import JSONObject
     from shadowsync._tree import Path
 
 __all__ = ["ReportPacer", "ReportPolicy"]
@@ -84,13 +85,6 @@ class ReportPolicy:
         return float(max(self.min_interval, rate_gap))
 
 
-def _written(intent: Intent) -> list[tuple[Path, JSONValue]]:
-    """The leaves ``intent`` writes with their paths (an intent may carry a whole object)."""
-    if type(intent.value) is dict and intent.value:
-        return leaves(intent.value, intent.path)
-    return [(intent.path, intent.value)]
-
-
 class ReportPacer:
     """Applies a `ReportPolicy` to one session: when it may send, and what it holds back."""
 
@@ -115,7 +109,7 @@ class ReportPacer:
         if queued and all(
             self.below_deadband(path, value, lookup(before, path))
             for intent in queued
-            for path, value in _written(intent)
+            for path, value in written_leaves(intent)
         ):
             self.hold((intent.seq for intent in queued), now)
 

@@ -33,9 +33,10 @@ from shadowsync._conflict.merge import (
     same,
     stamps_from_metadata,
 )
+from shadowsync._device.intent import written_leaves
 from shadowsync._device.view import apply_at
 from shadowsync._json import copy_json, copy_object, json_equal
-from shadowsync._tree import MISSING, Missing, leaves, lookup
+from shadowsync._tree import MISSING, Missing, lookup
 from shadowsync.events import ConflictResolved, ReviewNeeded
 
 if TYPE_CHECKING:
@@ -100,13 +101,7 @@ def mark_written(base: JSONObject, ours: JSONObject, pending: Iterable[Intent]) 
     value holds a marker, so that the merge sees the write (`unmark` takes them out again)."""
     marked = copy_object(base)
     for intent in pending:
-        value = intent.value
-        written = (
-            [((*intent.path, *sub), leaf) for sub, leaf in leaves(value)]
-            if type(value) is dict and value
-            else [(intent.path, value)]
-        )
-        for path, _ in written:
+        for path, _ in written_leaves(intent):
             if not same(lookup(base, path), lookup(ours, path)):
                 continue
             node: Any = marked
