@@ -5,7 +5,14 @@ batch outside the timed region (for example fresh copies of a document that the 
 ``run(item)`` is the timed call. A batch is timed with :func:`time.perf_counter_ns` around a
 plain ``for`` loop. Unlike :mod:`timeit`, the garbage collector stays on while timing: some
 peers (deepdiff) build reference cycles, and collecting them is part of what they cost. Each
-batch starts after a full collection.
+batch starts after a full collection. A batch is timed in groups of at most `PREPARED_AT_ONCE`
+calls, each group's inputs prepared just before it, and every object alive when a group starts
+(the process's own, the prepared inputs) is frozen (`gc.freeze`) until it ends. Each side then
+pays for collecting what its calls allocate, not for what the process happened to hold: a
+collection scans every object it tracks, so with a whole batch of prepared 8 KB documents
+alive, or a heap grown by earlier benchmarks, each collection cost more, more often for the side
+that allocates more, and the same call measured 500 µs or 900 µs depending on what had run
+before it.
 
 The two sides of a comparison are timed in alternating batches (ours, peer, peer, ours, ...),
 so a machine that gets busier or quieter during the run affects both sides alike.
@@ -82,17 +89,25 @@ class Measurement:
         return (max(per_call) - min(per_call)) / self.per_call_ns if self.per_call_ns else 0.0
 
 
+PREPARED_AT_ONCE = 20
+"""The most inputs alive at once while a batch is timed (see the module's docstring)."""
+
+
 def _time_batch(bench: Bench, loops: int) -> int:
-    inputs = bench.prepare(loops)
     run = bench.run
+    elapsed = 0
     gc.collect()
-    start = time.perf_counter_ns()
-    for item in inputs:
-        run(item)
-    elapsed = time.perf_counter_ns() - start
-    del inputs
-    if bench.cleanup is not None:
-        bench.cleanup()
+    for first in range(0, loops, PREPARED_AT_ONCE):
+        inputs = bench.prepare(min(PREPARED_AT_ONCE, loops - first))
+        gc.freeze()
+        start = time.perf_counter_ns()
+        for item in inputs:
+            run(item)
+        elapsed += time.perf_counter_ns() - start
+        gc.unfreeze()
+        del inputs
+        if bench.cleanup is not None:
+            bench.cleanup()
     return elapsed
 
 

@@ -12,7 +12,7 @@ moto's alike, gets its own fresh copy of the previous document, built outside th
 ours is parsed from the GetThingShadow body with ``ShadowDocument.from_json``, the way a fetched
 shadow is held (parsing measures its size once; an update derives the next size from it).
 moto also appends every ``FakeShadow`` it creates to a class-level list; that append is timed
-(it is part of moto's path), and the list is emptied after each batch, untimed.
+(it is part of moto's path), and the list is emptied after each group of calls, untimed.
 """
 
 from __future__ import annotations
