@@ -403,7 +403,7 @@ def _stamp_at(stamps: Mapping[Path, Any], path: Path) -> Any:
     return max(below) if below else None
 
 
-def _newest_stamp(node: Any) -> int | None:
+def newest_stamp(node: Any) -> int | None:
     """The newest timestamp in a metadata node (a leaf's, or any below it)."""
     if isinstance(node, dict):
         stamp = node.get("timestamp")
@@ -420,9 +420,9 @@ def _newest_stamp(node: Any) -> int | None:
         if type(child) is dict and len(child) == 1:
             found = child.get("timestamp")
             if type(found) is not int:
-                found = _newest_stamp(child)
+                found = newest_stamp(child)
         else:
-            found = _newest_stamp(child)
+            found = newest_stamp(child)
         if found is not None and (newest is None or found > newest):
             newest = found
     return newest
@@ -452,7 +452,7 @@ def stamps_from_metadata(metadata: Mapping[str, Any]) -> dict[Path, int]:
             if isinstance(meta, dict) and not _is_leaf_metadata(meta):
                 walk(meta, here, depth + 1)
             else:
-                stamp = _newest_stamp(meta)
+                stamp = newest_stamp(meta)
                 if stamp is not None:
                     out[here] = stamp
 
@@ -489,7 +489,7 @@ def stamps_at(metadata: Mapping[str, Any], paths: Iterable[Path]) -> dict[Path, 
                 node = None
                 break
             node = node[key]
-        stamp = _newest_stamp(node) if node is not None and path else None
+        stamp = newest_stamp(node) if node is not None and path else None
         if stamp is not None:
             out[path] = stamp
     return out
