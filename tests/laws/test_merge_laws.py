@@ -14,6 +14,7 @@ from shadowsync._conflict.merge import (
     ChangeClass,
     MergeResult,
     merge,
+    same,
     stamps_at,
     stamps_from_metadata,
 )
@@ -27,7 +28,7 @@ from shadowsync.strategies import (
     Strategy,
 )
 from tests.strategies import merge as sm
-from tests.strategies import shadow_documents
+from tests.strategies import related_values, shadow_documents
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -490,3 +491,44 @@ def test_stamps_at_agrees_with_the_stamps_of_the_whole_metadata(
             if stamp is not None:
                 expected[path] = stamp
         assert stamps_at(metadata, paths) == expected
+
+
+_retyped_pairs = related_values(3) | related_values(3).map(
+    lambda pair: (pair[0], _retyped(pair[0]))
+)
+
+
+def _retyped(value: Any) -> Any:
+    """``value`` with every number of the other numeric type where it has one, and ``0``/``1``
+    and ``False``/``True`` swapped: Python finds the two equal."""
+    if isinstance(value, dict):
+        return {key: _retyped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_retyped(item) for item in value]
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return bool(value) if value in (0, 1) else float(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+@given(_retyped_pairs, st.booleans())
+def test_a_value_changed_only_in_its_json_type_is_a_change(
+    pair: tuple[Any, Any], theirs_changed: bool
+) -> None:
+    # The merge tells values apart by their JSON (`same`: 1 is 1.0, but True is not 1), not
+    # by Python's ==: whichever side changed a value only in JSON type changed it.
+    before, after = pair
+    base = {"k": before}
+    changed = {"k": copy.deepcopy(after)}
+    ours, theirs = (copy.deepcopy(base), changed) if theirs_changed else (changed, base)
+    result = merge(base, ours, theirs)
+    if same(before, after):
+        assert repr(result.merged) == repr(ours)
+        assert result.changes == ()
+    else:
+        assert repr(result.merged) == repr(changed)
+        change = ChangeClass.THEIRS_ONLY if theirs_changed else ChangeClass.OURS_ONLY
+        assert [(c.path, c.change) for c in result.changes] == [(("k",), change)]

@@ -247,13 +247,18 @@ class _Resolver:
         return out
 
     def merge_value(self, path: Path, base: Value, ours: Value, theirs: Value) -> Value:
-        # `same`, called only where Python's == does not already tell the values apart: most
-        # of the values compared here differ.
+        # `same`, called only where Python's == does not already tell the values apart (most
+        # of the values compared here differ), nor the values' types: equal scalars of one
+        # type are the same JSON.
         if ours is theirs or (ours == theirs and same(ours, theirs)):
             if not same(ours, base):
                 self.changes.append(PathChange(path=path, change=ChangeClass.BOTH_SAME))
             return ours
-        if ours is base or (ours == base and same(ours, base)):
+        kind = type(ours)
+        if ours is base or (
+            ours == base
+            and ((kind is type(base) and kind is not dict and kind is not list) or same(ours, base))
+        ):
             self.changes.append(PathChange(path=path, change=ChangeClass.THEIRS_ONLY))
             return theirs
         if theirs is base or (theirs == base and same(theirs, base)):
@@ -261,9 +266,14 @@ class _Resolver:
             return ours
         if type(ours) is dict and type(theirs) is dict:
             return self.merge_object(path, base if type(base) is dict else {}, ours, theirs)
-        ours_stamp = _stamp_at(self.ours_stamps, path)
-        theirs_stamp = _stamp_at(self.theirs_stamps, path)
-        base_stamp = _stamp_at(self.base_stamps, path)
+        # `_stamp_at`, its usual answer (the path's own stamp) found without the call.
+        ours_stamp = self.ours_stamps.get(path)
+        if ours_stamp is None:
+            ours_stamp = _stamp_at(self.ours_stamps, path)
+        theirs_stamp = self.theirs_stamps.get(path)
+        if theirs_stamp is None:
+            theirs_stamp = _stamp_at(self.theirs_stamps, path)
+        base_stamp = _stamp_at(self.base_stamps, path) if self.base_stamps else None
         if base_stamp is not None:
             # Strictly older only: stamps are often whole seconds, and a change made in the
             # same second as the base is a real change, not a replay.
