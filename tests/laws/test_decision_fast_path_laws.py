@@ -29,6 +29,7 @@ from tests.strategies import (
     ROOMY_LIMITS,
     leaf_paths,
     related_states,
+    retyped,
     section_patches,
     shadow_documents,
     shadow_keys,
@@ -125,22 +126,6 @@ def test_a_decision_on_a_checked_shadow_shares_nothing_with_it(history: Any) -> 
         assert _snapshot(shadow) == before
 
 
-def _retyped(value: Any) -> Any:
-    """A copy of ``value`` that Python finds equal, with its scalars of another type where one
-    exists: ``True`` for ``1``, ``0`` for ``False``, ``2.0`` for ``2``, ``3`` for ``3.0``."""
-    if isinstance(value, dict):
-        return {key: _retyped(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_retyped(item) for item in value]
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return bool(value) if value in (0, 1) else float(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
-
-
 @st.composite
 def updated_documents(draw: st.DrawFn) -> tuple[ShadowDocument, ShadowDocument]:
     """A document and the one an update made of it. The update writes some of reported's
@@ -163,12 +148,12 @@ def updated_documents(draw: st.DrawFn) -> tuple[ShadowDocument, ShadowDocument]:
             # Python's == takes True for 1: only the exact check tells these apart.
             flags = draw(st.lists(st.booleans(), min_size=1, max_size=3))
             patches["reported"][key] = draw(st.sampled_from((flags, {"on": flags})))
-            patches["desired"][key] = _retyped(patches["reported"][key])
+            patches["desired"][key] = retyped(patches["reported"][key])
             continue
         if way in ("desired", "swap") and key in reported:
             patches["desired"][key] = copy.deepcopy(reported[key])
         if way == "retyped" and key in reported:
-            patches["desired"][key] = _retyped(reported[key])
+            patches["desired"][key] = retyped(reported[key])
         if way in ("reported", "swap") and key in desired:
             patches["reported"][key] = copy.deepcopy(desired[key])
     request: dict[str, Any] = {}

@@ -28,7 +28,7 @@ from shadowsync.strategies import (
     Strategy,
 )
 from tests.strategies import merge as sm
-from tests.strategies import related_values, shadow_documents
+from tests.strategies import related_values, retyped, shadow_documents
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -493,25 +493,14 @@ def test_stamps_at_agrees_with_the_stamps_of_the_whole_metadata(
         assert stamps_at(metadata, paths) == expected
 
 
-_retyped_pairs = related_values(3) | related_values(3).map(
-    lambda pair: (pair[0], _retyped(pair[0]))
+_confusable = st.recursive(
+    st.sampled_from((0, 1, 2, True, False, 0.0, -0.0, 1.0, 2.5, "a")),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("ab"), inner),
+    max_leaves=6,
 )
+"""Values whose numbers and flags Python's == takes for one another (see `retyped`)."""
 
-
-def _retyped(value: Any) -> Any:
-    """``value`` with every number of the other numeric type where it has one, and ``0``/``1``
-    and ``False``/``True`` swapped: Python finds the two equal."""
-    if isinstance(value, dict):
-        return {key: _retyped(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_retyped(item) for item in value]
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return bool(value) if value in (0, 1) else float(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
+_retyped_pairs = related_values(3) | _confusable.map(lambda value: (value, retyped(value)))
 
 
 @given(_retyped_pairs, st.booleans())
