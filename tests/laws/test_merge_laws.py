@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Literal
 
+import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,6 +15,8 @@ from shadowsync._conflict.merge import (
     ChangeClass,
     MergeResult,
     merge,
+    merge_policy,
+    merge_sections,
     same,
     stamps_at,
     stamps_from_metadata,
@@ -521,3 +524,44 @@ def test_a_value_changed_only_in_its_json_type_is_a_change(
         assert repr(result.merged) == repr(changed)
         change = ChangeClass.THEIRS_ONLY if theirs_changed else ChangeClass.OURS_ONLY
         assert [(c.path, c.change) for c in result.changes] == [(("k",), change)]
+
+
+@given(sm.merge_triples(), sm.builtin_strategies(), sections_, st.data())
+def test_a_merge_without_its_changes_is_the_same_merge(
+    triple: Triple, strategy: Strategy, section: Section, data: st.DataObject
+) -> None:
+    # A decision asks `merge_sections` not to make the `PathChange` list it never reads: all
+    # the rest is the merge with it, by repr.
+    base, ours, theirs = triple
+    stamps = data.draw(any_stamps(ours)), data.draw(any_stamps(theirs))
+    results = [
+        merge_sections(
+            copy.deepcopy(base),
+            copy.deepcopy(ours),
+            copy.deepcopy(theirs),
+            policy=merge_policy(strategy, section),
+            section=section,
+            thing_name="thing",
+            shadow_name=None,
+            ours_source="cloud",
+            theirs_source="device",
+            ours_stamps=stamps[0],
+            theirs_stamps=stamps[1],
+            changes=changes,
+        )
+        for changes in (True, False)
+    ]
+    assert results[1].changes == ()
+    assert repr(attrs.evolve(results[1], changes=results[0].changes)) == repr(results[0])
+    assert results[0] == merge(
+        base,
+        ours,
+        theirs,
+        policy=strategy,
+        section=section,
+        thing_name="thing",
+        ours_source="cloud",
+        theirs_source="device",
+        ours_stamps=stamps[0],
+        theirs_stamps=stamps[1],
+    )

@@ -219,7 +219,9 @@ class _Resolver:
     base_stamps: Mapping[Path, Any]
     records: list[ConflictRecord] = attrs.field(init=False, factory=list)
     reviews: list[ReviewItem] = attrs.field(init=False, factory=list)
-    changes: list[PathChange] = attrs.field(init=False, factory=list)
+    changes: list[tuple[Path, ChangeClass]] = attrs.field(init=False, factory=list)
+    """Each changed path and its class, in the merge's order (`PathChange` objects are made of
+    them at the end, when the caller wants them)."""
 
     def merge_object(
         self,
@@ -252,17 +254,17 @@ class _Resolver:
         # type are the same JSON.
         if ours is theirs or (ours == theirs and same(ours, theirs)):
             if not same(ours, base):
-                self.changes.append(PathChange(path=path, change=ChangeClass.BOTH_SAME))
+                self.changes.append((path, ChangeClass.BOTH_SAME))
             return ours
         kind = type(ours)
         if ours is base or (
             ours == base
             and ((kind is type(base) and kind is not dict and kind is not list) or same(ours, base))
         ):
-            self.changes.append(PathChange(path=path, change=ChangeClass.THEIRS_ONLY))
+            self.changes.append((path, ChangeClass.THEIRS_ONLY))
             return theirs
         if theirs is base or (theirs == base and same(theirs, base)):
-            self.changes.append(PathChange(path=path, change=ChangeClass.OURS_ONLY))
+            self.changes.append((path, ChangeClass.OURS_ONLY))
             return ours
         if type(ours) is dict and type(theirs) is dict:
             return self.merge_object(path, base if type(base) is dict else {}, ours, theirs)
@@ -280,9 +282,9 @@ class _Resolver:
             ours_stale = ours_stamp is not None and ours_stamp < base_stamp
             theirs_stale = theirs_stamp is not None and theirs_stamp < base_stamp
             if ours_stale != theirs_stale:
-                self.changes.append(PathChange(path=path, change=ChangeClass.STALE))
+                self.changes.append((path, ChangeClass.STALE))
                 return theirs if ours_stale else ours
-        self.changes.append(PathChange(path=path, change=ChangeClass.CONCURRENT))
+        self.changes.append((path, ChangeClass.CONCURRENT))
         return self.resolve(path, base, ours, theirs, ours_stamp, theirs_stamp)
 
     def resolve(
@@ -626,11 +628,13 @@ def merge_sections(
     timestamp: int = 0,
     desired_version: int = 0,
     metadata: Mapping[str, Any] | None = None,
+    changes: bool = True,
 ) -> MergeResult:
     """`merge` of three sections that are already what `section_value` makes of them: private
     copies of plain JSON without ``null`` (at most 64 levels), which are not checked or copied
     again, with the policy `merge_policy` gave. Internal: `merge` calls it once it has checked
-    its inputs, and a cloud-side decision with the values it copied from checked documents."""
+    its inputs, and a cloud-side decision with the values it copied from checked documents.
+    Without ``changes`` the result's ``changes`` are left empty (a decision reads none)."""
     inputs = (base, ours, theirs)
     resolved_policy = policy
 
@@ -693,7 +697,11 @@ def merge_sections(
         merged=merged,
         report=ConflictReport(tuple(records)),
         reviews=tuple(resolver.reviews),
-        changes=tuple(resolver.changes),
+        changes=(
+            tuple(PathChange(path=path, change=change) for path, change in resolver.changes)
+            if changes
+            else ()
+        ),
         escalated=escalated,
         rule_outcome=outcome,
     )

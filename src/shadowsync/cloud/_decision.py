@@ -214,6 +214,7 @@ def settle(
         theirs_source="device",
         ours_stamps=cloud_stamps,
         theirs_stamps=device_stamps,
+        changes=False,  # what each path's change was: no decision reads it
     )
     held = [item.path for item in result.reviews]
     final: dict[Path, Value] = {}
