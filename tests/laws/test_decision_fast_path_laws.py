@@ -19,17 +19,21 @@ from hypothesis import strategies as st
 from shadowsync import ShadowDocument, apply_update, compute_delta, stamps_at
 from shadowsync._delta import updated_delta
 from shadowsync._document import is_checked
-from shadowsync._tree import MISSING, nested
+from shadowsync._tree import MISSING, lookup, nested
+from shadowsync._tree import leaf_paths as tree_leaf_paths
 from shadowsync.cloud import ShadowDecision, handle_delta_event
 from shadowsync.cloud._decision import _nested_sides
+from shadowsync.cloud._delta_event import _first_base, delta_entries
 from shadowsync.errors import ShadowRejectedError
 from tests.strategies import (
     ROOMY_LIMITS,
     leaf_paths,
     related_states,
+    retyped,
     section_patches,
     shadow_documents,
     shadow_keys,
+    shadow_states,
     shadow_values,
 )
 from tests.strategies.cloud import POLICIES, RULES, START, Resolution, histories, run_history
@@ -122,22 +126,6 @@ def test_a_decision_on_a_checked_shadow_shares_nothing_with_it(history: Any) -> 
         assert _snapshot(shadow) == before
 
 
-def _retyped(value: Any) -> Any:
-    """A copy of ``value`` that Python finds equal, with its scalars of another type where one
-    exists: ``True`` for ``1``, ``0`` for ``False``, ``2.0`` for ``2``, ``3`` for ``3.0``."""
-    if isinstance(value, dict):
-        return {key: _retyped(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_retyped(item) for item in value]
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return bool(value) if value in (0, 1) else float(value)
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        return int(value)
-    return value
-
-
 @st.composite
 def updated_documents(draw: st.DrawFn) -> tuple[ShadowDocument, ShadowDocument]:
     """A document and the one an update made of it. The update writes some of reported's
@@ -160,12 +148,12 @@ def updated_documents(draw: st.DrawFn) -> tuple[ShadowDocument, ShadowDocument]:
             # Python's == takes True for 1: only the exact check tells these apart.
             flags = draw(st.lists(st.booleans(), min_size=1, max_size=3))
             patches["reported"][key] = draw(st.sampled_from((flags, {"on": flags})))
-            patches["desired"][key] = _retyped(patches["reported"][key])
+            patches["desired"][key] = retyped(patches["reported"][key])
             continue
         if way in ("desired", "swap") and key in reported:
             patches["desired"][key] = copy.deepcopy(reported[key])
         if way == "retyped" and key in reported:
-            patches["desired"][key] = _retyped(reported[key])
+            patches["desired"][key] = retyped(reported[key])
         if way in ("reported", "swap") and key in desired:
             patches["reported"][key] = copy.deepcopy(desired[key])
     request: dict[str, Any] = {}
@@ -278,3 +266,89 @@ def test_the_copied_sides_share_nothing_with_the_values_placed(entries: list[Any
     _, ours, theirs = _nested_sides(entries, copy_sides=True)
     placed = {i for entry in entries for value in entry[2:] for i in _containers(value)}
     assert placed.isdisjoint(_containers(ours) + _containers(theirs))
+
+
+def _metadata(value: Any, data: st.DataObject, *, root: bool = False) -> Any:
+    """Metadata for ``value`` (a section when ``root``), as a shadow's or not: leaf stamps
+    from a few seconds (so the two sections' stamps are often equal), and here and there an
+    object's metadata collapsed to one stamp (a stamped ancestor of the paths below it), a
+    member's dropped, or a leaf's given as an array of stamps."""
+    way = data.draw(st.integers(0, 7))
+    stamp = {"timestamp": data.draw(st.integers(0, 3))}
+    if type(value) is dict and (root or way != 0):
+        return {
+            key: _metadata(item, data)
+            for key, item in value.items()
+            if way != 1 or data.draw(st.booleans())
+        }
+    if type(value) is list and way != 0:
+        return [_metadata(item, data) for item in value]
+    return [stamp, {"timestamp": 2}] if way == 2 else stamp
+
+
+_small_values: st.SearchStrategy[Any] = st.recursive(
+    st.sampled_from((0, 1, 1.0, True, "x")) | st.lists(st.sampled_from((0, 1)), max_size=2),
+    lambda inner: st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
+    max_leaves=8,
+)
+"""Values with few keys and leaves, so that two drawn sections overlap, deep down too."""
+
+_small_sections: st.SearchStrategy[dict[str, Any]] = st.dictionaries(
+    st.sampled_from("abc"), _small_values, max_size=3
+)
+
+
+@st.composite
+def _delta_documents(draw: st.DrawFn) -> ShadowDocument:
+    """Documents whose sections differ in places (a delta), with `_metadata`."""
+    if draw(st.booleans()):
+        desired, reported = draw(related_states())
+    else:
+        desired, reported = draw(_small_sections), draw(_small_sections)
+    data = draw(st.data())
+    return ShadowDocument(
+        desired=desired,
+        reported=reported,
+        desired_metadata=_metadata(desired, data, root=True),
+        reported_metadata=_metadata(reported, data, root=True),
+        version=3,
+        timestamp=3,
+    )
+
+
+@given(_delta_documents(), st.data())
+def test_the_delta_walk_is_the_delta_paths_lookups_stamps_and_nesting(
+    document: ShadowDocument, data: st.DataObject
+) -> None:
+    # A delta event's decision walks the delta once for what `leaf_paths`, `lookup`,
+    # `stamps_at`, `_first_base` and `_nested_sides` each gave it, on metadata that mirrors
+    # the sections or not.
+    agreed = data.draw(
+        st.one_of(st.none(), st.just(document.reported), st.just(document.desired), shadow_states())
+    )
+    copy_sides = data.draw(st.booleans())
+    walked = delta_entries(document, agreed, copy_sides=copy_sides)
+
+    paths = tree_leaf_paths(document.delta or {})
+    cloud = stamps_at(document.section_metadata("desired"), paths)
+    device = stamps_at(document.section_metadata("reported"), paths)
+    entries = []
+    for path in paths:
+        reported = lookup(document.reported, path)
+        if agreed is None:
+            base = _first_base(path, reported, cloud.get(path), device.get(path))
+        else:
+            base = lookup(agreed, path)
+        entries.append((path, base, lookup(document.desired, path), reported))
+    assert repr(walked.entries) == repr(entries)
+    assert all(
+        a is b
+        for ours, theirs in zip(walked.entries, entries, strict=True)
+        for a, b in zip(ours[1:], theirs[1:], strict=True)
+    )
+    assert repr(walked.cloud_stamps) == repr(cloud)
+    assert repr(walked.device_stamps) == repr(device)
+    assert repr(walked.sides) == repr(_nested_sides(entries, copy_sides=copy_sides))
+    if copy_sides:
+        placed = {i for entry in entries for value in entry[2:] for i in _containers(value)}
+        assert placed.isdisjoint(_containers(walked.sides[1]) + _containers(walked.sides[2]))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any, Literal
 
+import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,6 +15,9 @@ from shadowsync._conflict.merge import (
     ChangeClass,
     MergeResult,
     merge,
+    merge_policy,
+    merge_sections,
+    same,
     stamps_at,
     stamps_from_metadata,
 )
@@ -27,7 +31,7 @@ from shadowsync.strategies import (
     Strategy,
 )
 from tests.strategies import merge as sm
-from tests.strategies import shadow_documents
+from tests.strategies import related_values, retyped, shadow_documents
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -490,3 +494,74 @@ def test_stamps_at_agrees_with_the_stamps_of_the_whole_metadata(
             if stamp is not None:
                 expected[path] = stamp
         assert stamps_at(metadata, paths) == expected
+
+
+_confusable = st.recursive(
+    st.sampled_from((0, 1, 2, True, False, 0.0, -0.0, 1.0, 2.5, "a")),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("ab"), inner),
+    max_leaves=6,
+)
+"""Values whose numbers and flags Python's == takes for one another (see `retyped`)."""
+
+_retyped_pairs = related_values(3) | _confusable.map(lambda value: (value, retyped(value)))
+
+
+@given(_retyped_pairs, st.booleans())
+def test_a_value_changed_only_in_its_json_type_is_a_change(
+    pair: tuple[Any, Any], theirs_changed: bool
+) -> None:
+    # The merge tells values apart by their JSON (`same`: 1 is 1.0, but True is not 1), not
+    # by Python's ==: whichever side changed a value only in JSON type changed it.
+    before, after = pair
+    base = {"k": before}
+    changed = {"k": copy.deepcopy(after)}
+    ours, theirs = (copy.deepcopy(base), changed) if theirs_changed else (changed, base)
+    result = merge(base, ours, theirs)
+    if same(before, after):
+        assert repr(result.merged) == repr(ours)
+        assert result.changes == ()
+    else:
+        assert repr(result.merged) == repr(changed)
+        change = ChangeClass.THEIRS_ONLY if theirs_changed else ChangeClass.OURS_ONLY
+        assert [(c.path, c.change) for c in result.changes] == [(("k",), change)]
+
+
+@given(sm.merge_triples(), sm.builtin_strategies(), sections_, st.data())
+def test_a_merge_without_its_changes_is_the_same_merge(
+    triple: Triple, strategy: Strategy, section: Section, data: st.DataObject
+) -> None:
+    # A decision asks `merge_sections` not to make the `PathChange` list it never reads: all
+    # the rest is the merge with it, by repr.
+    base, ours, theirs = triple
+    stamps = data.draw(any_stamps(ours)), data.draw(any_stamps(theirs))
+    results = [
+        merge_sections(
+            copy.deepcopy(base),
+            copy.deepcopy(ours),
+            copy.deepcopy(theirs),
+            policy=merge_policy(strategy, section),
+            section=section,
+            thing_name="thing",
+            shadow_name=None,
+            ours_source="cloud",
+            theirs_source="device",
+            ours_stamps=stamps[0],
+            theirs_stamps=stamps[1],
+            changes=changes,
+        )
+        for changes in (True, False)
+    ]
+    assert results[1].changes == ()
+    assert repr(attrs.evolve(results[1], changes=results[0].changes)) == repr(results[0])
+    assert results[0] == merge(
+        base,
+        ours,
+        theirs,
+        policy=strategy,
+        section=section,
+        thing_name="thing",
+        ours_source="cloud",
+        theirs_source="device",
+        ours_stamps=stamps[0],
+        theirs_stamps=stamps[1],
+    )

@@ -143,6 +143,22 @@ def _retyped(value: JSONValue) -> JSONValue:
     return value
 
 
+def retyped(value: Any) -> Any:
+    """A copy of ``value`` that Python finds equal, with its scalars of another type where one
+    exists: ``True`` for ``1``, ``0`` for ``False``, ``2.0`` for ``2``, ``3`` for ``3.0``."""
+    if isinstance(value, dict):
+        return {key: retyped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [retyped(item) for item in value]
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return bool(value) if value in (0, 1) else float(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
 def _perturb(draw: st.DrawFn, value: JSONValue, levels: int) -> JSONValue:
     """A variant of ``value``: kept, replaced, retyped, or (for containers) changed inside."""
     kind = type(value)

@@ -219,7 +219,9 @@ class _Resolver:
     base_stamps: Mapping[Path, Any]
     records: list[ConflictRecord] = attrs.field(init=False, factory=list)
     reviews: list[ReviewItem] = attrs.field(init=False, factory=list)
-    changes: list[PathChange] = attrs.field(init=False, factory=list)
+    changes: list[tuple[Path, ChangeClass]] = attrs.field(init=False, factory=list)
+    """Each changed path and its class, in the merge's order (`PathChange` objects are made of
+    them at the end, when the caller wants them)."""
 
     def merge_object(
         self,
@@ -247,32 +249,42 @@ class _Resolver:
         return out
 
     def merge_value(self, path: Path, base: Value, ours: Value, theirs: Value) -> Value:
-        # `same`, called only where Python's == does not already tell the values apart: most
-        # of the values compared here differ.
+        # `same`, called only where Python's == does not already tell the values apart (most
+        # of the values compared here differ), nor the values' types: equal scalars of one
+        # type are the same JSON.
         if ours is theirs or (ours == theirs and same(ours, theirs)):
             if not same(ours, base):
-                self.changes.append(PathChange(path=path, change=ChangeClass.BOTH_SAME))
+                self.changes.append((path, ChangeClass.BOTH_SAME))
             return ours
-        if ours is base or (ours == base and same(ours, base)):
-            self.changes.append(PathChange(path=path, change=ChangeClass.THEIRS_ONLY))
+        kind = type(ours)
+        if ours is base or (
+            ours == base
+            and ((kind is type(base) and kind is not dict and kind is not list) or same(ours, base))
+        ):
+            self.changes.append((path, ChangeClass.THEIRS_ONLY))
             return theirs
         if theirs is base or (theirs == base and same(theirs, base)):
-            self.changes.append(PathChange(path=path, change=ChangeClass.OURS_ONLY))
+            self.changes.append((path, ChangeClass.OURS_ONLY))
             return ours
         if type(ours) is dict and type(theirs) is dict:
             return self.merge_object(path, base if type(base) is dict else {}, ours, theirs)
-        ours_stamp = _stamp_at(self.ours_stamps, path)
-        theirs_stamp = _stamp_at(self.theirs_stamps, path)
-        base_stamp = _stamp_at(self.base_stamps, path)
+        # `_stamp_at`, its usual answer (the path's own stamp) found without the call.
+        ours_stamp = self.ours_stamps.get(path)
+        if ours_stamp is None:
+            ours_stamp = _stamp_at(self.ours_stamps, path)
+        theirs_stamp = self.theirs_stamps.get(path)
+        if theirs_stamp is None:
+            theirs_stamp = _stamp_at(self.theirs_stamps, path)
+        base_stamp = _stamp_at(self.base_stamps, path) if self.base_stamps else None
         if base_stamp is not None:
             # Strictly older only: stamps are often whole seconds, and a change made in the
             # same second as the base is a real change, not a replay.
             ours_stale = ours_stamp is not None and ours_stamp < base_stamp
             theirs_stale = theirs_stamp is not None and theirs_stamp < base_stamp
             if ours_stale != theirs_stale:
-                self.changes.append(PathChange(path=path, change=ChangeClass.STALE))
+                self.changes.append((path, ChangeClass.STALE))
                 return theirs if ours_stale else ours
-        self.changes.append(PathChange(path=path, change=ChangeClass.CONCURRENT))
+        self.changes.append((path, ChangeClass.CONCURRENT))
         return self.resolve(path, base, ours, theirs, ours_stamp, theirs_stamp)
 
     def resolve(
@@ -403,7 +415,7 @@ def _stamp_at(stamps: Mapping[Path, Any], path: Path) -> Any:
     return max(below) if below else None
 
 
-def _newest_stamp(node: Any) -> int | None:
+def newest_stamp(node: Any) -> int | None:
     """The newest timestamp in a metadata node (a leaf's, or any below it)."""
     if isinstance(node, dict):
         stamp = node.get("timestamp")
@@ -420,9 +432,9 @@ def _newest_stamp(node: Any) -> int | None:
         if type(child) is dict and len(child) == 1:
             found = child.get("timestamp")
             if type(found) is not int:
-                found = _newest_stamp(child)
+                found = newest_stamp(child)
         else:
-            found = _newest_stamp(child)
+            found = newest_stamp(child)
         if found is not None and (newest is None or found > newest):
             newest = found
     return newest
@@ -452,7 +464,7 @@ def stamps_from_metadata(metadata: Mapping[str, Any]) -> dict[Path, int]:
             if isinstance(meta, dict) and not _is_leaf_metadata(meta):
                 walk(meta, here, depth + 1)
             else:
-                stamp = _newest_stamp(meta)
+                stamp = newest_stamp(meta)
                 if stamp is not None:
                     out[here] = stamp
 
@@ -489,7 +501,7 @@ def stamps_at(metadata: Mapping[str, Any], paths: Iterable[Path]) -> dict[Path, 
                 node = None
                 break
             node = node[key]
-        stamp = _newest_stamp(node) if node is not None and path else None
+        stamp = newest_stamp(node) if node is not None and path else None
         if stamp is not None:
             out[path] = stamp
     return out
@@ -616,11 +628,13 @@ def merge_sections(
     timestamp: int = 0,
     desired_version: int = 0,
     metadata: Mapping[str, Any] | None = None,
+    changes: bool = True,
 ) -> MergeResult:
     """`merge` of three sections that are already what `section_value` makes of them: private
     copies of plain JSON without ``null`` (at most 64 levels), which are not checked or copied
     again, with the policy `merge_policy` gave. Internal: `merge` calls it once it has checked
-    its inputs, and a cloud-side decision with the values it copied from checked documents."""
+    its inputs, and a cloud-side decision with the values it copied from checked documents.
+    Without ``changes`` the result's ``changes`` are left empty (a decision reads none)."""
     inputs = (base, ours, theirs)
     resolved_policy = policy
 
@@ -683,7 +697,11 @@ def merge_sections(
         merged=merged,
         report=ConflictReport(tuple(records)),
         reviews=tuple(resolver.reviews),
-        changes=tuple(resolver.changes),
+        changes=(
+            tuple(PathChange(path=path, change=change) for path, change in resolver.changes)
+            if changes
+            else ()
+        ),
         escalated=escalated,
         rule_outcome=outcome,
     )

@@ -181,6 +181,7 @@ def settle(
     cloud_stamps: dict[Path, int],
     device_stamps: dict[Path, int],
     checked_sides: bool = False,
+    sides: tuple[JSONObject, JSONObject, JSONObject] | None = None,
 ) -> tuple[MergeResult, dict[Path, Value]]:
     """Three-way merge ``(path, base, cloud, device)`` entries of one section.
 
@@ -189,12 +190,15 @@ def settle(
     ``entries`` stay the caller's (they are copied here). ``checked_sides`` says that the
     cloud's and the device's values are a checked document's (`is_checked`): they are copied
     without being checked again. The base, read from the history, is checked as `merge`
-    checks it.
+    checks it. ``sides`` are the three sides as `_nested_sides` makes them of ``entries``
+    (with ``copy_sides=checked_sides``), when the caller nested them already.
     """
     # What `merge` does first (the policy, then each side checked and copied, as `merge`
     # words its errors), without checking values that cannot fail.
     resolved = merge_policy(policy, section)
-    base_tree, ours, theirs = _nested_sides(entries, copy_sides=checked_sides)
+    if sides is None:
+        sides = _nested_sides(entries, copy_sides=checked_sides)
+    base_tree, ours, theirs = sides
     agreed = section_value(base_tree, "base")
     if not checked_sides:
         ours, theirs = section_value(ours, "ours"), section_value(theirs, "theirs")
@@ -210,6 +214,7 @@ def settle(
         theirs_source="device",
         ours_stamps=cloud_stamps,
         theirs_stamps=device_stamps,
+        changes=False,  # what each path's change was: no decision reads it
     )
     held = [item.path for item in result.reviews]
     final: dict[Path, Value] = {}
@@ -428,12 +433,14 @@ def settled_context(
     cloud_stamps: dict[Path, int],
     device_stamps: dict[Path, int],
     checked_sides: bool = False,
+    sides: tuple[JSONObject, JSONObject, JSONObject] | None = None,
 ) -> DecisionContext:
     """The `DecisionContext` of ``entries`` once `settle` has merged them.
 
     First what is decided (the context's fields), then how: the operation's ``policy``,
-    ``rules``, time and limits, and each side's stamps for the merge (``checked_sides``: see
-    `settle`). The section is settled against its value in the shadow now (``document``).
+    ``rules``, time and limits, and each side's stamps for the merge (``checked_sides`` and
+    ``sides``: see `settle`). The section is settled against its value in the shadow now
+    (``document``).
     """
     result, final = settle(
         entries,
@@ -445,6 +452,7 @@ def settled_context(
         cloud_stamps=cloud_stamps,
         device_stamps=device_stamps,
         checked_sides=checked_sides,
+        sides=sides,
     )
     return DecisionContext(
         thing_name=thing_name,

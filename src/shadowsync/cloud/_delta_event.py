@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from shadowsync._conflict.merge import ConflictReport, stamps_at
+from shadowsync._conflict.merge import ConflictReport, newest_stamp
 from shadowsync._document import ShadowDocument, is_checked
-from shadowsync._json import JSONObject, describe, kind_phrase, normalize_section
+from shadowsync._json import JSONObject, copy_json, describe, kind_phrase, normalize_section
 from shadowsync._limits import DEFAULT_LIMITS, MAX_CONFIGURABLE_DEPTH, ShadowLimits
-from shadowsync._tree import MISSING, Path, Value, leaf_paths, lookup
+from shadowsync._tree import MISSING, Path, Value
 from shadowsync.audit import HistoryRecord
 from shadowsync.cloud._decision import (
     ShadowDecision,
@@ -128,10 +128,9 @@ def shadow_document(shadow: object) -> ShadowDocument | None:
     )
 
 
-def _first_base(
-    path: Path, reported: Value, cloud_stamps: Mapping[Path, int], device_stamps: Mapping[Path, int]
-) -> Value:
-    """The base of ``path`` when the shadow has no record yet (the first event it sees).
+def _first_base(path: Path, reported: Value, cloud: int | None, device: int | None) -> Value:
+    """The base of ``path`` when the shadow has no record yet (the first event it sees);
+    ``cloud`` and ``device`` are the path's stamps (`stamps_at`), None where it has none.
 
     Without a record, the shadow's metadata is the only witness of the order of writes. A
     reported value written after the desired one (a strictly later timestamp) is the device's
@@ -140,10 +139,142 @@ def _first_base(
     updates both land before the first delta event is handled). Otherwise the desired value is
     the newer write, and the device has yet to apply it: the reported value is the base.
     """
-    device, cloud = device_stamps.get(path), cloud_stamps.get(path)
     if reported is not MISSING and device is not None and cloud is not None and device > cloud:
         return MISSING
     return reported
+
+
+@attrs.frozen(kw_only=True)
+class DeltaEntries:
+    """What a delta-event decision settles, gathered in one walk of the shadow's delta
+    (`delta_entries`)."""
+
+    entries: list[tuple[Path, Value, Value, Value]]
+    """``(path, base, cloud, device)`` of each leaf path of the delta, in its order."""
+    sides: tuple[JSONObject, JSONObject, JSONObject]
+    """The base's, the cloud's and the device's values as three objects, each as `nested`
+    makes it of its side of ``entries`` (as `settle` nests them)."""
+    cloud_stamps: dict[Path, int]
+    device_stamps: dict[Path, int]
+
+
+def delta_entries(
+    document: ShadowDocument, agreed: JSONObject | None, *, copy_sides: bool
+) -> DeltaEntries:
+    """The entries of every leaf path of ``document``'s delta, the three sides nested, and the
+    cloud's and the device's stamps of those paths, in one walk.
+
+    The paths are `leaf_paths` of the delta, in its order; the cloud's and the device's values
+    are what `lookup` finds in desired and reported, and the base what it finds in ``agreed``
+    (the reported state at the shadow's last record), or `_first_base` without a record; the
+    stamps are what `stamps_at` gives for the paths in each section's metadata. The entries
+    hold the document's own values; with ``copy_sides`` the nested cloud's and device's values
+    are copies (`settle`'s ``checked_sides``).
+    """
+    walk = _DeltaWalk(first=agreed is None, copy_sides=copy_sides)
+    sides: tuple[JSONObject, JSONObject, JSONObject] = ({}, {}, {})
+    walk.run(
+        document.delta or {},
+        (),
+        document.desired,
+        document.reported,
+        MISSING if agreed is None else agreed,
+        document.section_metadata("desired"),
+        document.section_metadata("reported"),
+        sides,
+    )
+    return DeltaEntries(
+        entries=walk.entries,
+        sides=sides,
+        cloud_stamps=walk.cloud_stamps,
+        device_stamps=walk.device_stamps,
+    )
+
+
+class _DeltaWalk:
+    """One `delta_entries` walk: its settings, and what it collects."""
+
+    __slots__ = ("cloud_stamps", "copy_sides", "device_stamps", "entries", "first")
+
+    def __init__(self, *, first: bool, copy_sides: bool) -> None:
+        self.first = first
+        self.copy_sides = copy_sides
+        self.entries: list[tuple[Path, Value, Value, Value]] = []
+        self.cloud_stamps: dict[Path, int] = {}
+        self.device_stamps: dict[Path, int] = {}
+
+    def run(
+        self,
+        delta: JSONObject,
+        prefix: Path,
+        desired: Any,
+        reported: Any,
+        agreed: Any,
+        cloud_meta: Any,
+        device_meta: Any,
+        sides: tuple[JSONObject, JSONObject, JSONObject],
+    ) -> None:
+        """The walk below ``prefix``: ``desired``, ``reported`` and ``agreed`` are the values
+        there (`MISSING` where absent), ``cloud_meta`` and ``device_meta`` the metadata nodes
+        `stamps_at` has reached there (None: no stamp below), ``sides`` the nested sides'
+        objects there (each placed in its parent once it holds a value, as `holder` would)."""
+        entries, first, copy_sides = self.entries, self.first, self.copy_sides
+        desired_object = type(desired) is dict
+        reported_object = type(reported) is dict
+        agreed_object = type(agreed) is dict
+        # Metadata is descended as `stamps_at` descends it: a stamped leaf's node (a replaced
+        # leaf's stamped ancestor) is kept for every path below it.
+        cloud_node = cloud_kept = device_node = device_kept = None
+        if isinstance(cloud_meta, dict):
+            if len(cloud_meta) == 1 and type(cloud_meta.get("timestamp")) is int:
+                cloud_kept = cloud_meta
+            else:
+                cloud_node = cloud_meta
+        if isinstance(device_meta, dict):
+            if len(device_meta) == 1 and type(device_meta.get("timestamp")) is int:
+                device_kept = device_meta
+            else:
+                device_node = device_meta
+        agreed_side, ours_side, theirs_side = sides
+        for key, value in delta.items():
+            ours = desired[key] if desired_object and key in desired else MISSING
+            theirs = reported[key] if reported_object and key in reported else MISSING
+            base = agreed[key] if agreed_object and key in agreed else MISSING
+            cloud = cloud_node.get(key) if cloud_node is not None else cloud_kept
+            device = device_node.get(key) if device_node is not None else device_kept
+            path = (*prefix, key)
+            if type(value) is dict and value:
+                below: tuple[JSONObject, JSONObject, JSONObject] = ({}, {}, {})
+                self.run(value, path, ours, theirs, base, cloud, device, below)
+                if below[0]:
+                    agreed_side[key] = below[0]
+                if below[1]:
+                    ours_side[key] = below[1]
+                if below[2]:
+                    theirs_side[key] = below[2]
+                continue
+            # A leaf's stamp is read here (`newest_stamp` without the call); the rest there.
+            if type(cloud) is dict and len(cloud) == 1 and type(cloud.get("timestamp")) is int:
+                cloud_stamp = cloud["timestamp"]
+            else:
+                cloud_stamp = None if cloud is None else newest_stamp(cloud)
+            if type(device) is dict and len(device) == 1 and type(device.get("timestamp")) is int:
+                device_stamp = device["timestamp"]
+            else:
+                device_stamp = None if device is None else newest_stamp(device)
+            if cloud_stamp is not None:
+                self.cloud_stamps[path] = cloud_stamp
+            if device_stamp is not None:
+                self.device_stamps[path] = device_stamp
+            if first:
+                base = _first_base(path, theirs, cloud_stamp, device_stamp)
+            entries.append((path, base, ours, theirs))
+            if base is not MISSING:
+                agreed_side[key] = base
+            if ours is not MISSING:
+                ours_side[key] = copy_json(ours) if copy_sides else ours
+            if theirs is not MISSING:
+                theirs_side[key] = copy_json(theirs) if copy_sides else theirs
 
 
 def handle_delta_event(
@@ -233,26 +364,14 @@ def handle_delta_event(
         )
 
     stale_event = parsed.version < document.version
-    desired, reported = document.desired, document.reported
-    delta = document.delta or {}
-    paths = leaf_paths(delta)
-
     base = position.base
-    cloud_stamps = stamps_at(document.section_metadata("desired"), paths)
-    device_stamps = stamps_at(document.section_metadata("reported"), paths)
-    entries: list[tuple[Path, Value, Value, Value]] = []
-    # Not copied: settling copies every value it keeps (see `settle`).
-    for path in paths:
-        reported_now = lookup(reported, path)
-        if base is None:
-            agreed = _first_base(path, reported_now, cloud_stamps, device_stamps)
-        else:
-            # The last value both sides agreed on is what the device had reported at the base:
-            # a desired value that was still pending there was never agreed.
-            agreed = lookup(base["reported"], path)
-        entries.append((path, agreed, lookup(desired, path), reported_now))
+    # The last value both sides agreed on is what the device had reported at the base: a
+    # desired value that was still pending there was never agreed. Not copied: settling
+    # copies every value it keeps (see `settle`).
+    checked = is_checked(document)
+    walked = delta_entries(document, None if base is None else base["reported"], copy_sides=checked)
     context = settled_context(
-        entries,
+        walked.entries,
         section="desired",
         document=document,
         thing_name=thing,
@@ -270,9 +389,10 @@ def handle_delta_event(
         now=now,
         event_bus=event_bus,
         limits=limits,
-        cloud_stamps=cloud_stamps,
-        device_stamps=device_stamps,
+        cloud_stamps=walked.cloud_stamps,
+        device_stamps=walked.device_stamps,
         # The cloud's and device's values are the document's own.
-        checked_sides=is_checked(document),
+        checked_sides=checked,
+        sides=walked.sides,
     )
     return conclude(context)
