@@ -100,11 +100,13 @@ def _time_batch(bench: Bench, loops: int) -> int:
     for first in range(0, loops, PREPARED_AT_ONCE):
         inputs = bench.prepare(min(PREPARED_AT_ONCE, loops - first))
         gc.freeze()
-        start = time.perf_counter_ns()
-        for item in inputs:
-            run(item)
-        elapsed += time.perf_counter_ns() - start
-        gc.unfreeze()
+        try:
+            start = time.perf_counter_ns()
+            for item in inputs:
+                run(item)
+            elapsed += time.perf_counter_ns() - start
+        finally:
+            gc.unfreeze()  # a failing call (reported as the row's error) leaves nothing frozen
         del inputs
         if bench.cleanup is not None:
             bench.cleanup()

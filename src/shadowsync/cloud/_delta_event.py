@@ -253,15 +253,8 @@ class _DeltaWalk:
                 if below[2]:
                     theirs_side[key] = below[2]
                 continue
-            # A leaf's stamp is read here (`newest_stamp` without the call); the rest there.
-            if type(cloud) is dict and len(cloud) == 1 and type(cloud.get("timestamp")) is int:
-                cloud_stamp = cloud["timestamp"]
-            else:
-                cloud_stamp = None if cloud is None else newest_stamp(cloud)
-            if type(device) is dict and len(device) == 1 and type(device.get("timestamp")) is int:
-                device_stamp = device["timestamp"]
-            else:
-                device_stamp = None if device is None else newest_stamp(device)
+            cloud_stamp = newest_stamp(cloud)
+            device_stamp = newest_stamp(device)
             if cloud_stamp is not None:
                 self.cloud_stamps[path] = cloud_stamp
             if device_stamp is not None:
